@@ -1,0 +1,1 @@
+"""NovaCron: the DWCP v3 protocol stack, written once for a simulator and a real backend."""

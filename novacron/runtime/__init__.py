@@ -1,0 +1,55 @@
+"""The runtime contract (clock, network, storage, randomness, identity).
+
+Protocol code imports from here and from nothing runtime-specific; see
+:mod:`novacron.runtime.contract` for the rules and why they exist.
+"""
+
+from .contract import (
+    App,
+    Cancellable,
+    Clock,
+    FutureLike,
+    MessageHandler,
+    Network,
+    Runtime,
+    Storage,
+    TaskLike,
+    TransferHandler,
+)
+from .helpers import wait_for
+from .messages import Message, MessageCodec, WireError, codec, encoded_size
+from .types import (
+    NodeInfo,
+    Payload,
+    RuntimeContractError,
+    TransferError,
+    TransferReport,
+    VirtualPayload,
+    payload_size,
+)
+
+__all__ = [
+    "App",
+    "Cancellable",
+    "Clock",
+    "FutureLike",
+    "Message",
+    "MessageCodec",
+    "MessageHandler",
+    "Network",
+    "NodeInfo",
+    "Payload",
+    "Runtime",
+    "RuntimeContractError",
+    "Storage",
+    "TaskLike",
+    "TransferError",
+    "TransferHandler",
+    "TransferReport",
+    "VirtualPayload",
+    "WireError",
+    "codec",
+    "encoded_size",
+    "payload_size",
+    "wait_for",
+]

@@ -1,0 +1,224 @@
+"""The clock-and-network contract: everything protocol code may touch.
+
+Protocol code (everything under ``novacron/``) is written against the
+:class:`Runtime` protocol below and nothing else, so that the same code runs
+on the SimPy simulator (``novacron.sim``) and on the asyncio backend
+(``novacron.backends``). These are :class:`typing.Protocol` classes: a
+runtime satisfies them structurally, and tests check both runtimes against
+the same behavioural suite (``tests/contract``).
+
+Why each rule exists:
+
+* Time comes only from :meth:`Clock.now` / :meth:`Clock.call_later`, so the
+  simulator can run virtual time and replay a seed bit for bit.
+* Randomness comes only from :attr:`Runtime.random`, seeded by the runtime,
+  for the same reason.
+* Messages are typed (:class:`novacron.runtime.Message`); the simulator
+  passes them by reference and charges the link for their encoded size, the
+  real backend encodes them into frames.
+* Storage writes are volatile until :meth:`Storage.sync` completes: a crash
+  loses what was not synced, in the simulator exactly as on a real disk.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from .messages import Message
+from .types import NodeInfo, Payload, TransferReport
+
+T = TypeVar("T")
+M = TypeVar("M", bound=Message)
+
+#: A message handler: called with the sender's node id and the message.
+MessageHandler = Callable[[str, M], None]
+#: A transfer handler: called with the sender's node id and the payload.
+TransferHandler = Callable[[str, Payload], None]
+
+
+@runtime_checkable
+class Cancellable(Protocol):
+    """What :meth:`Clock.call_later` returns: a timer that can be cancelled."""
+
+    def cancel(self) -> None:
+        """Stop the callback from running; a no-op if it already ran."""
+        ...
+
+    def cancelled(self) -> bool: ...
+
+
+@runtime_checkable
+class FutureLike(Protocol[T]):
+    """A one-shot result, awaitable from protocol coroutines.
+
+    The same subset of :class:`asyncio.Future` on both runtimes.
+    """
+
+    def done(self) -> bool: ...
+
+    def cancelled(self) -> bool: ...
+
+    def result(self) -> T: ...
+
+    def exception(self) -> BaseException | None: ...
+
+    def set_result(self, result: T) -> None: ...
+
+    def set_exception(self, exc: BaseException) -> None: ...
+
+    def cancel(self) -> bool: ...
+
+    def add_done_callback(self, fn: Callable[[Any], None]) -> None: ...
+
+    def __await__(self) -> Any: ...
+
+
+@runtime_checkable
+class TaskLike(FutureLike[T], Protocol[T]):
+    """A spawned coroutine: a future that completes with the coroutine."""
+
+
+class Clock(Protocol):
+    """Time as the runtime defines it (virtual in the simulator)."""
+
+    def now(self) -> float:
+        """Seconds since the runtime's epoch; never goes backwards on one node."""
+        ...
+
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> Cancellable:
+        """Run ``fn(*args)`` after ``delay`` seconds; returns a cancellable handle."""
+        ...
+
+    def sleep(self, delay: float) -> Awaitable[None]:
+        """Await to pause the calling coroutine for ``delay`` seconds."""
+        ...
+
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> TaskLike[T]:
+        """Run a coroutine concurrently; its exceptions are logged if never awaited."""
+        ...
+
+    def create_future(self) -> FutureLike[Any]:
+        """A future bound to this runtime (e.g. to await a reply message)."""
+        ...
+
+
+class Storage(Protocol):
+    """A node's durable state: an append-only log and a small key-value area.
+
+    Writes are visible to the node at once but survive a crash only once a
+    later :meth:`sync` has completed, as with a file and ``fsync``. Log
+    indexes start at 1; :attr:`first_index` moves up when the log is
+    compacted (Raft snapshots), and ``last_index == first_index - 1`` means
+    the log is empty.
+    """
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, value: bytes) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def keys(self, prefix: str = "") -> list[str]: ...
+
+    @property
+    def first_index(self) -> int: ...
+
+    @property
+    def last_index(self) -> int: ...
+
+    def append(self, records: Sequence[bytes]) -> int:
+        """Append records; returns the index of the last one appended."""
+        ...
+
+    def entries(self, start: int, end: int | None = None) -> list[bytes]:
+        """Records with ``start <= index < end`` (``end`` defaults to the tail)."""
+        ...
+
+    def truncate(self, from_index: int) -> None:
+        """Drop the records at ``from_index`` and after (a conflicting suffix)."""
+        ...
+
+    def compact(self, upto_index: int) -> None:
+        """Drop the records before ``upto_index`` (covered by a snapshot)."""
+        ...
+
+    def sync(self) -> Awaitable[None]:
+        """Make every write so far durable; await it before acting on them."""
+        ...
+
+
+class Network(Protocol):
+    """Small typed messages (best effort) and bulk transfers to peers."""
+
+    def send(self, dst: str, message: Message) -> None:
+        """Send a small message. Best effort: it may be lost, delayed,
+        duplicated or reordered when the network says so; never raises for
+        an unreachable peer (protocols use timeouts, as on a real network)."""
+        ...
+
+    def on_message(self, message_type: type[M], handler: MessageHandler[M]) -> None:
+        """Route received messages of ``message_type`` to ``handler``.
+
+        One handler per type; registering again replaces it. Messages of a
+        type nobody handles are dropped and counted.
+        """
+        ...
+
+    def transfer(
+        self,
+        dst: str,
+        payload: Payload,
+        *,
+        streams: int = 1,
+        congestion: str | None = None,
+        tag: str = "",
+    ) -> Awaitable[TransferReport]:
+        """Move a large payload to ``dst`` over ``streams`` parallel streams.
+
+        Completes when the receiver holds the whole payload (checked end to
+        end) and returns a :class:`TransferReport`; raises
+        :class:`TransferError` if the peer cannot be reached or a stream
+        fails. ``congestion`` names the congestion control (``cubic``,
+        ``bbr``, ``reno``); ``None`` means the runtime's default.
+        """
+        ...
+
+    def on_transfer(self, tag: str, handler: TransferHandler) -> None:
+        """Receive completed transfers sent with ``tag``."""
+        ...
+
+
+@runtime_checkable
+class Runtime(Clock, Network, Protocol):
+    """Everything a protocol running on one node may use."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def info(self) -> NodeInfo:
+        """This node's identity and topology labels (region, zone)."""
+        ...
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        """The other nodes this node knows of, in a stable order."""
+        ...
+
+    def peer_info(self, node_id: str) -> NodeInfo: ...
+
+    @property
+    def storage(self) -> Storage: ...
+
+    @property
+    def random(self) -> random.Random:
+        """This node's seeded generator; the only source of randomness."""
+        ...
+
+
+#: Protocol code is packaged as an *app*: a callable that receives the
+#: node's runtime, registers handlers and spawns tasks. A runtime calls it on
+#: every (re)start of the node; whatever it built is dropped on a crash.
+App = Callable[[Runtime], Any]

@@ -1,0 +1,85 @@
+"""Per node-pair route state: what the message hot path reads.
+
+A :class:`Route` folds the links of a path and every active fault that
+touches the pair into a few numbers, so delivering a message is arithmetic
+on one cached object. Routes are rebuilt lazily whenever a fault or a link
+changes (the network bumps a version and clears the cache).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(eq=False)
+class PairFault:
+    """A fault that applies to messages between some node pairs.
+
+    ``src``/``dst`` are node-id sets (``None`` = any node). ``blocked``
+    makes it a partition; the probabilities make it a loss, duplication or
+    reordering burst. ``symmetric`` also applies it dst -> src.
+    """
+
+    kind: str
+    src: frozenset[str] | None
+    dst: frozenset[str] | None
+    symmetric: bool = True
+    blocked: bool = False
+    loss: float = 0.0
+    duplicate: float = 0.0
+    reorder: float = 0.0
+    reorder_delay: float = 0.0
+
+    def applies(self, a: str, b: str) -> bool:
+        if (self.src is None or a in self.src) and (self.dst is None or b in self.dst):
+            return True
+        return self.symmetric and (self.src is None or b in self.src) and (
+            self.dst is None or a in self.dst
+        )
+
+
+@dataclass(eq=False)
+class Route:
+    src: str
+    dst: str
+    link_class: str
+    latency: float  # one-way, seconds (links + fabric)
+    jitter: float
+    bottleneck_bps: float
+    loss: float
+    duplicate: float = 0.0
+    reorder: float = 0.0
+    reorder_delay: float = 0.0
+    blocked: bool = False
+    last_arrival: float = 0.0  # FIFO per pair unless reordering is on
+    rtt: float = field(default=0.0)
+
+
+def build_route(topology, src: str, dst: str, faults: list[PairFault]) -> Route:
+    links = topology.links_between(src, dst)
+    back = topology.links_between(dst, src)
+    fabric = topology.fabric_latency(src, dst)
+    latency = fabric + sum(link.current_latency for link in links)
+    rtt = latency + fabric + sum(link.current_latency for link in back)
+    delivered = 1.0
+    for link in links:
+        delivered *= 1.0 - link.current_loss
+    route = Route(
+        src=src,
+        dst=dst,
+        link_class=topology.link_class(src, dst),
+        latency=latency,
+        jitter=sum(link.jitter for link in links),
+        bottleneck_bps=min(link.bandwidth * link.bandwidth_factor for link in links),
+        loss=1.0 - delivered,
+        rtt=rtt,
+    )
+    for fault in faults:
+        if not fault.applies(src, dst):
+            continue
+        route.blocked = route.blocked or fault.blocked
+        route.loss = 1.0 - (1.0 - route.loss) * (1.0 - fault.loss)
+        route.duplicate = max(route.duplicate, fault.duplicate)
+        if fault.reorder > route.reorder:
+            route.reorder, route.reorder_delay = fault.reorder, fault.reorder_delay
+    return route

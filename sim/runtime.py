@@ -1,0 +1,170 @@
+"""One simulated node's view of the contract (``novacron.runtime.Runtime``).
+
+A :class:`SimRuntime` is one *incarnation* of a node: a crash marks it dead
+(every timer, task and handler it owned goes silent at once, see
+:class:`~novacron.sim.kernel.Call`) and a restart creates a fresh one that
+shares only the node's storage. Its clock is the simulation's virtual time
+seen through the node's :class:`NodeClock` (offset and drift, for clock-skew
+faults).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from novacron.runtime import Message, NodeInfo, Payload
+
+from .kernel import Call, SimFuture, SimTask
+from .storage import SimStorage
+
+if TYPE_CHECKING:
+    from .simulation import Simulation
+
+log = logging.getLogger(__name__)
+
+
+class NodeClock:
+    """A node's local clock: ``offset + virtual_time * (1 + drift)``.
+
+    Changing the drift keeps the clock continuous; offsets only move it
+    forward while it is running (the contract's clock never goes backwards).
+    """
+
+    def __init__(self, offset: float = 0.0, drift: float = 0.0) -> None:
+        if drift <= -1:
+            raise ValueError("clock drift must be > -1 (the clock must move forward)")
+        self.offset = offset
+        self.drift = drift
+
+    def local(self, t: float) -> float:
+        return self.offset + t * (1.0 + self.drift)
+
+    def set_drift(self, t: float, drift: float) -> None:
+        if drift <= -1:
+            raise ValueError("clock drift must be > -1 (the clock must move forward)")
+        here = self.local(t)
+        self.drift = drift
+        self.offset = here - t * (1.0 + drift)
+
+    def jump(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a running clock may only jump forward")
+        self.offset += seconds
+
+
+class SimRuntime:
+    """The contract for protocol code on one simulated node incarnation."""
+
+    def __init__(
+        self,
+        sim: Simulation,
+        info: NodeInfo,
+        storage: SimStorage,
+        clock: NodeClock,
+        rng: random.Random,
+        incarnation: int,
+    ) -> None:
+        self._sim = sim
+        self._env = sim.env
+        self._info = info
+        self._storage = storage
+        self._clock = clock
+        self._random = rng
+        self.incarnation = incarnation
+        self.alive = True
+        self._handlers: dict[type, Callable[[str, Any], None]] = {}
+        self._transfer_handlers: dict[str, Callable[[str, Payload], None]] = {}
+        self.unhandled_messages = 0
+        self.default_congestion = "cubic"
+        self.app: Any = None  # what the app factory returned, for inspection
+
+    # -- identity -------------------------------------------------------------
+    @property
+    def node_id(self) -> str:
+        return self._info.node_id
+
+    @property
+    def info(self) -> NodeInfo:
+        return self._info
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        return self._sim._peers_of[self._info.node_id]
+
+    def peer_info(self, node_id: str) -> NodeInfo:
+        return self._sim.node_info(node_id)
+
+    @property
+    def storage(self) -> SimStorage:
+        return self._storage
+
+    @property
+    def random(self) -> random.Random:
+        return self._random
+
+    # -- clock ----------------------------------------------------------------
+    def now(self) -> float:
+        return self._clock.local(self._env.now)
+
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> Call:
+        if delay < 0:
+            delay = 0.0
+        return Call(self._env, delay / (1.0 + self._clock.drift), fn, args, self)
+
+    def sleep(self, delay: float) -> SimFuture:
+        fut = SimFuture(self._env)
+        self.call_later(delay, fut.set_result, None)
+        return fut
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> SimTask:
+        return SimTask(self._env, coro, self)
+
+    def create_future(self) -> SimFuture:
+        return SimFuture(self._env)
+
+    # -- network --------------------------------------------------------------
+    def send(self, dst: str, message: Message) -> None:
+        if self.alive:
+            self._sim.network.send(self._info.node_id, dst, message)
+
+    def on_message(self, message_type: type, handler: Callable[[str, Any], None]) -> None:
+        if not (isinstance(message_type, type) and issubclass(message_type, Message)):
+            raise TypeError(f"on_message() needs a Message subclass, got {message_type!r}")
+        self._handlers[message_type] = handler
+
+    def _dispatch(self, src: str, message: Message) -> None:
+        handler = self._handlers.get(message.__class__)
+        if handler is None:
+            self.unhandled_messages += 1
+            return
+        handler(src, message)
+
+    def transfer(
+        self,
+        dst: str,
+        payload: Payload,
+        *,
+        streams: int = 1,
+        congestion: str | None = None,
+        tag: str = "",
+    ) -> SimFuture:
+        return self._sim.network.transfer(
+            self._info.node_id, dst, payload, streams, congestion or self.default_congestion, tag
+        )
+
+    def on_transfer(self, tag: str, handler: Callable[[str, Payload], None]) -> None:
+        self._transfer_handlers[tag] = handler
+
+    def _receive_transfer(self, src: str, tag: str, payload: Payload) -> None:
+        handler = self._transfer_handlers.get(tag)
+        if handler is None:
+            log.warning("%s received a transfer tagged %r from %s with no handler", self.node_id, tag, src)
+            return
+        handler(src, payload)
+
+    def __repr__(self) -> str:
+        state = "alive" if self.alive else "dead"
+        return f"<SimRuntime {self.node_id} #{self.incarnation} {state}>"
