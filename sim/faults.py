@@ -215,9 +215,7 @@ class FaultInjector:
         return links
 
     # -- node faults ----------------------------------------------------------
-    def crash(
-        self, node: str, *, at: float | None = None, restart_after: float | None = None
-    ) -> FaultHandle:
+    def crash(self, node: str, *, at: float | None = None, restart_after: float | None = None) -> FaultHandle:
         """Crash ``node`` (at ``at``); with ``restart_after`` it comes back then."""
         self._check_nodes(frozenset([node]))
 

@@ -61,9 +61,7 @@ class Simulation:
         self.topology = topology
         self.seed = seed
         self.tracer = Tracer(enabled=trace, keep=keep_trace)
-        self.network = SimNetwork(
-            self, topology, random.Random(derive_seed(seed, "network")), stream_timeout
-        )
+        self.network = SimNetwork(self, topology, random.Random(derive_seed(seed, "network")), stream_timeout)
         self.faults = FaultInjector(self)
         node_ids = sorted(topology.nodes)
         self._peers_of = {n: tuple(p for p in node_ids if p != n) for n in node_ids}

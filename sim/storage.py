@@ -110,8 +110,7 @@ class SimStorage:
             end = live.last_index + 1
         if start < live.first_index:
             raise ValueError(
-                f"entries({start}, ...): index {start} was compacted away "
-                f"(first_index is {live.first_index})"
+                f"entries({start}, ...): index {start} was compacted away (first_index is {live.first_index})"
             )
         return live.log[start - live.first_index : end - live.first_index]
 

@@ -39,18 +39,14 @@ def _cubic(rtt: float, loss: float) -> float:
     return max(packets * MSS / rtt, _mathis(rtt, loss))
 
 
-def flow_cap(
-    algorithm: str, rtt: float, loss: float, window: int = DEFAULT_WINDOW
-) -> float:
+def flow_cap(algorithm: str, rtt: float, loss: float, window: int = DEFAULT_WINDOW) -> float:
     """The most one connection of ``algorithm`` can carry on this path, in bytes/s.
 
     ``rtt`` in seconds (> 0), ``loss`` the path's random loss probability.
     Returns ``inf`` when nothing but link sharing limits the flow.
     """
     if algorithm not in ALGORITHMS:
-        raise ValueError(
-            f"unknown congestion control {algorithm!r}; choose one of {', '.join(ALGORITHMS)}"
-        )
+        raise ValueError(f"unknown congestion control {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
     rtt = max(rtt, 1e-6)
     cap = window / rtt
     if loss <= 0:

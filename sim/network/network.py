@@ -100,9 +100,7 @@ class SimNetwork:
                 f.stalled = route.blocked
             if route.blocked and not xfer.stalled:
                 xfer.stalled = True
-                xfer.stall_timer = Call(
-                    self.env, self.stream_timeout, self._stall_timeout, (xfer,)
-                )
+                xfer.stall_timer = Call(self.env, self.stream_timeout, self._stall_timeout, (xfer,))
             elif not route.blocked and xfer.stalled:
                 xfer.stalled = False
                 if xfer.stall_timer is not None:

@@ -33,9 +33,7 @@ class PairFault:
     def applies(self, a: str, b: str) -> bool:
         if (self.src is None or a in self.src) and (self.dst is None or b in self.dst):
             return True
-        return self.symmetric and (self.src is None or b in self.src) and (
-            self.dst is None or a in self.dst
-        )
+        return self.symmetric and (self.src is None or b in self.src) and (self.dst is None or a in self.dst)
 
 
 @dataclass(eq=False)

@@ -186,6 +186,5 @@ class Topology:
     def summary(self) -> str:
         regions = sorted({s.region for s in self.sites.values()})
         return (
-            f"{self.name}: {len(self.nodes)} nodes in {len(self.sites)} sites "
-            f"across {len(regions)} regions"
+            f"{self.name}: {len(self.nodes)} nodes in {len(self.sites)} sites across {len(regions)} regions"
         )
