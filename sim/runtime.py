@@ -142,7 +142,7 @@ class SimRuntime:
             return
         handler(src, message)
 
-    def transfer(
+    async def transfer(
         self,
         dst: str,
         payload: Payload,
@@ -150,8 +150,10 @@ class SimRuntime:
         streams: int = 1,
         congestion: str | None = None,
         tag: str = "",
-    ) -> SimFuture:
-        return self._sim.network.transfer(
+    ) -> TransferReport:
+        # A coroutine (not a bare future) so that spawn(rt.transfer(...)) works
+        # exactly as on the asyncio backend.
+        return await self._sim.network.transfer(
             self._info.node_id, dst, payload, streams, congestion or self.default_congestion, tag
         )
 
