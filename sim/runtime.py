@@ -114,10 +114,11 @@ class SimRuntime:
             delay = 0.0
         return Call(self._env, delay / (1.0 + self._clock.drift), fn, args, self)
 
-    def sleep(self, delay: float) -> SimFuture:
+    async def sleep(self, delay: float) -> None:
+        # A coroutine, as asyncio.sleep is, so that spawn(rt.sleep(...)) works on both runtimes.
         fut = SimFuture(self._env)
         self.call_later(delay, fut.set_result, None)
-        return fut
+        await fut
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> SimTask:
         return SimTask(self._env, coro, self)
