@@ -17,8 +17,9 @@ the code that resolved the future.
 from __future__ import annotations
 
 import logging
-from asyncio import CancelledError  # the exception class only; no event loop is used
+from asyncio import CancelledError
 from collections.abc import Callable, Coroutine
+from heapq import heappush  # the exception class only; no event loop is used
 from typing import Any
 
 import simpy
@@ -35,6 +36,11 @@ def _fire(event: Call) -> None:
     fn = event.fn
     if fn is not None and (event.owner is None or event.owner.alive):
         fn(*event.args)
+
+
+# SimPy's Environment.step() swaps an event's callback list out for None and
+# iterates it; nothing appends to a Call's list, so every Call can share one.
+_FIRE_CALLBACKS = [_fire]
 
 
 class Call(simpy.events.Event):
@@ -55,15 +61,17 @@ class Call(simpy.events.Event):
         args: tuple[Any, ...] = (),
         owner: Any = None,
     ) -> None:
-        # Inlined simpy.Event/Timeout initialisation: this is the hot path.
+        # Inlined simpy.Event initialisation and Environment.schedule(): this is
+        # the simulator's hot path (tests/sim/test_sim_kernel.py pins the
+        # ordering this relies on: time, then scheduling order).
         self.env = env
-        self.callbacks = [_fire]
+        self.callbacks = _FIRE_CALLBACKS
         self._value = None
         self._ok = True
         self.fn = fn
         self.args = args
         self.owner = owner
-        env.schedule(self, NORMAL, delay)
+        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), self))
 
     def cancel(self) -> None:
         self.fn = None

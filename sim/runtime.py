@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from novacron.runtime import Message, NodeInfo, Payload
+from novacron.runtime import Message, NodeInfo, Payload, TransferReport
 
 from .kernel import Call, SimFuture, SimTask
 from .storage import SimStorage
@@ -80,6 +80,9 @@ class SimRuntime:
         self.unhandled_messages = 0
         self.default_congestion = "cubic"
         self.app: Any = None  # what the app factory returned, for inspection
+        # send() is the hot path: a route by destination, then the network.
+        self._routes = sim.network.routes_from[info.node_id]
+        self._send_on = sim.network.send_on
 
     # -- identity -------------------------------------------------------------
     @property
@@ -129,19 +132,16 @@ class SimRuntime:
     # -- network --------------------------------------------------------------
     def send(self, dst: str, message: Message) -> None:
         if self.alive:
-            self._sim.network.send(self._info.node_id, dst, message)
+            route = self._routes.get(dst)
+            if route is None:
+                self._sim.network.send(self._info.node_id, dst, message)
+            else:
+                self._send_on(route, message)
 
     def on_message(self, message_type: type, handler: Callable[[str, Any], None]) -> None:
         if not (isinstance(message_type, type) and issubclass(message_type, Message)):
             raise TypeError(f"on_message() needs a Message subclass, got {message_type!r}")
         self._handlers[message_type] = handler
-
-    def _dispatch(self, src: str, message: Message) -> None:
-        handler = self._handlers.get(message.__class__)
-        if handler is None:
-            self.unhandled_messages += 1
-            return
-        handler(src, message)
 
     async def transfer(
         self,

@@ -61,6 +61,7 @@ class Simulation:
         self.topology = topology
         self.seed = seed
         self.tracer = Tracer(enabled=trace, keep=keep_trace)
+        self._runtimes: dict[str, SimRuntime] = {}  # filled below; updated in place on restarts
         self.network = SimNetwork(self, topology, random.Random(derive_seed(seed, "network")), stream_timeout)
         self.faults = FaultInjector(self)
         node_ids = sorted(topology.nodes)
@@ -70,7 +71,7 @@ class Simulation:
         self._clocks = {n: NodeClock() for n in node_ids}
         self._incarnations = dict.fromkeys(node_ids, 0)
         self._apps: dict[str, App | None] = dict.fromkeys(node_ids)
-        self._runtimes: dict[str, SimRuntime] = {n: self._new_runtime(n) for n in node_ids}
+        self._runtimes.update({n: self._new_runtime(n) for n in node_ids})
 
     # -- nodes ----------------------------------------------------------------
     @property

@@ -69,5 +69,7 @@ def test_sim_and_backends_install_only_under_novacron(tmp_path):
         "import importlib.util as u, novacron.sim, novacron.backends;"
         "print(u.find_spec('sim'), u.find_spec('backends'))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
     assert out.stdout.strip() == "None None"

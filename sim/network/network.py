@@ -19,15 +19,14 @@ import logging
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from heapq import heappush
 from typing import Any
 
-from novacron.runtime import (
-    Message,
-    TransferError,
-    TransferReport,
-    encoded_size,
-    payload_size,
-)
+import msgspec
+import simpy
+from simpy.events import NORMAL
+
+from novacron.runtime import Message, TransferError, TransferReport, payload_size
 
 from ..kernel import Call, SimFuture
 from .congestion import ALGORITHMS, flow_cap
@@ -37,8 +36,32 @@ from .topology import Topology
 
 log = logging.getLogger(__name__)
 
-# Trace event kinds (short strings keep the trace readable and cheap).
-DELIVER, DROP, XFER_DONE, XFER_FAIL = "deliver", "drop", "xfer", "xfer-fail"
+# Trace event kinds. Deliveries and drops are hot: recorded as numbers.
+DELIVER, DROP = 1, 2
+_KIND_NAMES = {DELIVER: "deliver", DROP: "drop"}
+XFER_DONE, XFER_FAIL = "xfer", "xfer-fail"
+_size_of = msgspec.msgpack.Encoder().encode  # the wire size of a message is len() of this
+
+
+class _Delivery(simpy.events.Event):
+    """A message in flight: one SimPy event that calls the network on arrival.
+
+    Like :class:`~novacron.sim.kernel.Call` but with named fields instead of
+    an argument tuple, and sharing one callback list (the delivery path is
+    the simulator's hottest).
+    """
+
+    __slots__ = ("route", "message", "sent_at")
+
+    def __init__(self, env, at: float, route: Route, message: Message, sent_at: float, callbacks) -> None:
+        self.env = env
+        self.callbacks = callbacks
+        self._value = None
+        self._ok = True
+        self.route = route
+        self.message = message
+        self.sent_at = sent_at
+        heappush(env._queue, (at, NORMAL, next(env._eid), self))
 
 
 @dataclass(eq=False)
@@ -69,27 +92,66 @@ class SimNetwork:
         self.flows = FlowModel(self.env)
         self.faults: list[PairFault] = []
         self._routes: dict[tuple[str, str], Route] = {}
+        # The same routes indexed by source then destination: the send path
+        # looks up by destination alone (no tuple to build and hash).
+        self.routes_from: dict[str, dict[str, Route]] = {n: {} for n in topology.nodes}
         self._fifo_carry: dict[tuple[str, str], float] = {}  # FIFO state across rebuilds
         self._transfers: dict[int, _Transfer] = {}
         self._ids = itertools.count(1)
         self.counters: Counter[str] = Counter()
-        # Per link class: message one-way delays and transfer goodputs, for reports.
+        self.delivered = 0  # hot counters are plain ints (see stats())
+        self.dropped = 0
+        # Per link class: message one-way delays (bounded), for reports.
         self.latency_samples: dict[str, list[float]] = {}
+        self.max_latency_samples = 100_000
         self.transfer_log: list[TransferReport] = []
+        # Numeric codes for the trace: node index and message type (in order of first use).
+        self._node_index = {n: i for i, n in enumerate(sorted(topology.nodes))}
+        self._type_codes: dict[type, int] = {}
+        sim.tracer.decode = self._decode_trace_event
+        self._runtimes = sim._runtimes  # the simulation updates this dict in place on restarts
+        self._trace_on = sim.tracer.enabled and not sim.tracer.keep  # else: record_numbers()
+        self._tracer = sim.tracer
+        if self._trace_on:
+            sim.tracer.inline_counter = lambda: self.delivered
+        self._on_delivery = [self._deliver]  # the callback list every _Delivery shares
 
     # -- routes -------------------------------------------------------------
     def route(self, src: str, dst: str) -> Route:
         route = self._routes.get((src, dst))
         if route is None:
             route = self._routes[(src, dst)] = build_route(self.topology, src, dst, self.faults)
+            self.routes_from[src][dst] = route
             route.last_arrival = self._fifo_carry.get((src, dst), 0.0)
+            route.src_index = self._node_index[src]
+            route.dst_index = self._node_index[dst]
+            route.samples = self.latency_samples.setdefault(route.link_class, [])
+            route.seconds_per_byte = 8 / route.bottleneck_bps
         return route
+
+    def _type_code(self, cls: type) -> int:
+        code = self._type_codes.get(cls)
+        if code is None:
+            code = self._type_codes[cls] = len(self._type_codes)
+        return code
+
+    def _decode_trace_event(self, event: tuple) -> tuple:
+        names = sorted(self.topology.nodes)
+        types = {code: cls.__name__ for cls, code in self._type_codes.items()}
+        t, kind, a, b, c = event
+        return (t, _KIND_NAMES[int(kind)], names[int(a)], names[int(b)], types.get(int(c), "?"))
+
+    def stats(self) -> dict[str, int]:
+        """Message and transfer counters, as one plain dict."""
+        return {"delivered": self.delivered, "dropped": self.dropped, **self.counters}
 
     def conditions_changed(self) -> None:
         """A fault or link changed: rebuild routes, re-cap and stall/unstall flows."""
         for key, route in self._routes.items():
             self._fifo_carry[key] = route.last_arrival
         self._routes = {}
+        for by_dst in self.routes_from.values():
+            by_dst.clear()  # cleared in place: runtimes hold references to these dicts
         for xfer in list(self._transfers.values()):
             if not xfer.flows:
                 continue
@@ -118,47 +180,70 @@ class SimNetwork:
 
     # -- messages -----------------------------------------------------------
     def send(self, src: str, dst: str, message: Message) -> None:
-        if dst not in self.topology.nodes:
-            self.counters["unknown_destination"] += 1
-            log.warning("%s sent %s to unknown node %r; dropped", src, type(message).__name__, dst)
-            return
-        route = self._routes.get((src, dst)) or self.route(src, dst)
-        now = self.env.now
-        rng = self.rng
-        if route.blocked or (route.loss and rng.random() < route.loss):
-            self.counters["dropped"] += 1
-            self.sim.tracer.record((now, DROP, src, dst, message.__class__.__name__))
-            return
-        arrival = now + route.latency + encoded_size(message) * 8 / route.bottleneck_bps
-        if route.jitter:
-            arrival += rng.random() * route.jitter
-        if route.reorder and rng.random() < route.reorder:
-            arrival += rng.random() * route.reorder_delay  # may overtake earlier messages
-        else:
-            if arrival < route.last_arrival:
-                arrival = route.last_arrival
-            route.last_arrival = arrival
-        Call(self.env, arrival - now, self._deliver, (src, dst, message, now, route.link_class))
-        if route.duplicate and rng.random() < route.duplicate:
-            self.counters["duplicated"] += 1
-            extra = rng.random() * max(route.latency, 1e-4)
-            Call(self.env, arrival - now + extra, self._deliver, (src, dst, message, now, route.link_class))
+        route = self.routes_from[src].get(dst)
+        if route is None:
+            if dst not in self.topology.nodes:
+                self.counters["unknown_destination"] += 1
+                log.warning("%s sent %s to unknown node %r; dropped", src, type(message).__name__, dst)
+                return
+            route = self.route(src, dst)
+        self.send_on(route, message)
 
-    def _deliver(self, src: str, dst: str, message: Message, sent_at: float, link_class: str) -> None:
-        now = self.env.now
-        runtime = self.sim._runtimes[dst]
+    def send_on(self, route: Route, message: Message) -> None:
+        """Send along a known route: the hot path, arithmetic on the route and one event."""
+        now = self.env._now
+        arrival = now + route.latency + len(_size_of(message)) * route.seconds_per_byte
+        if route.impaired:  # loss, jitter, reordering, duplication or a partition
+            rng = self.rng
+            if route.blocked or (route.loss and rng.random() < route.loss):
+                self._drop(now, route, message)
+                return
+            if route.jitter:
+                arrival += rng.random() * route.jitter
+            if route.duplicate and rng.random() < route.duplicate:
+                self.counters["duplicated"] += 1
+                extra = rng.random() * max(route.latency, 1e-4)
+                _Delivery(self.env, arrival + extra, route, message, now, self._on_delivery)
+            if route.reorder and rng.random() < route.reorder:
+                arrival += rng.random() * route.reorder_delay  # may overtake earlier messages
+                _Delivery(self.env, arrival, route, message, now, self._on_delivery)
+                return
+        if arrival < route.last_arrival:  # FIFO per node pair, as on one TCP connection
+            arrival = route.last_arrival
+        route.last_arrival = arrival
+        _Delivery(self.env, arrival, route, message, now, self._on_delivery)
+
+    def _deliver(self, event: _Delivery) -> None:
+        route, message, sent_at = event.route, event.message, event.sent_at
+        now = self.env._now
+        runtime = self._runtimes[route.dst]
         if not runtime.alive:
             self.counters["dropped_dead"] += 1
-            self.sim.tracer.record((now, DROP, src, dst, message.__class__.__name__))
+            self._drop(now, route, message)
             return
-        self.counters["delivered"] += 1
-        self.sim.tracer.record((now, DELIVER, src, dst, message.__class__.__name__))
-        samples = self.latency_samples.get(link_class)
-        if samples is None:
-            samples = self.latency_samples[link_class] = []
-        if len(samples) < 100_000:
+        self.delivered += 1
+        cls = message.__class__
+        code = self._type_codes.get(cls)
+        if code is None:
+            code = self._type_code(cls)
+        tracer = self._tracer
+        if self._trace_on:  # Tracer.record_numbers(), inlined (count: see Tracer.inline_counter)
+            tracer.rolling = hash((tracer.rolling, now, DELIVER, route.src_index, route.dst_index, code))
+        else:
+            tracer.record_numbers(now, DELIVER, route.src_index, route.dst_index, code)
+        samples = route.samples
+        if len(samples) < self.max_latency_samples:
             samples.append(now - sent_at)
-        runtime._dispatch(src, message)
+        handler = runtime._handlers.get(cls)
+        if handler is None:
+            runtime.unhandled_messages += 1
+        else:
+            handler(route.src, message)
+
+    def _drop(self, now: float, route: Route, message: Message) -> None:
+        self.dropped += 1
+        code = self._type_code(message.__class__)
+        self.sim.tracer.record_numbers(now, DROP, route.src_index, route.dst_index, code)
 
     # -- transfers ----------------------------------------------------------
     def transfer(

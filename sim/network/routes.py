@@ -51,6 +51,12 @@ class Route:
     blocked: bool = False
     last_arrival: float = 0.0  # FIFO per pair unless reordering is on
     rtt: float = field(default=0.0)
+    # Filled in by the network for its hot path:
+    src_index: int = 0
+    dst_index: int = 0
+    samples: list[float] = field(default_factory=list)
+    seconds_per_byte: float = 0.0
+    impaired: bool = False  # any of blocked/loss/jitter/duplicate/reorder: the slow path
 
 
 def build_route(topology, src: str, dst: str, faults: list[PairFault]) -> Route:
@@ -80,4 +86,5 @@ def build_route(topology, src: str, dst: str, faults: list[PairFault]) -> Route:
         route.duplicate = max(route.duplicate, fault.duplicate)
         if fault.reorder > route.reorder:
             route.reorder, route.reorder_delay = fault.reorder, fault.reorder_delay
+    route.impaired = bool(route.blocked or route.loss or route.jitter or route.duplicate or route.reorder)
     return route

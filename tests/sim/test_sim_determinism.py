@@ -33,7 +33,7 @@ def test_same_seed_same_trace_hash():
     a, b = scenario(42), scenario(42)
     assert a.tracer.count > 10_000
     assert a.trace_hash() == b.trace_hash()
-    assert a.network.counters == b.network.counters
+    assert a.network.stats() == b.network.stats()
     assert a.faults.log == b.faults.log
 
 

@@ -25,7 +25,9 @@ def test_wan_rtts_come_from_the_shipped_azure_matrix():
 
 
 def test_hybrid_has_all_three_link_classes_in_rising_latency():
-    topo = topologies.hybrid(["West Europe", "North Europe"], datacenters_per_region=2, nodes_per_datacenter=2)
+    topo = topologies.hybrid(
+        ["West Europe", "North Europe"], datacenters_per_region=2, nodes_per_datacenter=2
+    )
     sim = Simulation(topo, seed=0)
     a = "westeurope-dc0-n0"
     pairs = {
