@@ -2,6 +2,8 @@
 # Both create .venv when missing and (re)install only when pyproject.toml or
 # constraints.txt changed since the last install (tracked by a stamp file).
 
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -11,8 +13,11 @@ EXTRAS := ml,notebooks,dev,fast
 .PHONY: run test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "NovaCron needs Python >= 3.11; run: make PYTHON=python3.11 ...")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[$(EXTRAS)]"
+	@echo "installing novacron[$(EXTRAS)] into $(VENV) (first run only; a few minutes)..."
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[$(EXTRAS)]" \
+		2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 	@touch $(STAMP)
 
 run: $(STAMP)

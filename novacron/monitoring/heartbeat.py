@@ -13,6 +13,7 @@ clock skew between nodes never enters the sample.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 from novacron.runtime import Cancellable, Message, Runtime
@@ -32,7 +33,7 @@ class HeartbeatAck(Message, tag="hb-ack"):
 class PeerStats:
     """What one node knows about one peer."""
 
-    rtts: list[float] = field(default_factory=list)
+    rtts: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
     last_ack: float | None = None
     acks: int = 0
 
@@ -65,7 +66,7 @@ class HeartbeatService:
         self.suspect_after = suspect_after
         self.keep_samples = keep_samples
         self.on_rtt = on_rtt
-        self.peers: dict[str, PeerStats] = {p: PeerStats() for p in rt.peers}
+        self.peers: dict[str, PeerStats] = {p: self._new_stats() for p in rt.peers}
         self.started_at = rt.now()
         self._seq = 0
         self._timer: Cancellable | None = None
@@ -73,6 +74,9 @@ class HeartbeatService:
         rt.on_message(HeartbeatAck, self._on_ack)
         # Start at a random phase so that nodes do not beat in lockstep.
         self._timer = rt.call_later(rt.random.uniform(0, interval), self._beat)
+
+    def _new_stats(self) -> PeerStats:
+        return PeerStats(rtts=deque(maxlen=self.keep_samples))
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -102,13 +106,11 @@ class HeartbeatService:
     def _on_ack(self, src: str, msg: HeartbeatAck) -> None:
         stats = self.peers.get(src)
         if stats is None:  # a node that joined after us: start tracking it
-            stats = self.peers[src] = PeerStats()
+            stats = self.peers[src] = self._new_stats()
         now = self.rt.now()
         rtt = now - msg.sent_at
         stats.last_ack = now
         stats.acks += 1
-        stats.rtts.append(rtt)
-        if len(stats.rtts) > self.keep_samples:
-            del stats.rtts[: len(stats.rtts) - self.keep_samples]
+        stats.rtts.append(rtt)  # a bounded deque: memory stays flat on long runs
         if self.on_rtt is not None:
             self.on_rtt(src, rtt)
