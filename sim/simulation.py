@@ -161,11 +161,22 @@ class Simulation:
         if not progress or until is None:
             self.env.run(until=until)
             return
+        import sys
+
         from tqdm.auto import tqdm
 
         start = self.env.now
         steps = 100
-        with tqdm(total=round(until - start, 3), unit="sim-s", desc="simulating") as bar:
+        # disable=None: tqdm turns itself off when stderr is not a terminal.
+        bar = tqdm(
+            total=round(until - start, 3),
+            unit="sim-s",
+            desc="simulating",
+            disable=None,
+            mininterval=0.5,
+            file=sys.stderr,
+        )
+        with bar:
             for i in range(1, steps + 1):
                 target = start + (until - start) * i / steps
                 self.env.run(until=target)

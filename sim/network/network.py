@@ -105,6 +105,8 @@ class SimNetwork:
         self.latency_samples: dict[str, list[float]] = {}
         self.max_latency_samples = 100_000
         self.transfer_log: list[TransferReport] = []
+        #: failed transfers: (time, src, dst, tag, reason)
+        self.transfer_failures: list[tuple[float, str, str, str, str]] = []
         # Numeric codes for the trace: node index and message type (in order of first use).
         self._node_index = {n: i for i, n in enumerate(sorted(topology.nodes))}
         self._type_codes: dict[type, int] = {}
@@ -345,6 +347,7 @@ class SimNetwork:
         if xfer.stall_timer is not None:
             xfer.stall_timer.cancel()
         self.counters["transfers_failed"] += 1
+        self.transfer_failures.append((self.env.now, xfer.src, xfer.dst, xfer.tag, reason))
         self.sim.tracer.record((self.env.now, XFER_FAIL, xfer.src, xfer.dst, reason))
         if not xfer.future.done():
             xfer.future.set_exception(TransferError(f"transfer {xfer.src}->{xfer.dst}: {reason}"))
