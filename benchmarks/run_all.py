@@ -1,0 +1,14 @@
+"""Run every benchmark in this folder, one after another (``make bench``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = ["bench_sim_messages.py", "bench_sim_heartbeats.py", "bench_backend_goodput.py"]
+
+if __name__ == "__main__":
+    failed = [name for name in BENCHMARKS if subprocess.run([sys.executable, str(HERE / name)], cwd=HERE).returncode]
+    sys.exit(f"failed: {', '.join(failed)}" if failed else 0)
