@@ -10,5 +10,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = ["bench_sim_messages.py", "bench_sim_heartbeats.py", "bench_backend_goodput.py"]
 
 if __name__ == "__main__":
-    failed = [name for name in BENCHMARKS if subprocess.run([sys.executable, str(HERE / name)], cwd=HERE).returncode]
+    failed = [
+        name for name in BENCHMARKS if subprocess.run([sys.executable, str(HERE / name)], cwd=HERE).returncode
+    ]
     sys.exit(f"failed: {', '.join(failed)}" if failed else 0)

@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from novacron.runtime import Message, NodeInfo, Payload, TransferReport
+from novacron.runtime import Message, NodeInfo, Payload, TransferReport, VirtualPayload
 
 from .kernel import Call, SimFuture, SimTask
 from .storage import SimStorage
@@ -114,7 +114,7 @@ class SimRuntime:
 
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> Call:
         if delay < 0:
-            delay = 0.0
+            raise ValueError(f"call_later: delay must be >= 0, got {delay}")
         return Call(self._env, delay / (1.0 + self._clock.drift), fn, args, self)
 
     async def sleep(self, delay: float) -> None:
@@ -163,6 +163,8 @@ class SimRuntime:
 
     def _receive_transfer(self, src: str, tag: str, payload: Payload) -> None:
         handler = self._transfer_handlers.get(tag)
+        if not isinstance(payload, VirtualPayload):  # read-only, as the real backend hands it over
+            payload = memoryview(payload).toreadonly()
         if handler is None:
             log.warning("%s received a transfer tagged %r from %s with no handler", self.node_id, tag, src)
             return

@@ -49,6 +49,9 @@ class _State:
         elif kind == "compact":
             del self.log[: op[1] - self.first_index]
             self.first_index = op[1]
+        elif kind == "reset":
+            self.log = []
+            self.first_index = op[1]
 
 
 def _check_bytes(what: str, value: Any) -> bytes:
@@ -112,6 +115,10 @@ class SimStorage:
             raise ValueError(
                 f"entries({start}, ...): index {start} was compacted away (first_index is {live.first_index})"
             )
+        if end > live.last_index + 1:
+            raise ValueError(f"entries(..., {end}): end is beyond the tail (last_index is {live.last_index})")
+        if start > end:
+            raise ValueError(f"entries({start}, {end}): start is after end")
         return live.log[start - live.first_index : end - live.first_index]
 
     def truncate(self, from_index: int) -> None:
@@ -125,12 +132,18 @@ class SimStorage:
 
     def compact(self, upto_index: int) -> None:
         live = self._live
-        if not live.first_index <= upto_index <= live.last_index + 1:
+        if upto_index > live.last_index + 1:
             raise ValueError(
-                f"compact({upto_index}): must be within [{live.first_index}, "
-                f"{live.last_index + 1}] (first_index..last_index+1)"
+                f"compact({upto_index}): beyond last_index + 1 ({live.last_index + 1}); "
+                "cannot compact records that do not exist"
             )
-        self._write(("compact", upto_index))
+        if upto_index > live.first_index:  # at or below first_index: already compacted
+            self._write(("compact", upto_index))
+
+    def reset(self, first_index: int) -> None:
+        if first_index < 1:
+            raise ValueError(f"reset({first_index}): log indexes start at 1")
+        self._write(("reset", first_index))
 
     # -- durability ---------------------------------------------------------
     def sync(self) -> SimFuture:

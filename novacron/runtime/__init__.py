@@ -5,6 +5,7 @@ Protocol code imports from here and from nothing runtime-specific; see
 """
 
 from .contract import (
+    MAX_MESSAGE_BYTES,
     App,
     Cancellable,
     Clock,
@@ -29,6 +30,7 @@ from .types import (
 )
 
 __all__ = [
+    "MAX_MESSAGE_BYTES",
     "App",
     "Cancellable",
     "Clock",

@@ -30,6 +30,9 @@ from .messages import Message
 from .types import NodeInfo, Payload, TransferReport
 
 T = TypeVar("T")
+
+#: The largest encoded message ``send`` accepts; bigger payloads go by transfer.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 M = TypeVar("M", bound=Message)
 
 #: A message handler: called with the sender's node id and the message.
@@ -88,7 +91,7 @@ class Clock(Protocol):
         ...
 
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> Cancellable:
-        """Run ``fn(*args)`` after ``delay`` seconds; returns a cancellable handle."""
+        """Run ``fn(*args)`` after ``delay`` seconds (>= 0); returns a cancellable handle."""
         ...
 
     def sleep(self, delay: float) -> Awaitable[None]:
@@ -104,6 +107,7 @@ class Clock(Protocol):
         ...
 
 
+@runtime_checkable
 class Storage(Protocol):
     """A node's durable state: an append-only log and a small key-value area.
 
@@ -111,7 +115,9 @@ class Storage(Protocol):
     later :meth:`sync` has completed, as with a file and ``fsync``. Log
     indexes start at 1; :attr:`first_index` moves up when the log is
     compacted (Raft snapshots), and ``last_index == first_index - 1`` means
-    the log is empty.
+    the log is empty. Values and records are bytes. Out-of-range indexes are
+    a ``ValueError`` on every runtime (tests/contract checks them alike): a
+    caller asking for those has lost track of the log.
     """
 
     def get(self, key: str) -> bytes | None: ...
@@ -133,15 +139,29 @@ class Storage(Protocol):
         ...
 
     def entries(self, start: int, end: int | None = None) -> list[bytes]:
-        """Records with ``start <= index < end`` (``end`` defaults to the tail)."""
+        """Records with ``start <= index < end`` (``end`` defaults to ``last_index + 1``).
+
+        ``start`` below ``first_index``, ``end`` beyond ``last_index + 1`` or
+        ``start > end`` is a ``ValueError``.
+        """
         ...
 
     def truncate(self, from_index: int) -> None:
-        """Drop the records at ``from_index`` and after (a conflicting suffix)."""
+        """Drop the records at ``from_index`` and after (a conflicting suffix).
+
+        ``from_index`` must be within ``[first_index, last_index + 1]``.
+        """
         ...
 
     def compact(self, upto_index: int) -> None:
-        """Drop the records before ``upto_index`` (covered by a snapshot)."""
+        """Drop the records before ``upto_index`` (covered by a snapshot).
+
+        At or below ``first_index`` it is a no-op; beyond ``last_index + 1`` a ``ValueError``.
+        """
+        ...
+
+    def reset(self, first_index: int) -> None:
+        """Drop the whole log; it restarts empty at ``first_index`` (a snapshot was installed)."""
         ...
 
     def sync(self) -> Awaitable[None]:
@@ -155,7 +175,9 @@ class Network(Protocol):
     def send(self, dst: str, message: Message) -> None:
         """Send a small message. Best effort: it may be lost, delayed,
         duplicated or reordered when the network says so; never raises for
-        an unreachable peer (protocols use timeouts, as on a real network)."""
+        an unreachable peer (protocols use timeouts, as on a real network).
+        A message whose encoding exceeds :data:`MAX_MESSAGE_BYTES` is a
+        ``ValueError`` (use a transfer); sending to oneself delivers locally."""
         ...
 
     def on_message(self, message_type: type[M], handler: MessageHandler[M]) -> None:
@@ -186,7 +208,13 @@ class Network(Protocol):
         ...
 
     def on_transfer(self, tag: str, handler: TransferHandler) -> None:
-        """Receive completed transfers sent with ``tag``."""
+        """Receive completed transfers sent with ``tag``.
+
+        The handler gets the payload as a read-only bytes-like object (a
+        ``memoryview``: zero-copy on the real backend) or, in the simulator,
+        the :class:`VirtualPayload` that was sent. Copy it with ``bytes()``
+        to keep it beyond the handler.
+        """
         ...
 
 

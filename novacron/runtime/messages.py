@@ -59,7 +59,7 @@ class MessageCodec:
         decoder = self._decoder_for_current_types()
         try:
             return decoder.decode(data)
-        except msgspec.DecodeError as exc:  # ValidationError is a subclass
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError is a DecodeError
             raise WireError(f"undecodable message frame ({len(data)} bytes): {exc}") from None
 
     def _decoder_for_current_types(self) -> msgspec.msgpack.Decoder:

@@ -26,7 +26,7 @@ import msgspec
 import simpy
 from simpy.events import NORMAL
 
-from novacron.runtime import Message, TransferError, TransferReport, payload_size
+from novacron.runtime import MAX_MESSAGE_BYTES, Message, TransferError, TransferReport, payload_size
 
 from ..kernel import Call, SimFuture
 from .congestion import ALGORITHMS, flow_cap
@@ -194,7 +194,13 @@ class SimNetwork:
     def send_on(self, route: Route, message: Message) -> None:
         """Send along a known route: the hot path, arithmetic on the route and one event."""
         now = self.env._now
-        arrival = now + route.latency + len(_size_of(message)) * route.seconds_per_byte
+        size = len(_size_of(message))
+        if size > MAX_MESSAGE_BYTES:
+            raise ValueError(
+                f"{type(message).__name__} encodes to {size} bytes, over the {MAX_MESSAGE_BYTES}-byte "
+                "message limit; send large payloads with transfer()"
+            )
+        arrival = now + route.latency + size * route.seconds_per_byte
         if route.impaired:  # loss, jitter, reordering, duplication or a partition
             rng = self.rng
             if route.blocked or (route.loss and rng.random() < route.loss):

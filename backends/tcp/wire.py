@@ -1,0 +1,101 @@
+"""What travels on a NovaCron TCP connection besides protocol messages.
+
+Every connection starts with a 4-byte *preamble*, sent in clear before any
+TLS handshake, that says which kind of connection it is:
+
+* ``NCm1`` — a **message** connection: a :class:`Hello` frame naming the
+  sending node, then one frame per :class:`novacron.runtime.Message`. Message
+  connections are one-way (each node sends over its own outbound
+  connection), so the receiver never writes on them.
+* ``NCd1`` — a **data** connection carrying one slice of a bulk transfer: a
+  :class:`StreamHeader` frame (which also identifies the sender), the raw
+  slice bytes, a :class:`StreamTrailer` frame with the slice's checksum, then
+  one :class:`StreamStatus` frame back from the receiver once the *whole*
+  transfer has been reassembled and verified.
+
+The preamble lets one listening port serve both kinds, and lets the data
+path hand a raw socket to a worker thread before asyncio ever reads from it.
+The checksum travels in a trailer rather than in the header so that the
+sender computes it chunk by chunk while sending (one pass over memory)
+instead of reading the whole slice once more before the first byte leaves.
+
+These structs are deliberately *not* :class:`~novacron.runtime.Message`
+subclasses: they have their own decoders, so protocol code can never
+receive or forge them as messages, and a message frame never passes for a
+hello.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, TypeVar
+
+import msgspec
+
+from novacron.runtime import WireError
+
+PROTOCOL_VERSION = 1
+PREAMBLE_SIZE = 4
+MESSAGE_PREAMBLE = b"NCm1"
+DATA_PREAMBLE = b"NCd1"
+
+#: Frames before a peer is authenticated (hello, stream header, status) are
+#: small; capping them stops an anonymous client from making us buffer 16 MiB.
+CONTROL_MAX_FRAME = 64 * 1024
+
+NodeId = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+ShortText = Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+class Hello(msgspec.Struct, tag="novacron/hello", forbid_unknown_fields=True, frozen=True):
+    """First frame on a message connection: who is talking."""
+
+    version: int
+    node_id: NodeId
+
+
+class StreamHeader(msgspec.Struct, tag="novacron/stream", forbid_unknown_fields=True, frozen=True):
+    """First frame on a data connection: which slice of which transfer follows."""
+
+    version: int
+    src: NodeId
+    transfer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    index: NonNegative
+    streams: Positive
+    offset: NonNegative
+    length: NonNegative
+    total: NonNegative
+    tag: ShortText
+    checksum: Annotated[str, msgspec.Meta(max_length=32)]
+
+
+class StreamTrailer(msgspec.Struct, tag="novacron/trailer", forbid_unknown_fields=True, frozen=True):
+    """Sent after a slice's bytes: the checksum of those bytes."""
+
+    checksum: NonNegative
+
+
+class StreamStatus(msgspec.Struct, tag="novacron/status", forbid_unknown_fields=True, frozen=True):
+    """The receiver's verdict on the whole transfer, sent back on every stream."""
+
+    ok: bool
+    reason: ShortText = ""
+
+
+T = TypeVar("T")
+
+_encoder = msgspec.msgpack.Encoder()
+_decoders = {cls: msgspec.msgpack.Decoder(cls) for cls in (Hello, StreamHeader, StreamTrailer, StreamStatus)}
+
+
+def encode(value: Hello | StreamHeader | StreamTrailer | StreamStatus) -> bytes:
+    return _encoder.encode(value)
+
+
+def decode(cls: type[T], body: bytes | memoryview) -> T:
+    """Decode ``body`` as ``cls`` or raise :class:`WireError` saying why."""
+    try:
+        return _decoders[cls].decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise WireError(f"not a valid {cls.__name__} frame: {exc}") from None

@@ -1,0 +1,213 @@
+"""``novacron node``: run one real node in this process.
+
+The node reads its configuration file (``novacron.config``), opens its durable
+storage at ``<system.data_dir>/<node_id>.sqlite3``, listens on
+``network.listen_address:network.bind_port`` with the asyncio runtime
+(``novacron.backends``, uvloop when installed), and runs the heartbeat
+protocol against the peers given with ``--peers``. It stops cleanly on
+SIGINT/SIGTERM, within ``system.shutdown_timeout``.
+
+Peers are a static list (``--peers n2=10.0.0.2:9090,n3=10.0.0.3:9090``):
+the node accepts connections only from node ids in that list, and with
+``network.enable_tls`` only from holders of a certificate, signed by
+``--tls-ca``, whose common name is that node id.
+
+Exit codes: 0 after a clean shutdown, 1 when the node could not start or
+did not stop in time, 2 for a configuration or usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported lazily at run time: `novacron --help` stays fast
+    from novacron.backends import AsyncioRuntime, PeerDirectory, TLSConfig
+    from novacron.config import NovaCronConfig
+    from novacron.monitoring import HeartbeatService
+
+log = logging.getLogger("novacron.node")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "node",
+        help="run one node (asyncio runtime over TCP/TLS)",
+        description=(__doc__ or "").split("\n\n")[1],
+    )
+    parser.add_argument("--config", required=True, type=Path, help="the node's YAML config file")
+    parser.add_argument(
+        "--peers",
+        default="",
+        metavar="ID=HOST:PORT,...",
+        help="the other nodes of the cluster (comma-separated)",
+    )
+    parser.add_argument("--region", default="", help="this node's region label")
+    parser.add_argument("--zone", default="", help="this node's zone label")
+    parser.add_argument("--tls-cert", type=Path, help="this node's certificate (PEM; CN = node id)")
+    parser.add_argument("--tls-key", type=Path, help="this node's private key (PEM)")
+    parser.add_argument("--tls-ca", type=Path, help="the CA that signs every node's certificate")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from novacron.backends import PeerDirectory, new_event_loop
+    from novacron.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"novacron node: {exc}", file=sys.stderr)
+        return 2
+    try:
+        peers = PeerDirectory.parse(args.peers)
+    except ValueError as exc:
+        print(f"novacron node: --peers: {exc}", file=sys.stderr)
+        return 2
+    try:
+        tls = _tls_config(config.network.enable_tls, args)
+    except ValueError as exc:
+        print(f"novacron node: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.system.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    loop = new_event_loop()
+    try:
+        return loop.run_until_complete(serve(config, peers, tls, region=args.region, zone=args.zone))
+    finally:
+        loop.close()
+
+
+def _tls_config(enabled: bool, args: argparse.Namespace) -> TLSConfig | None:
+    from novacron.backends import TLSConfig
+
+    given = {"--tls-cert": args.tls_cert, "--tls-key": args.tls_key, "--tls-ca": args.tls_ca}
+    if not enabled:
+        if any(given.values()):
+            ignored = ", ".join(flag for flag, value in given.items() if value)
+            print(f"novacron node: network.enable_tls is false: ignoring {ignored}", file=sys.stderr)
+        return None
+    missing = [flag for flag, value in given.items() if value is None]
+    if missing:
+        raise ValueError(
+            "network.enable_tls is true, so the node needs its certificate, key and CA: "
+            f"missing {', '.join(missing)} (or set network.enable_tls: false)"
+        )
+    for flag, path in given.items():
+        if not path.is_file():
+            raise ValueError(f"{flag} {path}: no such file")
+    return TLSConfig(cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca)
+
+
+async def serve(
+    config: NovaCronConfig,
+    peers: PeerDirectory,
+    tls: TLSConfig | None,
+    *,
+    region: str = "",
+    zone: str = "",
+) -> int:
+    """Run the node until SIGINT/SIGTERM; returns the process exit code."""
+    from novacron.backends import (
+        AsyncioRuntime,
+        RuntimeOptions,
+        SQLiteStorage,
+        select_transport,
+    )
+    from novacron.monitoring import HeartbeatService
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    system, network, dwcp = config.system, config.network, config.dwcp
+    choice = select_transport(dwcp.transport.enable_rdma)
+    data_dir = Path(system.data_dir)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        storage = SQLiteStorage(data_dir / f"{system.node_id}.sqlite3")
+    except OSError as exc:
+        log.error("cannot open storage in %s: %s", data_dir, exc)
+        return 1
+    options = RuntimeOptions(
+        max_connections=network.max_connections,
+        stream_timeout=dwcp.transport.stream_timeout,
+        max_streams=dwcp.transport.max_streams,
+    )
+    rt = AsyncioRuntime(
+        system.node_id,
+        directory=peers,
+        host=network.listen_address,
+        port=network.bind_port,
+        region=region,
+        zone=zone,
+        storage=storage,
+        tls=tls,
+        options=options,
+    )
+    try:
+        await rt.start()
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", network.listen_address, network.bind_port, exc)
+        storage.close()
+        return 1
+    heartbeat = HeartbeatService(rt, interval=dwcp.consensus.heartbeat_interval)
+    rt.spawn(_watch_peers(rt, heartbeat))
+    log.info(
+        "node %s started: listening on %s:%d, peers %s, bulk transport %s (%s)",
+        system.node_id,
+        *rt.address,
+        ", ".join(rt.peers) or "none",
+        choice.kind,
+        choice.reason,
+    )
+
+    await stop.wait()
+    log.info("node %s stopping (signal received)", system.node_id)
+    heartbeat.stop()
+    try:
+        async with asyncio.timeout(system.shutdown_timeout):
+            await rt.close()
+    except TimeoutError:
+        log.error("node %s did not stop within %gs; forcing", system.node_id, system.shutdown_timeout)
+        await rt.crash()
+        return 1
+    log.info("node %s stopped", system.node_id)
+    return 0
+
+
+async def _watch_peers(rt: AsyncioRuntime, heartbeat: HeartbeatService) -> None:
+    """Log when a peer starts or stops answering heartbeats (what an operator wants to see)."""
+    up: set[str] = set()
+    while True:
+        await rt.sleep(heartbeat.interval)
+        suspected = set(heartbeat.suspected())
+        for peer, stats in heartbeat.peers.items():
+            if peer not in suspected and stats.acks and peer not in up:
+                up.add(peer)
+                rtt = stats.last_rtt or 0.0
+                log.info("peer %s is up (rtt %.2f ms)", peer, rtt * 1000)
+            elif peer in suspected and peer in up:
+                up.discard(peer)
+                log.warning("peer %s stopped answering heartbeats", peer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``novacron node`` alone (``python -m novacron.cli.node_cmd --config ...``)."""
+    parser = argparse.ArgumentParser(prog="novacron")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["node", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
