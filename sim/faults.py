@@ -214,6 +214,20 @@ class FaultInjector:
             links.append(self.sim.topology.site_links[(b, a)])
         return links
 
+    def kill_streams(
+        self, src: str | None = None, dst: str | None = None, *, count: int = 1, at: float | None = None
+    ) -> FaultHandle:
+        """Reset ``count`` open streams from ``src`` to ``dst`` (oldest first), as a
+        connection reset would: an in-flight send raises, the stream stays failed."""
+        bulk = self.sim.network.bulk
+
+        def apply() -> None:
+            for stream in bulk.streams_between(src, dst)[:count]:
+                bulk.fail(stream, "connection reset (injected)")
+            return None
+
+        return self._schedule(f"kill-streams {src}->{dst} x{count}", apply, at, None)
+
     # -- node faults ----------------------------------------------------------
     def crash(self, node: str, *, at: float | None = None, restart_after: float | None = None) -> FaultHandle:
         """Crash ``node`` (at ``at``); with ``restart_after`` it comes back then."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from novacron.runtime import Message, NodeInfo, Payload, TransferReport, VirtualPayload
 
 from .kernel import Call, SimFuture, SimTask
+from .network.bulk import SimStream
 from .storage import SimStorage
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ class SimRuntime:
         self.alive = True
         self._handlers: dict[type, Callable[[str, Any], None]] = {}
         self._transfer_handlers: dict[str, Callable[[str, Payload], None]] = {}
+        self._stream_handlers: dict[type, Callable[[str, Any, Payload], None]] = {}
         self.unhandled_messages = 0
         self.default_congestion = "cubic"
         self.app: Any = None  # what the app factory returned, for inspection
@@ -157,6 +159,27 @@ class SimRuntime:
         return await self._sim.network.transfer(
             self._info.node_id, dst, payload, streams, congestion or self.default_congestion, tag
         )
+
+    async def open_stream(self, dst: str, *, congestion: str | None = None) -> SimStream:
+        return await self._sim.network.open_stream(
+            self._info.node_id, dst, congestion or self.default_congestion
+        )
+
+    def on_stream(self, header_type: type, handler: Callable[[str, Any, Payload], None]) -> None:
+        if not (isinstance(header_type, type) and issubclass(header_type, Message)):
+            raise TypeError(f"on_stream() needs a Message subclass, got {header_type!r}")
+        self._stream_handlers[header_type] = handler
+
+    def _receive_stream_record(self, src: str, header: Message, data: Payload) -> None:
+        handler = self._stream_handlers.get(header.__class__)
+        if handler is None:
+            log.warning(
+                "%s got a stream record %s from %s with no handler", self.node_id, type(header).__name__, src
+            )
+            return
+        if not isinstance(data, VirtualPayload):
+            data = memoryview(data).toreadonly()
+        handler(src, header, data)
 
     def on_transfer(self, tag: str, handler: Callable[[str, Payload], None]) -> None:
         self._transfer_handlers[tag] = handler

@@ -6,19 +6,15 @@ message's serialisation time at the bottleneck; deliveries on one node pair
 stay in FIFO order (as on a TCP connection) unless a reordering fault is
 active. Small messages do not contend for bandwidth; bulk transfers do.
 
-Transfers: a transfer over N streams is N flows in the :class:`FlowModel`,
-each capped by its congestion control on the route's RTT and loss. It
-costs one RTT of connection set-up before data moves, and completes one
-one-way latency after its last byte left, when the receiver holds it all.
+Bulk data (transfers and streams) is flows in the :class:`FlowModel`; see
+:mod:`.bulk`.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import random
 from collections import Counter
-from dataclasses import dataclass, field
 from heapq import heappush
 from typing import Any
 
@@ -26,11 +22,11 @@ import msgspec
 import simpy
 from simpy.events import NORMAL
 
-from novacron.runtime import MAX_MESSAGE_BYTES, Message, TransferError, TransferReport, payload_size
+from novacron.runtime import MAX_MESSAGE_BYTES, Message, TransferReport
 
-from ..kernel import Call, SimFuture
-from .congestion import ALGORITHMS, flow_cap
-from .flows import Flow, FlowModel
+from ..kernel import SimFuture
+from .bulk import BulkPlane
+from .flows import FlowModel
 from .routes import PairFault, Route, build_route
 from .topology import Topology
 
@@ -64,24 +60,6 @@ class _Delivery(simpy.events.Event):
         heappush(env._queue, (at, NORMAL, next(env._eid), self))
 
 
-@dataclass(eq=False)
-class _Transfer:
-    id: int
-    src: str
-    dst: str
-    payload: Any
-    nbytes: int
-    streams: int
-    congestion: str
-    tag: str
-    future: SimFuture
-    started: float
-    flows: list[Flow] = field(default_factory=list)
-    pending: int = 0
-    stalled: bool = False
-    stall_timer: Call | None = None
-
-
 class SimNetwork:
     def __init__(self, sim: Any, topology: Topology, rng: random.Random, stream_timeout: float) -> None:
         self.sim = sim
@@ -96,8 +74,7 @@ class SimNetwork:
         # looks up by destination alone (no tuple to build and hash).
         self.routes_from: dict[str, dict[str, Route]] = {n: {} for n in topology.nodes}
         self._fifo_carry: dict[tuple[str, str], float] = {}  # FIFO state across rebuilds
-        self._transfers: dict[int, _Transfer] = {}
-        self._ids = itertools.count(1)
+        self.bulk = BulkPlane(self)
         self.counters: Counter[str] = Counter()
         self.delivered = 0  # hot counters are plain ints (see stats())
         self.dropped = 0
@@ -154,21 +131,7 @@ class SimNetwork:
         self._routes = {}
         for by_dst in self.routes_from.values():
             by_dst.clear()  # cleared in place: runtimes hold references to these dicts
-        for xfer in list(self._transfers.values()):
-            if not xfer.flows:
-                continue
-            route = self.route(xfer.src, xfer.dst)
-            cap = flow_cap(xfer.congestion, route.rtt, route.loss)
-            for f in xfer.flows:
-                f.cap = cap
-                f.stalled = route.blocked
-            if route.blocked and not xfer.stalled:
-                xfer.stalled = True
-                xfer.stall_timer = Call(self.env, self.stream_timeout, self._stall_timeout, (xfer,))
-            elif not route.blocked and xfer.stalled:
-                xfer.stalled = False
-                if xfer.stall_timer is not None:
-                    xfer.stall_timer.cancel()
+        self.bulk.conditions_changed()
         self.flows.changed()
 
     def add_fault(self, fault: PairFault) -> None:
@@ -253,112 +216,17 @@ class SimNetwork:
         code = self._type_code(message.__class__)
         self.sim.tracer.record_numbers(now, DROP, route.src_index, route.dst_index, code)
 
-    # -- transfers ----------------------------------------------------------
+    def message_size(self, message: Message) -> int:
+        return len(_size_of(message))
+
+    # -- bulk data (see bulk.py) ------------------------------------------------
     def transfer(
         self, src: str, dst: str, payload: Any, streams: int, congestion: str, tag: str
     ) -> SimFuture:
-        future = SimFuture(self.env)
-        if congestion not in ALGORITHMS:
-            raise ValueError(
-                f"unknown congestion control {congestion!r}; choose one of {', '.join(ALGORITHMS)}"
-            )
-        if not isinstance(streams, int) or streams < 1:
-            raise ValueError(f"streams must be an integer >= 1, got {streams!r}")
-        if dst not in self.topology.nodes:
-            future.set_exception(TransferError(f"unknown destination node {dst!r}"))
-            return future
-        xfer = _Transfer(
-            id=next(self._ids),
-            src=src,
-            dst=dst,
-            payload=payload,
-            nbytes=payload_size(payload),
-            streams=streams,
-            congestion=congestion,
-            tag=tag,
-            future=future,
-            started=self.sim._runtimes[src].now(),
-        )
-        self._transfers[xfer.id] = xfer
-        route = self.route(src, dst)
-        if route.blocked:  # SYNs go nowhere: the connect times out
-            xfer.stalled = True
-            xfer.stall_timer = Call(self.env, self.stream_timeout, self._stall_timeout, (xfer,))
-        else:
-            Call(self.env, route.rtt, self._open_streams, (xfer,))  # TCP handshake
-        return future
+        return self.bulk.transfer(src, dst, payload, streams, congestion, tag)
 
-    def _open_streams(self, xfer: _Transfer) -> None:
-        if xfer.id not in self._transfers:
-            return
-        if not self.sim._runtimes[xfer.dst].alive:
-            self._fail(xfer, f"connection refused: {xfer.dst} is down")
-            return
-        route = self.route(xfer.src, xfer.dst)
-        cap = flow_cap(xfer.congestion, route.rtt, route.loss)
-        links = self.topology.links_between(xfer.src, xfer.dst)
-        base, extra = divmod(xfer.nbytes, xfer.streams)
-        xfer.pending = xfer.streams
-        for i in range(xfer.streams):
-            flow = Flow(links, float(base + (1 if i < extra else 0)), cap, self._flow_done, meta=xfer)
-            xfer.flows.append(flow)
-        for flow in xfer.flows:
-            self.flows.start(flow)
-
-    def _flow_done(self, flow: Flow) -> None:
-        xfer: _Transfer = flow.meta
-        xfer.pending -= 1
-        if xfer.pending == 0 and xfer.id in self._transfers:
-            latency = self.route(xfer.src, xfer.dst).latency
-            Call(self.env, latency, self._arrived, (xfer,))
-
-    def _arrived(self, xfer: _Transfer) -> None:
-        if xfer.id not in self._transfers:
-            return
-        receiver = self.sim._runtimes[xfer.dst]
-        if not receiver.alive:
-            self._fail(xfer, f"{xfer.dst} crashed during the transfer")
-            return
-        receiver._receive_transfer(xfer.src, xfer.tag, xfer.payload)
-        # The acknowledgement travels back before the sender knows.
-        Call(self.env, self.route(xfer.dst, xfer.src).latency, self._acknowledged, (xfer,))
-
-    def _acknowledged(self, xfer: _Transfer) -> None:
-        if self._transfers.pop(xfer.id, None) is None:
-            return
-        sender = self.sim._runtimes[xfer.src]
-        report = TransferReport(
-            src=xfer.src,
-            dst=xfer.dst,
-            tag=xfer.tag,
-            nbytes=xfer.nbytes,
-            streams=xfer.streams,
-            congestion=xfer.congestion,
-            started=xfer.started,
-            finished=sender.now(),
-        )
-        self.transfer_log.append(report)
-        self.sim.tracer.record((self.env.now, XFER_DONE, xfer.src, xfer.dst, xfer.nbytes, xfer.streams))
-        if not xfer.future.done():
-            xfer.future.set_result(report)
-
-    def _stall_timeout(self, xfer: _Transfer) -> None:
-        if xfer.stalled and xfer.id in self._transfers:
-            self._fail(xfer, f"no progress for {self.stream_timeout:g}s: {xfer.dst} unreachable")
-
-    def _fail(self, xfer: _Transfer, reason: str) -> None:
-        self._transfers.pop(xfer.id, None)
-        if xfer.flows:
-            self.flows.remove(xfer.flows)
-        if xfer.stall_timer is not None:
-            xfer.stall_timer.cancel()
-        self.counters["transfers_failed"] += 1
-        self.transfer_failures.append((self.env.now, xfer.src, xfer.dst, xfer.tag, reason))
-        self.sim.tracer.record((self.env.now, XFER_FAIL, xfer.src, xfer.dst, reason))
-        if not xfer.future.done():
-            xfer.future.set_exception(TransferError(f"transfer {xfer.src}->{xfer.dst}: {reason}"))
+    def open_stream(self, src: str, dst: str, congestion: str) -> SimFuture:
+        return self.bulk.open_stream(src, dst, congestion)
 
     def node_crashed(self, node_id: str) -> None:
-        for xfer in list(self._transfers.values()):
-            if node_id in (xfer.src, xfer.dst):
-                self._fail(xfer, f"{node_id} crashed")
+        self.bulk.node_crashed(node_id)

@@ -189,3 +189,48 @@ def test_invalid_stream_counts_are_rejected(streams):
         return True
 
     assert sim.run_until_complete("x", go)
+
+
+def test_a_stream_sends_records_back_to_back_at_the_bottleneck_rate():
+    from novacron.runtime import Message
+
+    class Rec(Message, tag="sim-rec"):
+        i: int
+
+    sim = Simulation(wan_pair(rtt=0.01, bandwidth=1e9), seed=0)
+    arrivals = []
+    sim.runtime("y").on_stream(Rec, lambda src, h, d: arrivals.append((sim.now, h.i, len(d))))
+
+    async def go(rt):
+        stream = await rt.open_stream("y")
+        opened = rt.now()
+        for i in range(4):
+            await stream.send(Rec(i), VirtualPayload(1 << 20))
+        return opened, rt.now()
+
+    opened, finished = sim.run_until_complete("x", go)
+    sim.run()  # the last record is still in flight when the sender is done
+    assert opened == pytest.approx(0.01)  # one RTT of handshake
+    assert [i for _, i, _ in arrivals] == [0, 1, 2, 3]
+    assert finished - opened == pytest.approx(4 * (1 << 20) * 8 / 1e9, rel=1e-3)
+    assert arrivals[-1][0] == pytest.approx(finished + 0.005, rel=1e-3)
+
+
+def test_an_injected_stream_reset_fails_the_send_in_flight_and_later_ones():
+    from novacron.runtime import Message
+
+    class Rec(Message, tag="sim-rec2"):
+        i: int
+
+    sim = Simulation(wan_pair(rtt=0.01, bandwidth=1e8), seed=0)
+    sim.faults.kill_streams("x", "y", at=0.5)
+
+    async def go(rt):
+        stream = await rt.open_stream("y")
+        with pytest.raises(TransferError, match="reset"):
+            await stream.send(Rec(0), VirtualPayload(100 << 20))  # 8 s at 100 Mbit/s
+        with pytest.raises(TransferError, match="reset"):
+            await stream.send(Rec(1), b"x")
+        return rt.now()
+
+    assert sim.run_until_complete("x", go) == pytest.approx(0.5)
