@@ -9,7 +9,8 @@ from .faults import FaultHandle, FaultInjector, Nemesis
 from .kernel import SimFuture, SimTask
 from .network.topology import Link, Site, Topology
 from .runtime import NodeClock, SimRuntime
-from .simulation import Simulation, derive_seed
+from .seeds import derive_seed
+from .simulation import Simulation
 from .storage import SimStorage
 
 __all__ = [

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .network.routes import PairFault
 from .network.topology import Link
+from .seeds import derive_seed
 
 if TYPE_CHECKING:
     from .simulation import Simulation
@@ -308,8 +309,6 @@ class Nemesis:
 
     def schedule(self, sim: Simulation) -> list[FaultHandle]:
         """Draw the whole schedule now (from the simulation's seed) and register it."""
-        from .simulation import derive_seed
-
         rng = random.Random(derive_seed(sim.seed, "nemesis"))
         nodes = sorted(sim.topology.nodes)
         t = self.start

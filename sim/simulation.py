@@ -16,7 +16,6 @@ others' streams.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 from collections.abc import Callable, Coroutine, Mapping
@@ -31,16 +30,11 @@ from .kernel import Call
 from .network.network import SimNetwork
 from .network.topology import Topology
 from .runtime import NodeClock, SimRuntime
+from .seeds import derive_seed
 from .storage import SimStorage
 from .trace import Tracer
 
 log = logging.getLogger(__name__)
-
-
-def derive_seed(seed: int, label: str) -> int:
-    """A 64-bit seed for one purpose, stable across Python versions and platforms."""
-    digest = hashlib.sha256(f"{seed}:{label}".encode()).digest()
-    return int.from_bytes(digest[:8], "big")
 
 
 class Simulation:

@@ -25,9 +25,10 @@ from simpy.events import NORMAL
 from novacron.runtime import MAX_MESSAGE_BYTES, Message, TransferReport
 
 from ..kernel import SimFuture
+from ..seeds import derive_seed
 from .bulk import BulkPlane
 from .flows import FlowModel
-from .routes import PairFault, Route, build_route
+from .routes import PairFault, Reservoir, Route, build_route
 from .topology import Topology
 
 log = logging.getLogger(__name__)
@@ -78,9 +79,10 @@ class SimNetwork:
         self.counters: Counter[str] = Counter()
         self.delivered = 0  # hot counters are plain ints (see stats())
         self.dropped = 0
-        # Per link class: message one-way delays (bounded), for reports.
-        self.latency_samples: dict[str, list[float]] = {}
+        # Per link class: a uniform sample of message one-way delays, for reports.
+        self.latency_samples: dict[str, Reservoir] = {}
         self.max_latency_samples = 100_000
+        self._sample_rng = random.Random(derive_seed(sim.seed, "latency-samples"))
         self.transfer_log: list[TransferReport] = []
         #: failed transfers: (time, src, dst, tag, reason)
         self.transfer_failures: list[tuple[float, str, str, str, str]] = []
@@ -104,7 +106,12 @@ class SimNetwork:
             route.last_arrival = self._fifo_carry.get((src, dst), 0.0)
             route.src_index = self._node_index[src]
             route.dst_index = self._node_index[dst]
-            route.samples = self.latency_samples.setdefault(route.link_class, [])
+            samples = self.latency_samples.get(route.link_class)
+            if samples is None:
+                samples = self.latency_samples[route.link_class] = Reservoir(
+                    self.max_latency_samples, self._sample_rng
+                )
+            route.samples = samples
             route.seconds_per_byte = 8 / route.bottleneck_bps
         return route
 
@@ -203,8 +210,11 @@ class SimNetwork:
         else:
             tracer.record_numbers(now, DELIVER, route.src_index, route.dst_index, code)
         samples = route.samples
-        if len(samples) < self.max_latency_samples:
+        samples.seen += 1
+        if len(samples) < samples.capacity:
             samples.append(now - sent_at)
+        else:
+            samples.offer(now - sent_at)
         handler = runtime._handlers.get(cls)
         if handler is None:
             runtime.unhandled_messages += 1

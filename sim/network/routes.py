@@ -36,6 +36,27 @@ class PairFault:
         return self.symmetric and (self.src is None or b in self.src) and (self.dst is None or a in self.dst)
 
 
+class Reservoir(list):
+    """A uniform random sample of at most ``capacity`` values, and how many were offered.
+
+    Vitter's algorithm R with its own seeded generator, so reports stay
+    unbiased over long runs (a "first N" cap would only describe the start)
+    and sampling never perturbs the network's random stream.
+    """
+
+    def __init__(self, capacity: int, rng) -> None:
+        super().__init__()
+        self.capacity = capacity
+        self.seen = 0
+        self._rng = rng
+
+    def offer(self, value: float) -> None:
+        """Called once the reservoir is full (the hot path appends directly before that)."""
+        j = self._rng.randrange(self.seen)
+        if j < self.capacity:
+            self[j] = value
+
+
 @dataclass(eq=False)
 class Route:
     src: str
@@ -54,7 +75,7 @@ class Route:
     # Filled in by the network for its hot path:
     src_index: int = 0
     dst_index: int = 0
-    samples: list[float] = field(default_factory=list)
+    samples: Reservoir | None = None
     seconds_per_byte: float = 0.0
     impaired: bool = False  # any of blocked/loss/jitter/duplicate/reorder: the slow path
 

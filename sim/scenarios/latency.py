@@ -1,7 +1,8 @@
 """Report component: message one-way latency per link class, and the network's failure counters.
 
 It installs nothing: the simulated network already samples every delivered message's one-way
-delay per link class (``sim.network.latency_samples``, the first 100 000 per class) and counts
+delay per link class (``sim.network.latency_samples``, a uniform sample of up to 100 000 per
+class; ``count`` is every delivered message) and counts
 drops, duplicates and failed transfers (``sim.network.counters``).
 """
 
@@ -29,7 +30,10 @@ class LatencyComponent:
     def sections(self, run: ScenarioRun) -> list[Section]:
         network = run.sim.network
         samples = network.latency_samples
-        rows = [{"link_class": c, **distribution(samples[c])} for c in ordered_classes(samples)]
+        rows = [
+            {"link_class": c, **distribution(samples[c]), "count": samples[c].seen}
+            for c in ordered_classes(samples)
+        ]
         latency = pd.DataFrame(rows, columns=["link_class", *distribution([]).keys()])
         counters = dict.fromkeys(COUNTERS, 0) | dict(sorted(network_counters(network).items()))
         counters["transfers_completed"] = len(network.transfer_log)
