@@ -1,0 +1,437 @@
+"""AMST, adaptive multi-stream transport: one payload over N streams, intact and in order.
+
+The sender cuts the payload into chunks (512 KiB by default), opens (or
+reuses) N streams to the peer and runs one worker per stream that pulls
+chunks from a shared :class:`~.scheduler.ChunkScheduler` (work stealing and
+an endgame, so a slow stream never holds up the tail). The receiver writes
+each chunk at its offset, checks its CRC, acknowledges it with a message,
+and once every chunk is in, hands the payload to the handler registered for
+the transfer's tag and answers :class:`~.messages.TransferDone`.
+
+Failures: a stream that fails has its unacknowledged chunks re-sent on the
+others (and is replaced when none is left); acknowledgements are messages
+and so may be lost, which only matters at the end, where a sender with
+nothing left to send asks (:class:`~.messages.TransferQuery`) until the
+receiver answers with the chunks it still misses or with
+:class:`~.messages.TransferDone`.
+
+Everything here is protocol code against :mod:`novacron.runtime`: it runs
+unchanged in the simulator and on the asyncio backend.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from novacron.runtime import (
+    Payload,
+    Runtime,
+    Stream,
+    TransferError,
+    VirtualPayload,
+    payload_size,
+)
+
+from . import checksum
+from .messages import Chunk, ChunkAck, TransferDone, TransferQuery, TransferStatus
+from .scheduler import ChunkScheduler
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHUNK = 512 * 1024
+
+
+@dataclass(frozen=True)
+class AMSTReport:
+    """What one AMST transfer did, for the caller and for the stream-count controller."""
+
+    peer: str
+    tag: str
+    nbytes: int
+    chunks: int
+    streams: int
+    congestion: str
+    started: float
+    finished: float
+    streams_failed: int = 0
+    duplicates: int = 0
+    resent: int = 0
+    bytes_per_stream: tuple[int, ...] = ()
+
+    @property
+    def duration(self) -> float:
+        return self.finished - self.started
+
+    @property
+    def goodput_bps(self) -> float:
+        return self.nbytes * 8 / self.duration if self.duration > 0 else 0.0
+
+
+def plan_chunks(size: int, chunk_size: int) -> list[int]:
+    """Chunk lengths covering ``size`` bytes (one empty chunk for an empty payload)."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if size == 0:
+        return [0]
+    full, rest = divmod(size, chunk_size)
+    return [chunk_size] * full + ([rest] if rest else [])
+
+
+@dataclass(eq=False)
+class _Outgoing:
+    id: str
+    peer: str
+    scheduler: ChunkScheduler
+    offsets: list[int]
+    payload: Payload
+    tag: str
+    done: Any  # future: TransferDone
+    wake: Any  # future replaced on every event the workers may wait for
+    streams_failed: int = 0
+    resent: int = 0
+    live_workers: int = 0
+    last_progress: float = 0.0
+
+
+@dataclass(eq=False)
+class _Incoming:
+    src: str
+    id: str
+    size: int
+    chunks: int
+    tag: str
+    buffer: bytearray | None
+    virtual: Any = None
+    received: set[int] = field(default_factory=set)
+
+
+class AMST:
+    """The multi-stream transport of one node.
+
+    ``chunk_size`` is the unit of scheduling; ``query_interval`` how long a
+    sender with nothing left to send waits before asking the receiver what
+    it misses; ``max_stream_failures`` bounds how many broken streams one
+    transfer replaces before it gives up, and ``reconnect_timeout`` how long
+    it keeps trying to open a replacement (a peer may be restarting).
+    """
+
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        chunk_size: int = DEFAULT_CHUNK,
+        query_interval: float = 1.0,
+        max_stream_failures: int = 16,
+        reconnect_timeout: float = 10.0,
+        completed_memory: int = 1024,
+    ) -> None:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.rt = rt
+        self.chunk_size = chunk_size
+        self.query_interval = query_interval
+        self.max_stream_failures = max_stream_failures
+        self.reconnect_timeout = reconnect_timeout
+        self._ids = itertools.count(1)
+        self._outgoing: dict[str, _Outgoing] = {}
+        self._incoming: dict[tuple[str, str], _Incoming] = {}
+        self._completed: dict[tuple[str, str], TransferDone] = {}
+        self._completed_memory = completed_memory
+        self._handlers: dict[str, Callable[[str, Payload], None]] = {}
+        self.rejected_chunks = 0
+        rt.on_stream(Chunk, self._on_chunk)
+        rt.on_message(ChunkAck, self._on_ack)
+        rt.on_message(TransferDone, self._on_done)
+        rt.on_message(TransferQuery, self._on_query)
+        rt.on_message(TransferStatus, self._on_status)
+
+    def on_receive(self, tag: str, handler: Callable[[str, Payload], None]) -> None:
+        """Deliver complete payloads sent with ``tag`` to ``handler(src, payload)``."""
+        self._handlers[tag] = handler
+
+    # -- sending --------------------------------------------------------------
+    async def send(
+        self,
+        peer: str,
+        payload: Payload,
+        *,
+        streams: int = 4,
+        congestion: str | None = None,
+        tag: str = "",
+    ) -> AMSTReport:
+        """Move ``payload`` to ``peer`` over ``streams`` streams; returns once the peer has it."""
+        if streams < 1:
+            raise ValueError(f"streams must be >= 1, got {streams}")
+        rt = self.rt
+        sizes = plan_chunks(payload_size(payload), self.chunk_size)
+        offsets = list(itertools.accumulate([0, *sizes[:-1]]))
+        xfer = _Outgoing(
+            id=f"{rt.node_id}/{next(self._ids)}",
+            peer=peer,
+            scheduler=ChunkScheduler(sizes),
+            offsets=offsets,
+            payload=payload,
+            tag=tag,
+            done=rt.create_future(),
+            wake=rt.create_future(),
+        )
+        self._outgoing[xfer.id] = xfer
+        started = rt.now()
+        opened: list[Stream] = []
+        try:
+            opened = await self._open(peer, min(streams, len(sizes)), congestion)
+            used = opened[0].congestion
+            workers = [rt.spawn(self._worker(xfer, i, s)) for i, s in enumerate(opened)]
+            xfer.live_workers = len(workers)
+            query = rt.spawn(self._query_loop(xfer))
+            try:
+                outcome: TransferDone = await xfer.done
+            finally:
+                query.cancel()
+                for w in workers:
+                    w.cancel()
+        finally:
+            self._outgoing.pop(xfer.id, None)
+            for s in opened:
+                s.close()
+        if not outcome.ok:
+            raise TransferError(f"transfer {xfer.id} to {peer} failed: {outcome.reason}")
+        progress = xfer.scheduler.streams
+        return AMSTReport(
+            peer=peer,
+            tag=tag,
+            nbytes=payload_size(payload),
+            chunks=len(sizes),
+            streams=len(opened),
+            congestion=used,
+            started=started,
+            finished=rt.now(),
+            streams_failed=xfer.streams_failed,
+            duplicates=sum(p.duplicates_sent for p in progress.values()),
+            resent=xfer.resent,
+            bytes_per_stream=tuple(p.bytes_sent for _, p in sorted(progress.items())),
+        )
+
+    async def _open(self, peer: str, n: int, congestion: str | None) -> list[Stream]:
+        tasks = [self.rt.spawn(self.rt.open_stream(peer, congestion=congestion)) for _ in range(n)]
+        streams, errors = [], []
+        for task in tasks:
+            try:
+                streams.append(await task)
+            except TransferError as exc:
+                errors.append(exc)
+        if not streams:
+            raise TransferError(f"could not open any stream to {peer}: {errors[0]}")
+        return streams
+
+    def _chunk_data(self, xfer: _Outgoing, index: int) -> tuple[Chunk, Payload]:
+        offset, length = xfer.offsets[index], xfer.scheduler.sizes[index]
+        payload = xfer.payload
+        if isinstance(payload, VirtualPayload):
+            data: Payload = VirtualPayload(length, meta=payload)
+            algorithm, value = checksum.NONE, 0
+        else:
+            data = memoryview(payload)[offset : offset + length]
+            algorithm = checksum.PREFERRED
+            value = checksum.compute(algorithm, data)
+        header = Chunk(
+            xfer.id,
+            index,
+            offset,
+            length,
+            value,
+            algorithm,
+            xfer.scheduler.total,
+            payload_size(payload),
+            xfer.tag,
+        )
+        return header, data
+
+    async def _worker(self, xfer: _Outgoing, sid: int, stream: Stream) -> None:
+        """Pull chunks for one stream until the transfer ends; replace the stream if it breaks."""
+        scheduler = xfer.scheduler
+        while not xfer.done.done():
+            index = scheduler.next_for(sid)
+            if index is None:
+                await xfer.wake  # an ack, a failure elsewhere or a requeue may give us work
+                continue
+            header, data = self._chunk_data(xfer, index)
+            try:
+                await stream.send(header, data)
+            except TransferError as exc:
+                lost = scheduler.stream_failed(sid)
+                xfer.streams_failed += 1
+                xfer.resent += len(lost)
+                self._wake(xfer)
+                log.info(
+                    "%s: stream %d to %s failed (%s); %d chunks requeued",
+                    xfer.id,
+                    sid,
+                    xfer.peer,
+                    exc,
+                    len(lost),
+                )
+                if xfer.streams_failed > self.max_stream_failures:
+                    self._finish(xfer, TransferDone(xfer.id, False, f"{xfer.streams_failed} streams failed"))
+                    return
+                stream.close()
+                replacement = await self._reconnect(xfer, stream.congestion)
+                if replacement is None:
+                    return
+                stream = replacement
+
+    async def _reconnect(self, xfer: _Outgoing, congestion: str) -> Stream | None:
+        """A new stream to replace a broken one, retrying with backoff for
+        ``reconnect_timeout`` (the peer may be restarting); None if it never came."""
+        rt = self.rt
+        deadline = rt.now() + self.reconnect_timeout
+        backoff = 0.05
+        while not xfer.done.done():
+            try:
+                return await rt.open_stream(xfer.peer, congestion=congestion)
+            except TransferError as exc:
+                if rt.now() + backoff > deadline:
+                    xfer.live_workers -= 1
+                    if xfer.live_workers == 0:
+                        self._finish(xfer, TransferDone(xfer.id, False, f"no stream left: {exc}"))
+                    return None
+                await rt.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+        return None
+
+    async def _query_loop(self, xfer: _Outgoing) -> None:
+        """Ask the receiver what it misses once there is nothing left to send and no
+        acknowledgement came for a whole ``query_interval`` (lost acks, lost chunks,
+        a lost TransferDone, or a receiver that restarted)."""
+        rt = self.rt
+        xfer.last_progress = rt.now()
+        while not xfer.done.done():
+            await rt.sleep(self.query_interval)
+            idle = rt.now() - xfer.last_progress >= self.query_interval
+            if xfer.scheduler.queue_empty and idle:
+                rt.send(xfer.peer, TransferQuery(xfer.id))
+
+    def _wake(self, xfer: _Outgoing) -> None:
+        wake, xfer.wake = xfer.wake, self.rt.create_future()
+        if not wake.done():
+            wake.set_result(None)
+
+    def _finish(self, xfer: _Outgoing, outcome: TransferDone) -> None:
+        if not xfer.done.done():
+            xfer.done.set_result(outcome)
+        self._wake(xfer)
+
+    def _on_ack(self, src: str, ack: ChunkAck) -> None:
+        xfer = self._outgoing.get(ack.transfer)
+        if xfer is not None and xfer.peer == src and xfer.scheduler.acked_chunk(ack.index):
+            xfer.last_progress = self.rt.now()
+            self._wake(xfer)
+
+    def _on_done(self, src: str, done: TransferDone) -> None:
+        xfer = self._outgoing.get(done.transfer)
+        if xfer is not None and xfer.peer == src:
+            self._finish(xfer, done)
+
+    def _on_status(self, src: str, status: TransferStatus) -> None:
+        xfer = self._outgoing.get(status.transfer)
+        if xfer is None or xfer.peer != src:
+            return
+        if status.unknown:
+            xfer.scheduler.restart()
+            xfer.resent += xfer.scheduler.total
+        elif status.missing:
+            xfer.scheduler.requeue_missing(status.missing)
+            xfer.resent += len(status.missing)
+        xfer.last_progress = self.rt.now()
+        self._wake(xfer)
+
+    # -- receiving ------------------------------------------------------------
+    def _on_chunk(self, src: str, header: Chunk, data: Payload) -> None:
+        key = (src, header.transfer)
+        if key in self._completed:  # a late duplicate: the sender may still want the verdict
+            self.rt.send(src, ChunkAck(header.transfer, header.index))
+            return
+        incoming = self._incoming.get(key) or self._start_incoming(key, src, header, data)
+        problem = self._check_chunk(incoming, header, data)
+        if problem is not None:
+            self.rejected_chunks += 1
+            log.warning(
+                "%s: rejected chunk %d of %s from %s: %s",
+                self.rt.node_id,
+                header.index,
+                header.transfer,
+                src,
+                problem,
+            )
+            return  # not acknowledged: the sender re-sends it when asked
+        if header.index not in incoming.received:
+            if incoming.buffer is not None:
+                incoming.buffer[header.offset : header.offset + header.length] = data
+            incoming.received.add(header.index)
+        self.rt.send(src, ChunkAck(header.transfer, header.index))
+        if len(incoming.received) == incoming.chunks:
+            self._complete(key, incoming)
+
+    def _start_incoming(self, key, src: str, header: Chunk, data: Payload) -> _Incoming:
+        virtual = isinstance(data, VirtualPayload)
+        incoming = _Incoming(
+            src=src,
+            id=header.transfer,
+            size=header.size,
+            chunks=header.chunks,
+            tag=header.tag,
+            buffer=None if virtual else bytearray(header.size),
+            virtual=data.meta if virtual else None,
+        )
+        self._incoming[key] = incoming
+        return incoming
+
+    @staticmethod
+    def _check_chunk(incoming: _Incoming, header: Chunk, data: Payload) -> str | None:
+        if (header.size, header.chunks, header.tag) != (incoming.size, incoming.chunks, incoming.tag):
+            return "its transfer shape differs from the first chunk's"
+        if not 0 <= header.index < header.chunks or header.offset + header.length > header.size:
+            return f"chunk {header.index} at {header.offset}+{header.length} is outside the payload"
+        if payload_size(data) != header.length:
+            return f"{payload_size(data)} bytes where the header says {header.length}"
+        if header.algorithm != checksum.NONE:
+            try:
+                if checksum.compute(header.algorithm, data) != header.checksum:
+                    return "checksum mismatch"
+            except ValueError as exc:
+                return str(exc)
+        return None
+
+    def _complete(self, key, incoming: _Incoming) -> None:
+        del self._incoming[key]
+        payload: Payload = (
+            incoming.virtual if incoming.buffer is None else memoryview(incoming.buffer).toreadonly()
+        )
+        handler = self._handlers.get(incoming.tag)
+        if handler is None:
+            done = TransferDone(
+                incoming.id, False, f"no receiver for tag {incoming.tag!r} on {self.rt.node_id}"
+            )
+        else:
+            handler(incoming.src, payload)
+            done = TransferDone(incoming.id, True)
+        self._completed[key] = done
+        while len(self._completed) > self._completed_memory:
+            del self._completed[next(iter(self._completed))]
+        self.rt.send(incoming.src, done)
+
+    def _on_query(self, src: str, query: TransferQuery) -> None:
+        key = (src, query.transfer)
+        done = self._completed.get(key)
+        if done is not None:
+            self.rt.send(src, done)
+            return
+        incoming = self._incoming.get(key)
+        missing = (
+            [] if incoming is None else [i for i in range(incoming.chunks) if i not in incoming.received]
+        )
+        self.rt.send(src, TransferStatus(query.transfer, missing))

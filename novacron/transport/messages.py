@@ -1,0 +1,48 @@
+"""AMST's wire vocabulary: chunk records on streams, acknowledgements as messages."""
+
+from __future__ import annotations
+
+from novacron.runtime import Message
+
+
+class Chunk(Message, tag="amst-chunk"):
+    """Header of one chunk record. Every chunk carries the transfer's shape, so
+    whichever arrives first (streams race) lets the receiver set up."""
+
+    transfer: str
+    index: int
+    offset: int
+    length: int
+    checksum: int  # of the chunk's bytes at the source
+    algorithm: int  # novacron.transport.checksum: NONE (simulated payload), CRC32, CRC32C
+    chunks: int
+    size: int
+    tag: str
+
+
+class ChunkAck(Message, tag="amst-ack"):
+    transfer: str
+    index: int
+
+
+class TransferDone(Message, tag="amst-done"):
+    """The receiver holds (and has delivered) the whole payload, or gave up on it."""
+
+    transfer: str
+    ok: bool
+    reason: str = ""
+
+
+class TransferQuery(Message, tag="amst-query"):
+    """Sent by a sender that has nothing left to send and heard no TransferDone."""
+
+    transfer: str
+
+
+class TransferStatus(Message, tag="amst-status"):
+    """The chunks a receiver still misses; ``unknown`` when it has no record of the
+    transfer at all (it never saw a chunk, or it restarted and lost them)."""
+
+    transfer: str
+    missing: list[int]
+    unknown: bool = False

@@ -1,0 +1,141 @@
+"""Which chunk goes on which stream: AMST's scheduling state machine, with no I/O.
+
+Chunks wait in one shared queue and every stream pulls the next one when
+its previous send completes (*work stealing*: a fast stream simply takes
+more chunks, a slow one fewer, and nothing is assigned up front). When the
+queue runs dry while chunks are still in flight, an idle stream re-sends the
+oldest chunk that is in flight elsewhere and not yet duplicated (the
+*endgame*, as in BitTorrent): a straggling stream can no longer hold up the
+tail, and the receiver ignores whichever copy arrives second.
+
+Chunks count as delivered when the receiver acknowledges them. When a
+stream fails, every chunk it carried that has not been acknowledged goes
+back to the front of the queue, so the remaining streams finish the work.
+
+Like etcd-raft's core, this class is fed events (``next_for``, ``sent``,
+``acked``, ``stream_failed``) by the transport and decides; it never
+touches the network, so it is tested exhaustively by feeding it events.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass
+class StreamProgress:
+    """What one stream has done in this transfer."""
+
+    chunks_sent: int = 0
+    bytes_sent: int = 0
+    duplicates_sent: int = 0
+    unacked: set[int] = field(default_factory=set)
+
+
+class ChunkScheduler:
+    def __init__(self, chunk_sizes: list[int], *, endgame: bool = True) -> None:
+        self.sizes = chunk_sizes
+        self.endgame = endgame
+        self._queue: deque[int] = deque(range(len(chunk_sizes)))
+        self._acked: set[int] = set()
+        self._in_flight: dict[int, set[int]] = {}  # chunk -> streams carrying it
+        self._duplicated: set[int] = set()
+        self.streams: dict[int, StreamProgress] = {}
+
+    # -- queries -------------------------------------------------------------
+    @property
+    def total(self) -> int:
+        return len(self.sizes)
+
+    @property
+    def done(self) -> bool:
+        return len(self._acked) == len(self.sizes)
+
+    @property
+    def acked(self) -> int:
+        return len(self._acked)
+
+    @property
+    def queue_empty(self) -> bool:
+        return not self._queue
+
+    def missing(self) -> list[int]:
+        return [i for i in range(len(self.sizes)) if i not in self._acked]
+
+    # -- events --------------------------------------------------------------
+    def next_for(self, stream: int) -> int | None:
+        """The chunk ``stream`` should send now, or None if it has nothing useful to do."""
+        progress = self.streams.setdefault(stream, StreamProgress())
+        while self._queue:
+            chunk = self._queue.popleft()
+            if chunk not in self._acked:
+                return self._assign(chunk, stream, progress, duplicate=False)
+        if not self.endgame:
+            return None
+        # Endgame: help the slowest, oldest in-flight chunk that no one else duplicates.
+        for chunk, carriers in self._in_flight.items():
+            if chunk not in self._duplicated and stream not in carriers:
+                self._duplicated.add(chunk)
+                return self._assign(chunk, stream, progress, duplicate=True)
+        return None
+
+    def _assign(self, chunk: int, stream: int, progress: StreamProgress, *, duplicate: bool) -> int:
+        self._in_flight.setdefault(chunk, set()).add(stream)
+        progress.unacked.add(chunk)
+        progress.chunks_sent += 1
+        progress.bytes_sent += self.sizes[chunk]
+        progress.duplicates_sent += int(duplicate)
+        return chunk
+
+    def acked_chunk(self, chunk: int) -> bool:
+        """The receiver holds ``chunk``; returns False for an ack seen before (or bogus)."""
+        if chunk in self._acked or not 0 <= chunk < len(self.sizes):
+            return False
+        self._acked.add(chunk)
+        for stream in self._in_flight.pop(chunk, ()):
+            self.streams[stream].unacked.discard(chunk)
+        return True
+
+    def stream_failed(self, stream: int) -> list[int]:
+        """Requeue (at the front) what ``stream`` carried that was not acknowledged."""
+        progress = self.streams.get(stream)
+        if progress is None:
+            return []
+        lost = sorted(progress.unacked)
+        progress.unacked.clear()
+        for chunk in lost:
+            carriers = self._in_flight.get(chunk)
+            if carriers is not None:
+                carriers.discard(stream)
+                self._duplicated.discard(chunk)  # another stream may help with it again
+                if not carriers:
+                    del self._in_flight[chunk]
+        for chunk in reversed(lost):
+            if chunk not in self._acked and chunk not in self._in_flight:
+                self._queue.appendleft(chunk)
+        return lost
+
+    def restart(self) -> None:
+        """The receiver lost everything (it restarted): send every chunk again."""
+        self._acked.clear()
+        self._in_flight.clear()
+        self._duplicated.clear()
+        for progress in self.streams.values():
+            progress.unacked.clear()
+        self._queue = deque(range(len(self.sizes)))
+
+    def requeue_missing(self, chunks: list[int]) -> None:
+        """The receiver reports these missing: send them again.
+
+        The receiver is the authority, so this overrides earlier acks too (a
+        receiver that restarted lost chunks it had acknowledged).
+        """
+        for chunk in chunks:
+            if not 0 <= chunk < len(self.sizes) or chunk in self._queue:
+                continue
+            self._acked.discard(chunk)
+            for stream in self._in_flight.pop(chunk, ()):
+                self.streams[stream].unacked.discard(chunk)
+            self._duplicated.discard(chunk)
+            self._queue.append(chunk)

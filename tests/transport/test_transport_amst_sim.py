@@ -1,0 +1,125 @@
+"""AMST in the simulator: intact data, many streams, stream failures, lost acknowledgements."""
+
+import hashlib
+
+import pytest
+
+from novacron.runtime import TransferError, VirtualPayload
+from novacron.sim import Simulation, Topology
+from novacron.transport import AMST
+
+MiB = 1 << 20
+
+
+def pair(rtt=0.02, bandwidth=10e9, loss=0.0) -> Topology:
+    topo = Topology("pair")
+    topo.add_site("a", "ra", fabric_latency=0.0)
+    topo.add_site("b", "rb", fabric_latency=0.0)
+    topo.add_node("x", "a", nic_latency=0.0, nic_bandwidth=25e9)
+    topo.add_node("y", "b", nic_latency=0.0, nic_bandwidth=25e9)
+    topo.connect_sites("a", "b", rtt=rtt, bandwidth=bandwidth, loss=loss)
+    return topo
+
+
+def amst_sim(topo=None, seed=0, **amst_options):
+    sim = Simulation(topo or pair(), seed=seed)
+    received = []
+
+    def app(rt):
+        amst = AMST(rt, **amst_options)
+        amst.on_receive(
+            "blob",
+            lambda src, p: received.append((src, bytes(p) if not isinstance(p, VirtualPayload) else p)),
+        )
+        return amst
+
+    sim.start(app)
+    return sim, received
+
+
+def send(sim, payload, **kw):
+    async def go(rt):
+        return await rt.app.send("y", payload, tag="blob", **kw)
+
+    return sim.run_until_complete("x", go, timeout=600)
+
+
+def test_a_payload_arrives_intact_and_in_order_over_many_streams():
+    sim, received = amst_sim(chunk_size=256 * 1024)
+    payload = sim.runtime("x").random.randbytes(8 * MiB + 12345)
+    report = send(sim, payload, streams=8)
+    assert received == [("x", payload)]
+    assert report.nbytes == len(payload) and report.chunks == 33 and report.streams == 8
+    assert sum(report.bytes_per_stream) >= len(payload)
+    assert report.streams_failed == 0 and report.goodput_bps > 0
+
+
+def test_an_empty_payload_is_a_valid_transfer():
+    sim, received = amst_sim()
+    report = send(sim, b"", streams=4)
+    assert received == [("x", b"")] and report.streams == 1
+
+
+def test_more_streams_are_faster_on_a_lossy_long_path():
+    def goodput(streams):
+        sim, _ = amst_sim(pair(rtt=0.1, bandwidth=1e9, loss=1e-3))
+        return send(sim, VirtualPayload(256 * MiB), streams=streams, congestion="cubic").goodput_bps
+
+    assert goodput(16) > 8 * goodput(1)
+
+
+def test_a_failed_stream_has_its_chunks_resent_on_the_others():
+    sim, received = amst_sim(pair(bandwidth=1e9), chunk_size=MiB)
+    sim.faults.kill_streams("x", "y", count=2, at=0.2)
+    payload = sim.runtime("x").random.randbytes(64 * MiB)
+    report = send(sim, payload, streams=4)
+    assert received == [("x", payload)]
+    assert report.streams_failed == 2
+    assert report.resent >= 1
+
+
+def test_lost_acknowledgements_are_recovered_by_asking():
+    sim, received = amst_sim(pair(bandwidth=1e9), chunk_size=MiB, query_interval=0.5)
+    sim.faults.burst(loss=1.0, src="y", dst="x", at=0.0, duration=1.0)  # every ack and Done lost
+    payload = sim.runtime("x").random.randbytes(16 * MiB)
+    report = send(sim, payload, streams=4)
+    assert received == [("x", payload)]
+    assert report.finished > 1.0  # it could only finish once the acks flowed again
+
+
+def test_a_receiver_without_a_handler_for_the_tag_fails_the_transfer_by_name():
+    sim = Simulation(pair(), seed=0)
+    sim.start(lambda rt: AMST(rt))
+
+    async def go(rt):
+        with pytest.raises(TransferError, match="no receiver for tag 'nobody'"):
+            await rt.app.send("y", b"x" * 1000, tag="nobody")
+        return True
+
+    assert sim.run_until_complete("x", go)
+
+
+def test_a_receiver_that_stays_down_fails_the_transfer():
+    sim, _ = amst_sim(pair(bandwidth=1e9))
+    sim.faults.crash("y", at=0.1)
+
+    with pytest.raises(TransferError):
+        send(sim, VirtualPayload(512 * MiB), streams=4)
+
+
+def test_a_receiver_that_restarts_mid_transfer_gets_everything_again():
+    sim, received = amst_sim(pair(bandwidth=1e9), chunk_size=MiB, query_interval=0.5)
+    sim.faults.crash("y", at=0.2, restart_after=0.5)
+    payload = sim.runtime("x").random.randbytes(64 * MiB)
+    send(sim, payload, streams=4)
+    assert [hashlib.sha256(p).hexdigest() for _, p in received] == [hashlib.sha256(payload).hexdigest()]
+
+
+def test_same_seed_same_transfer_timeline():
+    def timeline(seed):
+        sim, _ = amst_sim(pair(bandwidth=1e9, loss=1e-3), seed=seed)
+        sim.faults.kill_streams("x", "y", at=0.3)
+        return send(sim, VirtualPayload(128 * MiB), streams=8), sim.trace_hash()
+
+    (a, ha), (b, hb) = timeline(3), timeline(3)
+    assert a == b and ha == hb
