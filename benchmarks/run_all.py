@@ -7,7 +7,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_sim_messages.py", "bench_sim_heartbeats.py", "bench_backend_goodput.py"]
+BENCHMARKS = [
+    "bench_sim_messages.py",
+    "bench_sim_heartbeats.py",
+    "bench_sim_streams.py",
+    "bench_backend_goodput.py",
+]
 
 if __name__ == "__main__":
     failed = [
