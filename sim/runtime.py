@@ -125,6 +125,13 @@ class SimRuntime:
         self.call_later(delay, fut.set_result, None)
         await fut
 
+    async def compute(self, seconds: float) -> None:
+        # No CPU contention is modelled: concurrent compute() calls overlap.
+        if seconds < 0:
+            raise ValueError(f"compute: seconds must be >= 0, got {seconds}")
+        if seconds > 0:
+            await self.sleep(seconds)
+
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> SimTask:
         return SimTask(self._env, coro, self)
 
