@@ -35,8 +35,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "novacron" / "encoding"
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog="Redo the calibration whenever the machine, Python, zstandard or lz4 changes.",
+        description=__doc__,
+        epilog="Redo the calibration whenever the machine, Python, zstandard, lz4 or isal changes, "
+        "and commit both JSON files.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--output", type=Path, default=PACKAGE / "calibration.json", help="cost model JSON")
     parser.add_argument(
@@ -44,7 +46,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--bytes", type=int, default=1 << 20, help="buffer size per content class")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure (best is kept)")
-    parser.add_argument("--budget", type=float, default=1.0, help="seconds per figure before stopping repeats")
+    parser.add_argument(
+        "--budget", type=float, default=1.0, help="seconds per figure before stopping repeats"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated data")
     parser.add_argument("--skip-model", action="store_true", help="do not retrain the learned selector")
     return parser.parse_args(argv)
@@ -96,7 +100,10 @@ def main(argv: list[str]) -> None:
         "always none": [held_out.index("none", 0)] * len(held_out.x),
     }
     table = pd.DataFrame(
-        [{"selector": k, "mean time / oracle": round(held_out.mean_normalised_time(v), 4)} for k, v in picks.items()]
+        [
+            {"selector": k, "mean time / oracle": round(held_out.mean_normalised_time(v), 4)}
+            for k, v in picks.items()
+        ]
     )
     print(table.to_string(index=False))
     print(f"wrote {args.model_output}")

@@ -11,6 +11,7 @@ BENCHMARKS = [
     "bench_sim_messages.py",
     "bench_sim_heartbeats.py",
     "bench_sim_streams.py",
+    "bench_encoding.py",
     "bench_backend_goodput.py",
 ]
 
