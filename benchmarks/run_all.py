@@ -12,6 +12,7 @@ BENCHMARKS = [
     "bench_sim_heartbeats.py",
     "bench_sim_streams.py",
     "bench_encoding.py",
+    "bench_mode.py",
     "bench_backend_goodput.py",
 ]
 

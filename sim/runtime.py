@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _resolve(fut: SimFuture) -> None:
+    if not fut.done():  # a cancelled sleep stays cancelled
+        fut.set_result(None)
+
+
 class NodeClock:
     """A node's local clock: ``offset + virtual_time * (1 + drift)``.
 
@@ -122,7 +127,7 @@ class SimRuntime:
     async def sleep(self, delay: float) -> None:
         # A coroutine, as asyncio.sleep is, so that spawn(rt.sleep(...)) works on both runtimes.
         fut = SimFuture(self._env)
-        self.call_later(delay, fut.set_result, None)
+        self.call_later(delay, _resolve, fut)
         await fut
 
     async def compute(self, seconds: float) -> None:

@@ -88,3 +88,13 @@ def test_run_until_complete_times_out_in_virtual_time():
     with pytest.raises(TimeoutError, match="5 simulated s"):
         sim.run_until_complete("n0", forever, timeout=5.0)
     assert sim.now == pytest.approx(5.0)
+
+
+def test_cancelling_a_sleeping_task_leaves_the_simulation_running():
+    sim = Simulation(topologies.datacenter(1), seed=0)
+    rt = sim.runtime("n0")
+    task = rt.spawn(rt.sleep(1.0))
+    sim.run(until=0.5)
+    task.cancel()
+    sim.run(until=2.0)
+    assert task.cancelled()
