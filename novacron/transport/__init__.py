@@ -1,6 +1,19 @@
 """AMST, adaptive multi-stream transport (DWCP v3): bulk data over many streams."""
 
 from .amst import AMST, DEFAULT_CHUNK, AMSTReport, plan_chunks
+from .dataplane import ContentMix, DataPlane, TransferResult
+from .policy import StreamController, choose_congestion
 from .scheduler import ChunkScheduler
 
-__all__ = ["AMST", "AMSTReport", "ChunkScheduler", "DEFAULT_CHUNK", "plan_chunks"]
+__all__ = [
+    "AMST",
+    "AMSTReport",
+    "ChunkScheduler",
+    "ContentMix",
+    "DEFAULT_CHUNK",
+    "DataPlane",
+    "StreamController",
+    "TransferResult",
+    "choose_congestion",
+    "plan_chunks",
+]
