@@ -38,6 +38,10 @@ def _fire(event: Call) -> None:
         fn(*event.args)
 
 
+#: Priority of a Call that must run after every other event of the same instant
+#: (SimPy orders events by time, then priority, then scheduling order).
+LAST = NORMAL + 1
+
 # SimPy's Environment.step() swaps an event's callback list out for None and
 # iterates it; nothing appends to a Call's list, so every Call can share one.
 _FIRE_CALLBACKS = [_fire]
@@ -60,6 +64,7 @@ class Call(simpy.events.Event):
         fn: Callable[..., Any],
         args: tuple[Any, ...] = (),
         owner: Any = None,
+        priority: int = NORMAL,
     ) -> None:
         # Inlined simpy.Event initialisation and Environment.schedule(): this is
         # the simulator's hot path (tests/sim/test_sim_kernel.py pins the
@@ -71,7 +76,7 @@ class Call(simpy.events.Event):
         self.fn = fn
         self.args = args
         self.owner = owner
-        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), self))
+        heappush(env._queue, (env._now + delay, priority, next(env._eid), self))
 
     def cancel(self) -> None:
         self.fn = None

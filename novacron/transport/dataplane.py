@@ -137,7 +137,18 @@ class DataPlane:
 
     # -- decisions ------------------------------------------------------------
     def mode_of(self, peer: str) -> str:
-        mode = self.detector.mode_of(peer) if self.detector is not None else None
+        """The detected mode of ``peer``; else that of a detected peer in the same site (a
+        node's link class is a property of where it sits, so probing one node per site is
+        enough); else ``hybrid``, the design's starting assumption."""
+        if self.detector is None:
+            return UNKNOWN_MODE
+        mode = self.detector.mode_of(peer)
+        if mode is None:
+            site = _site(self.rt.peer_info(peer))
+            for other, other_mode in self.detector.modes.items():
+                if other_mode is not None and _site(self.rt.peer_info(other)) == site:
+                    mode = other_mode
+                    break
         return str(mode) if mode is not None else UNKNOWN_MODE
 
     def link_bps(self, peer: str, mode: str) -> float:
@@ -215,6 +226,10 @@ class DataPlane:
                 handler(src, memoryview(self.encoder.decode(frame)).toreadonly())
 
         self.amst.on_receive(_TAG + tag, deliver)
+
+
+def _site(info) -> str:
+    return info.labels.get("site") or info.zone or info.node_id
 
 
 def _as_transfer_report(src: str, report: AMSTReport) -> TransferReport:

@@ -12,11 +12,12 @@ finish. Stale completion events are recognised by a generation counter.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..kernel import Call
+from ..kernel import LAST, Call
 from .topology import Link
 
 _EPS_BYTES = 1e-6
@@ -75,19 +76,36 @@ def max_min_rates(flows: list[Flow]) -> None:
 
 
 class FlowModel:
-    """All flows in one simulation; fires ``on_done`` when a flow's last byte is sent."""
+    """All flows in one simulation; fires ``on_done`` when a flow's last byte is sent.
+
+    Two things keep it fast when streams send chunk after chunk:
+
+    * changes are *coalesced*: flows starting, ending or changing at one
+      instant trigger a single recomputation, at the end of that instant
+      (a :data:`~novacron.sim.kernel.LAST`-priority event);
+    * max-min fairness gives identical flows (same path, cap and stall
+      state) identical rates, so when the multiset of flow kinds is the
+      same as at the last computation (one stream's chunk ending and its
+      next chunk starting), the previous rates are reused without solving
+      again. Capacity changes (:meth:`changed`) always solve again.
+    """
 
     def __init__(self, env: Any) -> None:
         self.env = env
         self.flows: list[Flow] = []
         self._last_update = 0.0
         self._generation = 0
-        self.recomputations = 0
+        self._dirty = False
+        self._must_solve = True
+        self._signature: Counter = Counter()
+        self._rate_of: dict[tuple, float] = {}
+        self.recomputations = 0  # schedules of the next completion
+        self.solves = 0  # max-min solutions actually computed
 
     def start(self, flow: Flow) -> Flow:
         self._advance()
         self.flows.append(flow)
-        self._reschedule()
+        self._mark_dirty()
         return flow
 
     def remove(self, flows: list[Flow]) -> None:
@@ -95,12 +113,18 @@ class FlowModel:
         self._advance()
         doomed = set(map(id, flows))
         self.flows = [f for f in self.flows if id(f) not in doomed]
-        self._reschedule()
+        self._mark_dirty()
 
     def changed(self) -> None:
-        """Capacities, caps or stalls changed: recompute rates from now on."""
+        """Capacities, caps or stalls changed: solve the rates again from now on."""
         self._advance()
-        self._reschedule()
+        self._must_solve = True
+        self._mark_dirty()
+
+    def _mark_dirty(self) -> None:
+        if not self._dirty:
+            self._dirty = True
+            Call(self.env, 0.0, self._reschedule, (), None, LAST)
 
     def _advance(self) -> None:
         now = self.env.now
@@ -113,10 +137,26 @@ class FlowModel:
                     f.sent += moved
         self._last_update = now
 
+    def _assign_rates(self) -> None:
+        keys = [(f.links, f.cap, f.stalled) for f in self.flows]
+        signature = Counter(keys)
+        if not self._must_solve and signature == self._signature:
+            rate_of = self._rate_of
+            for f, key in zip(self.flows, keys, strict=True):
+                f.rate = rate_of[key]
+            return
+        max_min_rates(self.flows)
+        self.solves += 1
+        self._must_solve = False
+        self._signature = signature
+        self._rate_of = {key: f.rate for f, key in zip(self.flows, keys, strict=True)}
+
     def _reschedule(self) -> None:
+        self._dirty = False
+        self._advance()
         self._generation += 1
         self.recomputations += 1
-        max_min_rates(self.flows)
+        self._assign_rates()
         soonest = math.inf
         for f in self.flows:
             if f.rate > 0:
@@ -132,7 +172,7 @@ class FlowModel:
         if finished:
             gone = set(map(id, finished))
             self.flows = [f for f in self.flows if id(f) not in gone]
-        self._reschedule()
+        self._mark_dirty()
         for f in finished:
             f.sent += f.remaining
             f.remaining = 0.0

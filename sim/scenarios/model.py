@@ -210,6 +210,61 @@ class BulkTransfers(Spec):
         return (self.size[0], self.size[-1])
 
 
+class ContentSpec(Spec):
+    """What transferred data is made of (shares of zero, text-like and random pages; they sum to 1)."""
+
+    zero: float = Field(0.0, ge=0.0, le=1.0)
+    text: float = Field(0.0, ge=0.0, le=1.0)
+    random: float = Field(1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _shares_sum_to_one(self) -> ContentSpec:
+        if abs(self.zero + self.text + self.random - 1.0) > 1e-6:
+            raise ValueError("zero + text + random must add up to 1")
+        return self
+
+
+class DataTransfers(Spec):
+    """DWCP data-plane transfers of one kind (:class:`novacron.transport.DataPlane`).
+
+    Like :class:`BulkTransfers`, but the data plane chooses streams, congestion control and codec
+    itself from the detected mode and the ``content`` of the data.
+    """
+
+    name: Name
+    link_class: LinkClass | Literal["any"] = "any"
+    every: Duration = 2.0
+    size: Annotated[tuple[Size, ...], BeforeValidator(_as_tuple), Field(min_length=1, max_length=2)] = (
+        256 * 1024**2,
+    )
+    content: ContentSpec = Field(default_factory=ContentSpec)
+    start: Time = 0.0
+
+    _size_range = field_validator("size")(BulkTransfers._size_range.__func__)
+
+    @property
+    def size_range(self) -> tuple[int, int]:
+        return (self.size[0], self.size[-1])
+
+
+class DWCPSpec(Spec):
+    """The DWCP v3 data plane on every node: mode detection, HDE, AMST (``novacron.transport``)."""
+
+    detection_interval: Duration = 5.0
+    hysteresis: int = Field(3, ge=1)
+    congestion: Literal["cubic", "bbr", "adaptive"] = "adaptive"
+    compression: Literal["zstd", "lz4", "none"] = "zstd"
+    min_streams: int = Field(4, ge=1)
+    max_streams: int = Field(256, ge=1)
+    transfers: list[DataTransfers] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _stream_bounds(self) -> DWCPSpec:
+        if self.max_streams < self.min_streams:
+            raise ValueError("max_streams must be >= min_streams")
+        return self
+
+
 # --- faults --------------------------------------------------------------------------------------
 
 
@@ -370,6 +425,7 @@ class Scenario(Spec):
     topology: TopologySpec = Field(default_factory=HybridTopology)
     heartbeat: HeartbeatSpec | None = Field(default_factory=HeartbeatSpec)
     workload: list[BulkTransfers] = Field(default_factory=list)
+    dwcp: DWCPSpec | None = None
     faults: list[FaultSpec] = Field(default_factory=list)
     stream_timeout: Duration = 60.0
 
