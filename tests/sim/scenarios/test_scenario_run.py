@@ -191,3 +191,23 @@ def test_a_registered_component_adds_its_own_app_and_section(scenario):
     assert starts.iloc[-1].tolist() == [CRASH[2], CRASH[0]]
     assert result.sections[-1].name == "census" and "Node (re)starts" in result.summary()
     assert "census" not in run_scenario(scenario.with_overrides(duration=1.0))
+
+
+def test_the_dwcp_data_plane_reports_mode_streams_codec_and_ratio_per_link_class(result):
+    table = result.table("dwcp").set_index("link_class")
+    assert set(table.index) == set(LINK_CLASSES)
+    assert table.loc["intra-site", "mode"] == "datacenter"
+    assert table.loc["inter-region", "mode"] == "internet"
+    # Datacenter links get many streams; the WAN few, with BBR and compression that pays there.
+    assert table.loc["intra-site", "streams_mean"] > table.loc["inter-region", "streams_mean"]
+    assert table.loc["inter-region", "congestion"] == "bbr"
+    assert table.loc["inter-region", "codec"].startswith("zstd")
+    assert table.loc["inter-region", "ratio_mean"] < 0.7  # 30% zero + 30% text pages compress
+    assert (table["transfers"] > 0).all()
+
+
+def test_detected_modes_settle_by_link_class(result):
+    modes = result.table("dwcp_modes")
+    by_class = modes.groupby("link_class")["mode"].agg(set).to_dict()
+    assert by_class["inter-region"] == {"internet"}
+    assert by_class["intra-site"] == {"datacenter"}
