@@ -3,8 +3,9 @@
 Protocol code written against :mod:`novacron.runtime` runs here unchanged:
 
 * :class:`AsyncioRuntime` — one node: clock on the event loop, length-prefixed
-  message frames and multi-stream bulk transfers over TCP (optionally mTLS),
-  bounded per-peer queues with reconnect and backoff;
+  message frames, record streams (``open_stream``) and multi-stream bulk
+  transfers over TCP (optionally mTLS), bounded per-peer queues with
+  reconnect and backoff;
 * :class:`SQLiteStorage` — durable log + key-value area (WAL, fsync on sync);
 * :class:`LocalCluster` — several nodes in one loop on loopback, with crash
   and restart, for tests and notebooks;

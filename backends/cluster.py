@@ -3,9 +3,10 @@
 Each node is a full :class:`~.runtime.AsyncioRuntime` with its own listening
 port, TCP connections and SQLite file; only the event loop and the
 :class:`~.directory.PeerDirectory` are shared. Crashes are real enough to test
-recovery: :meth:`LocalCluster.crash` resets the node's connections and drops
-its unsynced writes, and :meth:`LocalCluster.restart` brings the node back on
-the same address and data directory with a fresh runtime, re-running its app.
+recovery: :meth:`LocalCluster.crash` closes the node's connections (messages,
+streams and transfers, both directions) and drops its unsynced writes, and
+:meth:`LocalCluster.restart` brings the node back on the same address and
+data directory with a fresh runtime, re-running its app.
 
     async with LocalCluster(tmp_path) as cluster:
         a = await cluster.add_node("a", app)
@@ -159,7 +160,8 @@ class LocalCluster:
         return node.runtime
 
     async def close(self) -> None:
-        """Stop every node (gracefully); every listener the cluster started is closed."""
+        """Stop every node (gracefully); every listener and connection the cluster's
+        nodes started (message, stream, transfer) is closed."""
         self._closed = True
         await asyncio.gather(*(node.runtime.close() for node in self._nodes.values()))
 

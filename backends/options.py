@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from novacron.runtime import MAX_RECORD_BYTES
+
 from .tcp.framing import DEFAULT_MAX_FRAME_SIZE
 from .tcp.streams import DEFAULT_CHUNK
 
@@ -33,7 +35,9 @@ class RuntimeOptions:
     backoff_max: float = 2.0
     #: Inbound connections (message and data) open at once; more are refused.
     max_connections: int = 10_000
-    #: A bulk transfer whose streams all move no byte for this long fails.
+    #: A bulk transfer whose streams all move no byte for this long fails, and
+    #: so does a stream (``open_stream``) stuck mid-record for this long, on
+    #: either end. An idle stream (between records) never times out.
     stream_timeout: float = 30.0
     #: Upper bounds on what a peer may ask this node to receive.
     max_streams: int = 256
@@ -41,6 +45,9 @@ class RuntimeOptions:
     #: Total bytes of transfers being reassembled at once (their buffers are
     #: committed memory).
     max_incoming_bytes: int = 8 * GiB
+    #: Largest data part of one stream record, sent or accepted: a receiver
+    #: buffers a whole record before its handler sees it.
+    max_record_bytes: int = MAX_RECORD_BYTES
     #: Bytes per send/recv/checksum call on data streams.
     chunk_size: int = DEFAULT_CHUNK
     #: Optional pacing of each data stream, in bytes per second.
@@ -55,6 +62,7 @@ class RuntimeOptions:
             "max_streams",
             "max_transfer_bytes",
             "max_incoming_bytes",
+            "max_record_bytes",
             "chunk_size",
         ):
             if getattr(self, name) < 1:

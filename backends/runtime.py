@@ -1,16 +1,17 @@
 """The real runtime: the :class:`novacron.runtime.Runtime` contract on asyncio and TCP.
 
 One :class:`AsyncioRuntime` is one node. It maps the contract onto the event
-loop (``now``/``call_later``/``sleep``/``spawn``), onto TCP (``send`` and
-``transfer``, see :mod:`.tcp.messaging` and :mod:`.tcp.transfers`) and onto a
+loop (``now``/``call_later``/``sleep``/``spawn``), onto TCP (``send``,
+``open_stream`` and ``transfer``, see :mod:`.tcp.messaging`,
+:mod:`.tcp.records` and :mod:`.tcp.transfers`) and onto a
 :class:`~novacron.runtime.Storage` (usually :class:`.storage.SQLiteStorage`).
 
 Everything the node's protocol code starts — tasks, timers — is tracked, so
 that :meth:`AsyncioRuntime.crash` can make the node vanish the way a killed
-process does (nothing it scheduled runs again, its sockets reset, unsynced
-storage is lost) while other nodes in the same event loop carry on. That is
-what lets :class:`.cluster.LocalCluster` run fault-injection tests on real
-sockets.
+process does (nothing it scheduled runs again, its sockets — messages,
+streams, transfers — close, unsynced storage is lost) while other nodes in
+the same event loop carry on. That is what lets
+:class:`.cluster.LocalCluster` run fault-injection tests on real sockets.
 
 Lifecycle: construct, ``await start()`` (binds and starts accepting), run the
 app, then ``await close()`` (graceful: flush queues briefly, commit storage)
@@ -36,6 +37,7 @@ from novacron.runtime import (
     NodeInfo,
     Payload,
     Storage,
+    StreamHandler,
     TransferError,
     TransferHandler,
     TransferReport,
@@ -51,6 +53,7 @@ from .tcp import wire
 from .tcp.context import NodeContext
 from .tcp.framing import encode_frame
 from .tcp.messaging import InboundMessageProtocol, PeerSender
+from .tcp.records import RecordStream, StreamPlane
 from .tcp.transfers import BulkTransfers
 from .tls import TLSConfig
 
@@ -158,15 +161,17 @@ class AsyncioRuntime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ctx: NodeContext | None = None
         self._transfers: BulkTransfers | None = None
+        self._streams: StreamPlane | None = None
         self._listener: socket.socket | None = None
         self._handlers: dict[type[Message], MessageHandler[Any]] = {}
         self._transfer_handlers: dict[str, TransferHandler] = {}
+        self._stream_handlers: dict[type[Message], StreamHandler[Any]] = {}
         self._senders: dict[str, PeerSender] = {}
         self._inbound: set[InboundMessageProtocol] = set()
         self._inbound_open = 0
         self._tasks: set[asyncio.Task[Any]] = set()  # spawned by protocol code
         self._internal: set[asyncio.Task[Any]] = set()  # accept loop, connections
-        self._data_tasks: set[asyncio.Task[Any]] = set()  # those serving a data stream
+        self._data_tasks: set[asyncio.Task[Any]] = set()  # serving a data or stream connection
         self._timers: set[_Timer] = set()
         self._throttle: LogThrottle | None = None
 
@@ -197,6 +202,7 @@ class AsyncioRuntime:
             throttle=self._throttle,
         )
         self._transfers = BulkTransfers(self._ctx, self._deliver_transfer, self.now)
+        self._streams = StreamPlane(self._ctx, self._deliver_record)
         self._listener = _listen(self._host, self._port)
         self._port = self._listener.getsockname()[1]
         self.directory.register(self._node_id, self._advertise_host, self._port, self._info)
@@ -230,7 +236,7 @@ class AsyncioRuntime:
         self._stop_activity()
         await asyncio.gather(*(s.close(flush_timeout) for s in self._senders.values()))
         self._senders.clear()
-        await self._stop_network()
+        await self._stop_network(f"{self._node_id} closed")
         await self._storage.sync()
         _close_storage(self._storage)
         log.info("[%s] closed", self._node_id)
@@ -248,7 +254,7 @@ class AsyncioRuntime:
         abandon = getattr(self._storage, "abandon", None)
         if callable(abandon):
             abandon()
-        await self._stop_network()
+        await self._stop_network(f"{self._node_id} crashed")
         log.info("[%s] crashed", self._node_id)
 
     def _stop_activity(self) -> None:
@@ -259,12 +265,13 @@ class AsyncioRuntime:
             if task is not current:
                 task.cancel()
 
-    async def _stop_network(self) -> None:
-        assert self._transfers is not None
-        # Data-stream handlers are not cancelled but starved: aborting their
-        # sockets makes their worker threads return at once, and the handlers
-        # then close the sockets themselves. Closing a socket under a thread
-        # still using it could let the fd number be reused under its feet.
+    async def _stop_network(self, reason: str) -> None:
+        assert self._transfers is not None and self._streams is not None
+        # Data and stream connection handlers are not cancelled but starved:
+        # aborting their sockets makes their worker threads (or, for streams,
+        # their coroutines) return at once, and the handlers then close the
+        # sockets themselves. Closing a socket under a thread still using it
+        # could let the fd number be reused under its feet.
         for task in self._internal - self._data_tasks:
             task.cancel()
         if self._listener is not None:
@@ -272,6 +279,7 @@ class AsyncioRuntime:
         for protocol in list(self._inbound):
             protocol.abort()
         self._transfers.abort_all()
+        self._streams.stop(reason)
         current = asyncio.current_task()
         pending = [t for t in (*self._tasks, *self._internal) if t is not current and not t.done()]
         if pending:
@@ -335,6 +343,13 @@ class AsyncioRuntime:
     def sleep(self, delay: float) -> Coroutine[Any, Any, None]:
         _check_delay(delay)
         return asyncio.sleep(delay)
+
+    async def compute(self, seconds: float) -> None:
+        """Returns at once: on real hardware the CPU work already took its time.
+
+        (The simulator advances the node's clock instead; see the contract.)
+        """
+        _check_delay(seconds)
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
         loop = self._running_loop()
@@ -491,8 +506,14 @@ class AsyncioRuntime:
 
     @property
     def active_streams(self) -> int:
-        """Bulk-data connections open right now (sending and receiving)."""
-        return self._transfers.active_streams if self._transfers is not None else 0
+        """Bulk-data connections open right now, transfers' and streams', sending and receiving."""
+        transfers = self._transfers.active_streams if self._transfers is not None else 0
+        return transfers + self.open_streams
+
+    @property
+    def open_streams(self) -> int:
+        """Stream connections (``open_stream``) open or being set up, both directions."""
+        return self._streams.active if self._streams is not None else 0
 
     def _deliver_transfer(self, src: str, tag: str, payload: memoryview) -> bool:
         """Hand a received transfer to its handler; ``False`` if this node is down."""
@@ -514,6 +535,45 @@ class AsyncioRuntime:
         except Exception:
             self.stats.handler_errors += 1
             log.exception("[%s] transfer handler for tag %r raised", self._node_id, tag)
+        return True
+
+    # --- streams ------------------------------------------------------------------------------
+
+    async def open_stream(self, dst: str, *, congestion: str | None = None) -> RecordStream:
+        """Connect one stream to ``dst`` (see :mod:`.tcp.records`); :class:`TransferError` if it cannot."""
+        if not self.running or self._streams is None:
+            raise TransferError(f"node {self._node_id} is not running")
+        return await self._streams.open(dst, congestion)
+
+    def on_stream(self, header_type: type[M], handler: StreamHandler[M]) -> None:
+        if not (isinstance(header_type, type) and issubclass(header_type, Message)):
+            raise TypeError(f"on_stream() needs a Message subclass, got {header_type!r}")
+        if not callable(handler):
+            raise TypeError(f"stream handler for {header_type.__name__} is not callable")
+        self._stream_handlers[header_type] = handler
+
+    def _deliver_record(self, src: str, header: Message, data: memoryview) -> bool:
+        """Hand a received record to its handler; ``False`` if this node is down."""
+        if not self.running:
+            return False
+        self.stats.records_received += 1
+        handler = self._stream_handlers.get(type(header))
+        if handler is None:
+            self.stats.records_unhandled += 1
+            self._log_throttled(
+                f"unhandled-record:{type(header).__name__}",
+                "no stream handler for %s (from %s, %d bytes): dropped",
+                type(header).__name__,
+                src,
+                data.nbytes,
+            )
+            return True
+        try:
+            handler(src, header, data)
+        except Exception:
+            self.stats.handler_errors += 1
+            name = type(header).__name__
+            log.exception("[%s] stream handler for %s from %s raised", self._node_id, name, src)
         return True
 
     # --- accepting connections ----------------------------------------------------------------
@@ -541,7 +601,7 @@ class AsyncioRuntime:
             self._internal_task(self._serve_connection(conn, where), f"conn {where}")
 
     async def _serve_connection(self, conn: socket.socket, where: str) -> None:
-        assert self._ctx is not None and self._transfers is not None
+        assert self._ctx is not None and self._transfers is not None and self._streams is not None
         handed_off = False
         try:
             try:
@@ -558,6 +618,10 @@ class AsyncioRuntime:
                 if self.running:
                     self._data_tasks.add(asyncio.current_task())  # type: ignore[arg-type]
                     await self._transfers.serve(conn, where)
+            elif preamble == wire.STREAM_PREAMBLE:
+                if self.running:
+                    self._data_tasks.add(asyncio.current_task())  # type: ignore[arg-type]
+                    await self._streams.serve(conn, where)
             else:
                 self._ctx.reject("bad_preamble", f"unknown preamble {preamble!r}", f" from {where}")
         finally:

@@ -47,9 +47,25 @@ class NetworkStats:
     transfers_unhandled: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
-    #: inbound frames or connections refused, by reason (malformed, oversize,
-    #: truncated, unauthenticated, hello_rejected, bad_preamble, tls_handshake,
-    #: handshake_timeout, too_many_connections, bad_stream, checksum_mismatch)
+    #: streams (``open_stream``) this node opened, and accepted from peers
+    streams_opened: int = 0
+    streams_accepted: int = 0
+    #: streams that could not be opened or broke (reset, peer gone, stalled,
+    #: a rejected record), on either end; not those closed on purpose
+    streams_failed: int = 0
+    #: stream records written to a socket, and handed to a handler (or dropped
+    #: for lack of one: see ``records_unhandled``)
+    records_sent: int = 0
+    records_received: int = 0
+    #: valid records whose header type has no ``on_stream`` handler (dropped)
+    records_unhandled: int = 0
+    #: data bytes of those records (headers not included)
+    record_bytes_sent: int = 0
+    record_bytes_received: int = 0
+    #: inbound frames, records or connections refused, by reason (malformed,
+    #: oversize, truncated, unauthenticated, hello_rejected, bad_preamble,
+    #: tls_handshake, handshake_timeout, too_many_connections, bad_stream,
+    #: checksum_mismatch)
     rejected: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:

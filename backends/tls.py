@@ -42,6 +42,11 @@ class TLSConfig:
     def server_context(self) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._configure(ctx)
+        # No TLS 1.3 session tickets: nothing here resumes sessions, and a
+        # ticket is bytes the client must read on connections where it only
+        # ever writes (streams, messages); a socket closed with unread bytes
+        # is reset, dropping whatever it had not transmitted yet.
+        ctx.num_tickets = 0
         return ctx
 
     def client_context(self) -> ssl.SSLContext:

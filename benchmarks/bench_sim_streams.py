@@ -47,7 +47,9 @@ def simulated_gbps(streams: int, congestion: str) -> float:
     sim.start(app)
 
     async def go(rt):
-        return await rt.app.send("y", VirtualPayload(SIZE), streams=streams, congestion=congestion, tag="bench")
+        return await rt.app.send(
+            "y", VirtualPayload(SIZE), streams=streams, congestion=congestion, tag="bench"
+        )
 
     return sim.run_until_complete("x", go, timeout=1e6).goodput_bps / 1e9
 

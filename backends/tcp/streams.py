@@ -28,12 +28,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from novacron.runtime import TransferError
+
+from ..tls import peer_identities
 from . import wire
 from .framing import LENGTH_PREFIX, PREFIX_SIZE, FrameTooLarge, encode_frame
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+F = TypeVar("F")
 
 #: Bytes moved per send/recv call and checksummed at a time: big enough that
 #: Python overhead is noise, small enough to stay in cache between the
@@ -236,6 +240,47 @@ def connect(
         raise
 
 
+def dial(
+    slot: SocketSlot,
+    dst: str,
+    host: str,
+    port: int,
+    *,
+    preamble: bytes,
+    tls: ssl.SSLContext | None,
+    check_identity: bool,
+    timeout: float,
+    congestion: str | None,
+) -> tuple[socket.socket, str]:
+    """Connect a bulk connection to node ``dst``: :func:`connect`, then check that a
+    TLS server is who we meant to reach, then apply the congestion control.
+
+    Returns the socket and the congestion control it really uses. Every
+    failure but an abort is a :class:`~novacron.runtime.TransferError` whose
+    message says why, in the words both transfers and streams report.
+    """
+    where = f"{dst} at {host}:{port}"
+    try:
+        sock = connect(slot, host, port, timeout=timeout, preamble=preamble, tls=tls, server_name=dst)
+    except StreamAborted:
+        raise
+    except ConnectionRefusedError:
+        raise TransferError(f"{where} is unreachable: connection refused") from None
+    except TimeoutError:
+        raise TransferError(f"{where} is unreachable: no connection within {timeout:g}s") from None
+    except OSError as exc:
+        raise TransferError(f"cannot connect to {where}: {exc}") from None
+    try:
+        if tls is not None and check_identity:
+            shown = peer_identities(sock.getpeercert())  # type: ignore[attr-defined]
+            if dst not in shown:
+                raise TransferError(f"{where} presented a certificate for {', '.join(sorted(shown))}")
+        return sock, apply_congestion(sock, congestion)
+    except BaseException:
+        sock.close()
+        raise
+
+
 def send_slice(
     sock: socket.socket,
     view: memoryview,
@@ -275,12 +320,18 @@ def wait_status(sock: socket.socket, progress: Progress, stall_timeout: float) -
 
 
 def accept_stream(
-    sock: socket.socket, slot: SocketSlot, *, tls: ssl.SSLContext | None, timeout: float
-) -> tuple[socket.socket, wire.StreamHeader, dict[str, Any] | None]:
-    """After the data preamble: TLS handshake, then the stream header.
+    sock: socket.socket,
+    slot: SocketSlot,
+    *,
+    tls: ssl.SSLContext | None,
+    timeout: float,
+    first: type[F] = wire.StreamHeader,  # type: ignore[assignment]
+) -> tuple[socket.socket, F, dict[str, Any] | None]:
+    """After the preamble of a data or stream connection: TLS handshake, then
+    the connection's first frame, decoded as ``first``.
 
-    Returns the (possibly TLS-wrapped) socket, the header and the peer's
-    certificate (``None`` without TLS).
+    Returns the (possibly TLS-wrapped) socket, that frame and the peer's
+    certificate (``None`` without TLS). Reads nothing beyond the frame.
     """
     peercert = None
     try:
@@ -290,7 +341,7 @@ def accept_stream(
         if tls is not None:
             sock = slot.set(tls.wrap_socket(sock, server_side=True))
             peercert = sock.getpeercert()
-        header = wire.decode(wire.StreamHeader, read_frame(sock))
+        header = wire.decode(first, read_frame(sock))
     except BaseException:
         sock.close()
         raise

@@ -286,34 +286,19 @@ class BulkTransfers:
     ) -> str:
         """One stream, in a worker thread; returns the congestion control it used."""
         opts = self.ctx.options
-        where = f"{dst} at {address.host}:{address.port}"
-        try:
-            sock = st.connect(
-                slot,
-                address.host,
-                address.port,
-                timeout=opts.connect_timeout,
-                preamble=wire.DATA_PREAMBLE,
-                tls=self.ctx.client_tls,
-                server_name=dst,
-            )
-        except st.StreamAborted:
-            raise
-        except ConnectionRefusedError:
-            raise TransferError(f"{where} is unreachable: connection refused") from None
-        except TimeoutError:
-            raise TransferError(
-                f"{where} is unreachable: no connection within {opts.connect_timeout:g}s"
-            ) from None
-        except OSError as exc:
-            raise TransferError(f"cannot connect to {where}: {exc}") from None
+        sock, used = st.dial(
+            slot,
+            dst,
+            address.host,
+            address.port,
+            preamble=wire.DATA_PREAMBLE,
+            tls=self.ctx.client_tls,
+            check_identity=self.ctx.check_identity,
+            timeout=opts.connect_timeout,
+            congestion=algorithm,
+        )
         stream = f"stream {header.index}/{header.streams} to {dst}"
         try:
-            if self.ctx.client_tls is not None and self.ctx.check_identity:
-                shown = peer_identities(sock.getpeercert())  # type: ignore[attr-defined]
-                if dst not in shown:
-                    raise TransferError(f"{where} presented a certificate for {', '.join(sorted(shown))}")
-            used = st.apply_congestion(sock, algorithm)
             sock.settimeout(opts.stream_timeout)
             st.write_frame(sock, wire.encode(header))
             crc = st.send_slice(

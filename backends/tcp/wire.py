@@ -12,9 +12,16 @@ TLS handshake, that says which kind of connection it is:
   slice bytes, a :class:`StreamTrailer` frame with the slice's checksum, then
   one :class:`StreamStatus` frame back from the receiver once the *whole*
   transfer has been reassembled and verified.
+* ``NCs1`` — a **stream** connection (``rt.open_stream``): a
+  :class:`StreamHello` frame naming the sending node and the checksum it
+  uses, then any number of *records*, each a :class:`RecordEnvelope` frame
+  (the record's header message, encoded by :data:`novacron.runtime.codec`,
+  the length of the data and its checksum) followed by exactly that many
+  raw data bytes. Stream connections are one-way too: the receiver never
+  writes on them.
 
-The preamble lets one listening port serve both kinds, and lets the data
-path hand a raw socket to a worker thread before asyncio ever reads from it.
+The preamble lets one listening port serve every kind, and lets the data
+paths take over a raw socket before asyncio ever reads from it.
 The checksum travels in a trailer rather than in the header so that the
 sender computes it chunk by chunk while sending (one pass over memory)
 instead of reading the whole slice once more before the first byte leaves.
@@ -37,6 +44,7 @@ PROTOCOL_VERSION = 1
 PREAMBLE_SIZE = 4
 MESSAGE_PREAMBLE = b"NCm1"
 DATA_PREAMBLE = b"NCd1"
+STREAM_PREAMBLE = b"NCs1"
 
 #: Frames before a peer is authenticated (hello, stream header, status) are
 #: small; capping them stops an anonymous client from making us buffer 16 MiB.
@@ -83,13 +91,41 @@ class StreamStatus(msgspec.Struct, tag="novacron/status", forbid_unknown_fields=
     reason: ShortText = ""
 
 
+class StreamHello(msgspec.Struct, tag="novacron/stream-hello", forbid_unknown_fields=True, frozen=True):
+    """First frame on a stream connection: who is talking, and how records are checksummed."""
+
+    version: int
+    node_id: NodeId
+    checksum: Annotated[str, msgspec.Meta(max_length=32)]
+
+
+class RecordEnvelope(msgspec.Struct, tag="novacron/record", forbid_unknown_fields=True, frozen=True):
+    """The frame before each record's data on a stream connection.
+
+    ``header`` is the record's header message as the codec encodes it; it
+    travels inside the envelope (rather than as a frame of its own) so that
+    the length and checksum of the data arrive together with it, and so the
+    checksum can cover the header bytes too. ``checksum`` is computed over
+    ``header`` then the ``length`` data bytes, with the algorithm the
+    :class:`StreamHello` named.
+    """
+
+    header: bytes
+    length: NonNegative
+    checksum: NonNegative
+
+
 T = TypeVar("T")
+Frame = Hello | StreamHeader | StreamTrailer | StreamStatus | StreamHello | RecordEnvelope
 
 _encoder = msgspec.msgpack.Encoder()
-_decoders = {cls: msgspec.msgpack.Decoder(cls) for cls in (Hello, StreamHeader, StreamTrailer, StreamStatus)}
+_decoders = {
+    cls: msgspec.msgpack.Decoder(cls)
+    for cls in (Hello, StreamHeader, StreamTrailer, StreamStatus, StreamHello, RecordEnvelope)
+}
 
 
-def encode(value: Hello | StreamHeader | StreamTrailer | StreamStatus) -> bytes:
+def encode(value: Frame) -> bytes:
     return _encoder.encode(value)
 
 

@@ -6,6 +6,7 @@ Protocol code imports from here and from nothing runtime-specific; see
 
 from .contract import (
     MAX_MESSAGE_BYTES,
+    MAX_RECORD_BYTES,
     App,
     Cancellable,
     Clock,
@@ -14,6 +15,8 @@ from .contract import (
     Network,
     Runtime,
     Storage,
+    Stream,
+    StreamHandler,
     TaskLike,
     TransferHandler,
 )
@@ -31,6 +34,7 @@ from .types import (
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
+    "MAX_RECORD_BYTES",
     "App",
     "Cancellable",
     "Clock",
@@ -44,6 +48,8 @@ __all__ = [
     "Runtime",
     "RuntimeContractError",
     "Storage",
+    "Stream",
+    "StreamHandler",
     "TaskLike",
     "TransferError",
     "TransferHandler",

@@ -33,12 +33,16 @@ T = TypeVar("T")
 
 #: The largest encoded message ``send`` accepts; bigger payloads go by transfer.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: The largest data a stream record may carry (``Stream.send``), on every runtime.
+MAX_RECORD_BYTES = 64 * 1024 * 1024
 M = TypeVar("M", bound=Message)
 
 #: A message handler: called with the sender's node id and the message.
 MessageHandler = Callable[[str, M], None]
 #: A transfer handler: called with the sender's node id and the payload.
 TransferHandler = Callable[[str, Payload], None]
+#: A stream-record handler: sender's node id, the record's header and its data.
+StreamHandler = Callable[[str, M, Payload], None]
 
 
 @runtime_checkable
@@ -106,6 +110,17 @@ class Clock(Protocol):
         """A future bound to this runtime (e.g. to await a reply message)."""
         ...
 
+    def compute(self, seconds: float) -> Awaitable[None]:
+        """Account for ``seconds`` of CPU work that protocol code just did.
+
+        In the simulator the work itself takes no virtual time, so protocol
+        code that compresses, hashes or encodes says what it would cost
+        (from a calibrated cost model) and the node's clock advances by it;
+        on the real backend the work already took real time and this
+        returns at once.
+        """
+        ...
+
 
 @runtime_checkable
 class Storage(Protocol):
@@ -169,8 +184,51 @@ class Storage(Protocol):
         ...
 
 
+@runtime_checkable
+class Stream(Protocol):
+    """One congestion-controlled, ordered, reliable channel to a peer (a TCP connection).
+
+    The building block of AMST (:mod:`novacron.transport`), which schedules
+    chunks over several streams itself; :meth:`Network.transfer` is the
+    simple all-in-one alternative. A stream carries *records*: a typed
+    header (a :class:`Message`) plus raw bytes, delivered in order to the
+    peer's :meth:`Network.on_stream` handler for that header type.
+    """
+
+    @property
+    def peer(self) -> str: ...
+
+    @property
+    def congestion(self) -> str:
+        """The congestion control actually in use."""
+        ...
+
+    def send(self, header: Message, data: Payload = b"") -> Awaitable[None]:
+        """Write one record; completes when the stream can take the next one.
+
+        Completion means the bytes left this node, not that the peer
+        processed them: protocols acknowledge with messages. One send at a
+        time per stream; ``data`` at most :data:`MAX_RECORD_BYTES`. Raises
+        :class:`TransferError` once the stream has failed (peer down,
+        connection reset, no progress for the stream timeout); a failed
+        stream stays failed and counts as :attr:`closed`.
+
+        Records on one stream arrive in order; records and messages are not
+        ordered relative to each other (they travel on different
+        connections): a message sent after a record may be handled first.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called or the stream failed."""
+        ...
+
+
 class Network(Protocol):
-    """Small typed messages (best effort) and bulk transfers to peers."""
+    """Small typed messages (best effort), streams and bulk transfers to peers."""
 
     def send(self, dst: str, message: Message) -> None:
         """Send a small message. Best effort: it may be lost, delayed,
@@ -204,6 +262,17 @@ class Network(Protocol):
         :class:`TransferError` if the peer cannot be reached or a stream
         fails. ``congestion`` names the congestion control (``cubic``,
         ``bbr``, ``reno``); ``None`` means the runtime's default.
+        """
+        ...
+
+    def open_stream(self, dst: str, *, congestion: str | None = None) -> Awaitable[Stream]:
+        """Connect one stream to ``dst``; raises :class:`TransferError` if it cannot."""
+        ...
+
+    def on_stream(self, header_type: type[M], handler: StreamHandler[M]) -> None:
+        """Route stream records whose header is a ``header_type`` to ``handler``.
+
+        The handler gets ``(src, header, data)``; ``data`` as for :meth:`on_transfer`.
         """
         ...
 

@@ -17,9 +17,17 @@ from typing import Union
 
 import msgspec
 
+#: Bumped whenever a Message subclass is defined, so the codec knows when to rebuild.
+_generation = 0
+
 
 class Message(msgspec.Struct, tag=True, frozen=True):
     """Base class of every protocol message (immutable: shared by reference)."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        global _generation
+        _generation += 1
 
 
 class WireError(ValueError):
@@ -41,8 +49,8 @@ class MessageCodec:
     """msgpack encoding of any :class:`Message` subclass known at build time.
 
     Rebuilds its decoder when new message types have been defined since
-    (cheap check: the number of subclasses), so importing a protocol module
-    later is enough to make its messages decodable.
+    (a counter bumped by ``Message.__init_subclass__``), so importing a
+    protocol module later is enough to make its messages decodable.
     """
 
     def __init__(self) -> None:
@@ -63,13 +71,13 @@ class MessageCodec:
             raise WireError(f"undecodable message frame ({len(data)} bytes): {exc}") from None
 
     def _decoder_for_current_types(self) -> msgspec.msgpack.Decoder:
-        types = _all_message_types()
-        if self._decoder is None or len(types) != self._known:
+        if self._decoder is None or self._known != _generation:  # a new message type was defined
+            types = _all_message_types()
             concrete = [t for t in types if not getattr(t, "__abstractmethods__", None)]
             _check_unique_tags(concrete)
             union = Union[tuple(concrete)] if concrete else Message  # noqa: UP007
             self._decoder = msgspec.msgpack.Decoder(union)
-            self._known = len(types)
+            self._known = _generation
         return self._decoder
 
 

@@ -19,7 +19,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from novacron.runtime import Message, TransferError, TransferReport, payload_size
+from novacron.runtime import MAX_RECORD_BYTES, Message, TransferError, TransferReport, payload_size
 
 from ..kernel import Call, SimFuture
 from .congestion import ALGORITHMS, flow_cap
@@ -74,7 +74,7 @@ class SimStream(FlowGroup):
         super().__init__(id=id, src=src, dst=dst, congestion=congestion)
         self._plane = plane
         self.failure: str | None = None
-        self.closed = False
+        self._closed = False
         self._sending: SimFuture | None = None
         self.bytes_sent = 0
 
@@ -82,11 +82,19 @@ class SimStream(FlowGroup):
     def peer(self) -> str:
         return self.dst
 
+    @property
+    def closed(self) -> bool:
+        return self._closed or self.failure is not None
+
     async def send(self, header: Message, data: Any = b"") -> None:
         if self.failure is not None:
             raise TransferError(f"stream {self.src}->{self.dst} #{self.id} failed: {self.failure}")
-        if self.closed:
+        if self._closed:
             raise TransferError(f"stream {self.src}->{self.dst} #{self.id} is closed")
+        if payload_size(data) > MAX_RECORD_BYTES:
+            raise ValueError(
+                f"a stream record carries at most {MAX_RECORD_BYTES} bytes, got {payload_size(data)}"
+            )
         if self._sending is not None:
             raise RuntimeError("one send at a time per stream: await the previous send first")
         self._sending = self._plane.stream_send(self, header, data)
@@ -96,8 +104,8 @@ class SimStream(FlowGroup):
             self._sending = None
 
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
+        if not self._closed:
+            self._closed = True
             self._plane.forget(self)
 
     def __repr__(self) -> str:

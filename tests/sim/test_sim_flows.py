@@ -228,7 +228,7 @@ def test_an_injected_stream_reset_fails_the_send_in_flight_and_later_ones():
     async def go(rt):
         stream = await rt.open_stream("y")
         with pytest.raises(TransferError, match="reset"):
-            await stream.send(Rec(0), VirtualPayload(100 << 20))  # 8 s at 100 Mbit/s
+            await stream.send(Rec(0), VirtualPayload(60 << 20))  # 5 s at 100 Mbit/s
         with pytest.raises(TransferError, match="reset"):
             await stream.send(Rec(1), b"x")
         return rt.now()
