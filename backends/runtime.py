@@ -510,6 +510,11 @@ class AsyncioRuntime:
         transfers = self._transfers.active_streams if self._transfers is not None else 0
         return transfers + self.open_streams
 
+    def reset_streams(self, count: int = 1) -> int:
+        """Fault injection (tests, drills): reset ``count`` of the stream connections peers
+        opened to this node; their senders see the stream fail. Returns how many were reset."""
+        return self._streams.reset_inbound(count) if self._streams is not None else 0
+
     @property
     def open_streams(self) -> int:
         """Stream connections (``open_stream``) open or being set up, both directions."""

@@ -336,6 +336,13 @@ class StreamPlane:
         """Stream connections open or being set up, both directions."""
         return len(self._outbound) + len(self._inbound) + len(self._slots)
 
+    def reset_inbound(self, count: int) -> int:
+        """Fault injection: drop ``count`` inbound stream connections, as a reset would."""
+        victims = list(self._inbound)[:count]
+        for stream in victims:
+            stream.abort()
+        return len(victims)
+
     # --- opening ------------------------------------------------------------------------------------
 
     async def open(self, dst: str, congestion: str | None) -> RecordStream:
