@@ -166,6 +166,7 @@ class AsyncioRuntime:
         self._handlers: dict[type[Message], MessageHandler[Any]] = {}
         self._transfer_handlers: dict[str, TransferHandler] = {}
         self._stream_handlers: dict[type[Message], StreamHandler[Any]] = {}
+        self._stream_placements: dict[type[Message], Any] = {}
         self._senders: dict[str, PeerSender] = {}
         self._inbound: set[InboundMessageProtocol] = set()
         self._inbound_open = 0
@@ -202,7 +203,7 @@ class AsyncioRuntime:
             throttle=self._throttle,
         )
         self._transfers = BulkTransfers(self._ctx, self._deliver_transfer, self.now)
-        self._streams = StreamPlane(self._ctx, self._deliver_record)
+        self._streams = StreamPlane(self._ctx, self._deliver_record, self._place_record)
         self._listener = _listen(self._host, self._port)
         self._port = self._listener.getsockname()[1]
         self.directory.register(self._node_id, self._advertise_host, self._port, self._info)
@@ -550,12 +551,21 @@ class AsyncioRuntime:
             raise TransferError(f"node {self._node_id} is not running")
         return await self._streams.open(dst, congestion)
 
-    def on_stream(self, header_type: type[M], handler: StreamHandler[M]) -> None:
+    def on_stream(self, header_type: type[M], handler: StreamHandler[M], *, placement=None) -> None:
         if not (isinstance(header_type, type) and issubclass(header_type, Message)):
             raise TypeError(f"on_stream() needs a Message subclass, got {header_type!r}")
         if not callable(handler):
             raise TypeError(f"stream handler for {header_type.__name__} is not callable")
         self._stream_handlers[header_type] = handler
+        if placement is None:
+            self._stream_placements.pop(header_type, None)
+        else:
+            self._stream_placements[header_type] = placement
+
+    def _place_record(self, src: str, header: Message, length: int) -> memoryview | None:
+        """Where the protocol wants this record's data received (zero-copy), if it says."""
+        placement = self._stream_placements.get(type(header))
+        return placement(src, header, length) if placement is not None and self.running else None
 
     def _deliver_record(self, src: str, header: Message, data: memoryview) -> bool:
         """Hand a received record to its handler; ``False`` if this node is down."""

@@ -84,6 +84,7 @@ class SimRuntime:
         self._handlers: dict[type, Callable[[str, Any], None]] = {}
         self._transfer_handlers: dict[str, Callable[[str, Payload], None]] = {}
         self._stream_handlers: dict[type, Callable[[str, Any, Payload], None]] = {}
+        self._stream_placements: dict[type, Any] = {}
         self.unhandled_messages = 0
         self.default_congestion = "cubic"
         self.app: Any = None  # what the app factory returned, for inspection
@@ -177,10 +178,13 @@ class SimRuntime:
             self._info.node_id, dst, congestion or self.default_congestion
         )
 
-    def on_stream(self, header_type: type, handler: Callable[[str, Any, Payload], None]) -> None:
+    def on_stream(
+        self, header_type: type, handler: Callable[[str, Any, Payload], None], *, placement=None
+    ) -> None:
         if not (isinstance(header_type, type) and issubclass(header_type, Message)):
             raise TypeError(f"on_stream() needs a Message subclass, got {header_type!r}")
         self._stream_handlers[header_type] = handler
+        self._stream_placements[header_type] = placement
 
     def _receive_stream_record(self, src: str, header: Message, data: Payload) -> None:
         handler = self._stream_handlers.get(header.__class__)
@@ -190,6 +194,11 @@ class SimRuntime:
             )
             return
         if not isinstance(data, VirtualPayload):
+            placement = self._stream_placements.get(header.__class__)
+            target = placement(src, header, len(data)) if placement is not None else None
+            if target is not None and not target.readonly and target.nbytes == len(data):
+                target[:] = data  # what the real backend's socket read does
+                data = target
             data = memoryview(data).toreadonly()
         handler(src, header, data)
 

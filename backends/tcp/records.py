@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 #: ``deliver(src, header, data)`` hands a record to its handler; ``False`` if
 #: the node is no longer running.
 Deliver = Callable[[str, Message, memoryview], bool]
+#: Where a record's data may be received directly (zero-copy), or None for the stream's own buffer.
+Place = Callable[[str, Message, int], "memoryview | None"]
 
 #: A receive buffer is kept between records up to this size; bigger ones
 #: (rare huge records) are dropped after use instead of pinning memory.
@@ -220,10 +222,12 @@ class InboundStream:
         checksum: str,
         deliver: Deliver,
         where: str,
+        place: Place | None = None,
     ) -> None:
         self.ctx = ctx
         self.src = src
         self.where = where
+        self._place = place
         self._io = LoopSocket(ctx.loop, sock)
         self._checksum = st.CHECKSUMS[checksum]
         self._deliver = deliver
@@ -270,7 +274,20 @@ class InboundStream:
             raise _Rejected(
                 "oversize", f"record of {envelope.length} bytes (max_record_bytes {opts.max_record_bytes})"
             )
-        data = memoryview(self._buffer_for(envelope.length))[: envelope.length]
+        try:
+            header = codec.decode(envelope.header)
+        except WireError as exc:
+            raise _Rejected("malformed", f"record header: {exc}") from None
+        except Exception as exc:  # the codec lets a few decoding errors through
+            raise _Rejected("malformed", f"record header: {exc!r}") from None
+        # Zero-copy receive when the protocol says where this record's data belongs.
+        placed = self._place(self.src, header, envelope.length) if self._place is not None else None
+        if placed is not None and (placed.readonly or placed.nbytes != envelope.length):
+            placed = None
+        if placed is not None:
+            data = placed
+        else:
+            data = memoryview(self._buffer_for(envelope.length))[: envelope.length]
         try:
             await io.read_exactly(data, stall)
             computed = self._checksum(data, self._checksum(envelope.header, 0))
@@ -279,18 +296,13 @@ class InboundStream:
                     "checksum_mismatch",
                     f"record checksum {computed:#x}, sender announced {envelope.checksum:#x}",
                 )
-            try:
-                header = codec.decode(envelope.header)
-            except WireError as exc:
-                raise _Rejected("malformed", f"record header: {exc}") from None
-            except Exception as exc:  # the codec lets a few decoding errors through
-                raise _Rejected("malformed", f"record header: {exc!r}") from None
             self.ctx.stats.record_bytes_received += envelope.length
             return self._hand_over(header, data)
         finally:
-            data.release()
-            if len(self._buffer) > _KEEP_BUFFER:
-                self._buffer = bytearray(0)
+            if placed is None:
+                data.release()
+                if len(self._buffer) > _KEEP_BUFFER:
+                    self._buffer = bytearray(0)
 
     def _hand_over(self, header: Message, data: memoryview) -> bool:
         readonly = data.toreadonly()
@@ -322,9 +334,10 @@ class InboundStream:
 class StreamPlane:
     """Every record stream of one node, both directions."""
 
-    def __init__(self, ctx: NodeContext, deliver: Deliver) -> None:
+    def __init__(self, ctx: NodeContext, deliver: Deliver, place: Place | None = None) -> None:
         self.ctx = ctx
         self._deliver = deliver
+        self._place = place
         self._outbound: set[RecordStream] = set()
         self._inbound: set[InboundStream] = set()
         self._slots: set[st.SocketSlot] = set()  # connections being set up in a thread
@@ -448,7 +461,7 @@ class StreamPlane:
                 ctx.reject(problem[0], problem[1], f" from {where}")
             return
         _set_nodelay(sock)
-        inbound = InboundStream(ctx, sock, hello.node_id, hello.checksum, self._deliver, where)
+        inbound = InboundStream(ctx, sock, hello.node_id, hello.checksum, self._deliver, where, self._place)
         self._inbound.add(inbound)
         ctx.stats.streams_accepted += 1
         try:

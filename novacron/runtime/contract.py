@@ -43,6 +43,8 @@ MessageHandler = Callable[[str, M], None]
 TransferHandler = Callable[[str, Payload], None]
 #: A stream-record handler: sender's node id, the record's header and its data.
 StreamHandler = Callable[[str, M, Payload], None]
+#: Where a stream record's data should be received: ``(src, header, length) -> memoryview | None``.
+Placement = Callable[[str, M, int], "memoryview | None"]
 
 
 @runtime_checkable
@@ -213,7 +215,9 @@ class Stream(Protocol):
         connection reset, no progress for the stream timeout); a failed
         stream stays failed and counts as :attr:`closed`.
 
-        Records on one stream arrive in order; records and messages are not
+        Records on one stream arrive in order and intact (the real backend
+        checksums each record from the sender's memory to the receiver's;
+        a corrupt record fails the stream); records and messages are not
         ordered relative to each other (they travel on different
         connections): a message sent after a record may be handled first.
         """
@@ -269,10 +273,18 @@ class Network(Protocol):
         """Connect one stream to ``dst``; raises :class:`TransferError` if it cannot."""
         ...
 
-    def on_stream(self, header_type: type[M], handler: StreamHandler[M]) -> None:
+    def on_stream(
+        self, header_type: type[M], handler: StreamHandler[M], *, placement: Placement[M] | None = None
+    ) -> None:
         """Route stream records whose header is a ``header_type`` to ``handler``.
 
         The handler gets ``(src, header, data)``; ``data`` as for :meth:`on_transfer`.
+        ``placement(src, header, length)``, when given, may return a writable
+        memoryview of exactly ``length`` bytes where the record's data should
+        land (zero-copy receive, e.g. straight into a reassembly buffer); the
+        handler then gets a read-only view of that same memory. Return None
+        to let the runtime use its own buffer. A record that fails its check
+        may have been partly written there before it was rejected.
         """
         ...
 

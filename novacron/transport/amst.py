@@ -37,6 +37,7 @@ from novacron.runtime import (
 )
 
 from . import checksum
+from .buffers import BufferPool
 from .messages import Chunk, ChunkAck, TransferDone, TransferQuery, TransferStatus
 from .scheduler import ChunkScheduler
 
@@ -69,6 +70,11 @@ class AMSTReport:
     @property
     def goodput_bps(self) -> float:
         return self.nbytes * 8 / self.duration if self.duration > 0 else 0.0
+
+
+def _is_placed(data: Payload, buffer: Any) -> bool:
+    """Whether the runtime received ``data`` directly into ``buffer`` (see ``_place_chunk``)."""
+    return isinstance(data, memoryview) and data.obj is buffer
 
 
 def plan_chunks(size: int, chunk_size: int) -> list[int]:
@@ -104,7 +110,7 @@ class _Incoming:
     size: int
     chunks: int
     tag: str
-    buffer: bytearray | None
+    buffer: Any
     virtual: Any = None
     received: set[int] = field(default_factory=set)
 
@@ -117,6 +123,13 @@ class AMST:
     it misses; ``max_stream_failures`` bounds how many broken streams one
     transfer replaces before it gives up, and ``reconnect_timeout`` how long
     it keeps trying to open a replacement (a peer may be restarting).
+
+    Integrity: stream records arrive intact or not at all (the contract; the
+    real backend checksums every record from the sender's memory to the
+    receiver's), so each chunk's bytes are already checked end to end and
+    AMST checks offsets, lengths and completeness. ``verify_chunks=True``
+    adds AMST's own CRC per chunk on top (a second pass over the data on
+    both ends: for runtimes or transports that do not checksum).
     """
 
     def __init__(
@@ -128,6 +141,9 @@ class AMST:
         max_stream_failures: int = 16,
         reconnect_timeout: float = 10.0,
         completed_memory: int = 1024,
+        verify_chunks: bool = False,
+        buffer_budget: int = 1 << 30,
+        max_payload: int = 64 << 30,
     ) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -136,6 +152,9 @@ class AMST:
         self.query_interval = query_interval
         self.max_stream_failures = max_stream_failures
         self.reconnect_timeout = reconnect_timeout
+        self.verify_chunks = verify_chunks
+        self.buffers = BufferPool(buffer_budget)
+        self.max_payload = max_payload
         self._ids = itertools.count(1)
         self._outgoing: dict[str, _Outgoing] = {}
         self._incoming: dict[tuple[str, str], _Incoming] = {}
@@ -143,14 +162,18 @@ class AMST:
         self._completed_memory = completed_memory
         self._handlers: dict[str, Callable[[str, Payload], None]] = {}
         self.rejected_chunks = 0
-        rt.on_stream(Chunk, self._on_chunk)
+        rt.on_stream(Chunk, self._on_chunk, placement=self._place_chunk)
         rt.on_message(ChunkAck, self._on_ack)
         rt.on_message(TransferDone, self._on_done)
         rt.on_message(TransferQuery, self._on_query)
         rt.on_message(TransferStatus, self._on_status)
 
     def on_receive(self, tag: str, handler: Callable[[str, Payload], None]) -> None:
-        """Deliver complete payloads sent with ``tag`` to ``handler(src, payload)``."""
+        """Deliver complete payloads sent with ``tag`` to ``handler(src, payload)``.
+
+        The payload is a read-only view valid during the call only (its buffer is
+        reused, see :mod:`.buffers`): copy it with ``bytes()`` to keep it.
+        """
         self._handlers[tag] = handler
 
     # -- sending --------------------------------------------------------------
@@ -236,8 +259,8 @@ class AMST:
             algorithm, value = checksum.NONE, 0
         else:
             data = memoryview(payload)[offset : offset + length]
-            algorithm = checksum.PREFERRED
-            value = checksum.compute(algorithm, data)
+            algorithm = checksum.PREFERRED if self.verify_chunks else checksum.NONE
+            value = checksum.compute(algorithm, data) if self.verify_chunks else 0
         header = Chunk(
             xfer.id,
             index,
@@ -350,13 +373,33 @@ class AMST:
         self._wake(xfer)
 
     # -- receiving ------------------------------------------------------------
+    def _place_chunk(self, src: str, header: Chunk, length: int) -> memoryview | None:
+        """Receive a chunk straight into its place in the reassembly buffer (no copy)."""
+        key = (src, header.transfer)
+        if key in self._completed:
+            return None
+        incoming = self._incoming.get(key)
+        if incoming is None:
+            if length != header.length or self._start_problem(header) is not None:
+                return None  # _on_chunk will reject it with the reason
+            incoming = self._start_incoming(key, src, header, b"")
+        if incoming.buffer is None or header.index in incoming.received:
+            return None
+        if self._check_shape(incoming, header) is not None or length != header.length:
+            return None
+        return memoryview(incoming.buffer)[header.offset : header.offset + header.length]
+
     def _on_chunk(self, src: str, header: Chunk, data: Payload) -> None:
         key = (src, header.transfer)
         if key in self._completed:  # a late duplicate: the sender may still want the verdict
             self.rt.send(src, ChunkAck(header.transfer, header.index))
             return
-        incoming = self._incoming.get(key) or self._start_incoming(key, src, header, data)
-        problem = self._check_chunk(incoming, header, data)
+        incoming = self._incoming.get(key)
+        problem = self._start_problem(header) if incoming is None else None
+        if incoming is None and problem is None:
+            incoming = self._start_incoming(key, src, header, data)
+        if problem is None:
+            problem = self._check_chunk(incoming, header, data)
         if problem is not None:
             self.rejected_chunks += 1
             log.warning(
@@ -369,12 +412,20 @@ class AMST:
             )
             return  # not acknowledged: the sender re-sends it when asked
         if header.index not in incoming.received:
-            if incoming.buffer is not None:
+            if incoming.buffer is not None and not _is_placed(data, incoming.buffer):
                 incoming.buffer[header.offset : header.offset + header.length] = data
             incoming.received.add(header.index)
         self.rt.send(src, ChunkAck(header.transfer, header.index))
         if len(incoming.received) == incoming.chunks:
             self._complete(key, incoming)
+
+    def _start_problem(self, header: Chunk) -> str | None:
+        """Why a first chunk cannot start a transfer (a forged size must not allocate memory)."""
+        if not 0 <= header.size <= self.max_payload:
+            return f"payload of {header.size} bytes (this node accepts at most {self.max_payload})"
+        if header.chunks < 1 or header.chunks > header.size // 1 + 1:
+            return f"{header.chunks} chunks for {header.size} bytes"
+        return None
 
     def _start_incoming(self, key, src: str, header: Chunk, data: Payload) -> _Incoming:
         virtual = isinstance(data, VirtualPayload)
@@ -384,18 +435,25 @@ class AMST:
             size=header.size,
             chunks=header.chunks,
             tag=header.tag,
-            buffer=None if virtual else bytearray(header.size),
+            buffer=None if virtual else self.buffers.take(header.size),
             virtual=data.meta if virtual else None,
         )
         self._incoming[key] = incoming
         return incoming
 
     @staticmethod
-    def _check_chunk(incoming: _Incoming, header: Chunk, data: Payload) -> str | None:
+    def _check_shape(incoming: _Incoming, header: Chunk) -> str | None:
         if (header.size, header.chunks, header.tag) != (incoming.size, incoming.chunks, incoming.tag):
             return "its transfer shape differs from the first chunk's"
-        if not 0 <= header.index < header.chunks or header.offset + header.length > header.size:
+        if not 0 <= header.index < header.chunks or not 0 <= header.offset <= header.size - header.length:
             return f"chunk {header.index} at {header.offset}+{header.length} is outside the payload"
+        return None
+
+    @classmethod
+    def _check_chunk(cls, incoming: _Incoming, header: Chunk, data: Payload) -> str | None:
+        problem = cls._check_shape(incoming, header)
+        if problem is not None:
+            return problem
         if payload_size(data) != header.length:
             return f"{payload_size(data)} bytes where the header says {header.length}"
         if header.algorithm != checksum.NONE:
@@ -408,17 +466,21 @@ class AMST:
 
     def _complete(self, key, incoming: _Incoming) -> None:
         del self._incoming[key]
-        payload: Payload = (
-            incoming.virtual if incoming.buffer is None else memoryview(incoming.buffer).toreadonly()
-        )
+        buffer = incoming.buffer
+        payload: Payload = incoming.virtual if buffer is None else memoryview(buffer).toreadonly()
         handler = self._handlers.get(incoming.tag)
-        if handler is None:
-            done = TransferDone(
-                incoming.id, False, f"no receiver for tag {incoming.tag!r} on {self.rt.node_id}"
-            )
-        else:
-            handler(incoming.src, payload)
-            done = TransferDone(incoming.id, True)
+        try:
+            if handler is None:
+                done = TransferDone(
+                    incoming.id, False, f"no receiver for tag {incoming.tag!r} on {self.rt.node_id}"
+                )
+            else:
+                handler(incoming.src, payload)
+                done = TransferDone(incoming.id, True)
+        finally:
+            if buffer is not None:  # valid during the handler only: the buffer is reused
+                payload.release()
+                self.buffers.give_back(buffer)
         self._completed[key] = done
         while len(self._completed) > self._completed_memory:
             del self._completed[next(iter(self._completed))]

@@ -123,3 +123,40 @@ def test_same_seed_same_transfer_timeline():
 
     (a, ha), (b, hb) = timeline(3), timeline(3)
     assert a == b and ha == hb
+
+
+def test_a_received_payload_is_valid_only_during_the_handler_and_its_buffer_is_reused():
+    sim = Simulation(pair(), seed=0)
+    views = []
+
+    def app(rt):
+        amst = AMST(rt)
+        amst.on_receive("blob", lambda src, p: views.append(p))
+        return amst
+
+    sim.start(app)
+
+    async def go(rt):
+        for _ in range(2):
+            await rt.app.send("y", rt.random.randbytes(4 * MiB), tag="blob")
+
+    sim.run_until_complete("x", go)
+    with pytest.raises(ValueError):
+        bytes(views[0])  # released once the handler returned
+    pool = sim.runtime("y").app.buffers
+    assert (pool.allocated, pool.reused) == (1, 1)
+
+
+def test_the_buffer_pool_keeps_within_its_budget():
+    from novacron.transport.buffers import BufferPool
+
+    pool = BufferPool(budget=5 * MiB)
+    a, b = pool.take(2 * MiB), pool.take(3 * MiB)
+    pool.give_back(a)
+    pool.give_back(b)
+    assert pool.kept_bytes == 5 * MiB
+    pool.give_back(pool.take(4 * MiB))  # evicts the least recently returned (2 MiB) and more
+    assert pool.kept_bytes <= 5 * MiB
+    pool.give_back(bytearray(10))  # small buffers are not kept
+    pool.give_back(bytearray(6 * MiB))  # nor ones over the budget
+    assert pool.kept_bytes <= 5 * MiB

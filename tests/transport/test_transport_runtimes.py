@@ -87,3 +87,18 @@ def test_the_data_plane_compresses_and_delivers_on_both_runtimes(harness):
     result = harness.run("n0", scenario, timeout=60)
     assert got == [text]
     assert result.codec.startswith(("zstd", "lz4")) and result.ratio < 0.1
+
+
+def test_chunks_are_received_in_place_without_a_copy(harness):
+    digests = []
+    harness.start(["n0", "n1"], receiver(digests))
+
+    async def scenario(rt):
+        payload = rt.random.randbytes(8 * MiB)
+        await rt.app.send("n1", payload, streams=2, tag="blob")
+        return hashlib.sha256(payload).hexdigest()
+
+    expected = harness.run("n0", scenario, timeout=60)
+    assert digests == [expected]
+    placed = harness.runtime("n1").app
+    assert placed.buffers.allocated == 1  # one reassembly buffer, written by the runtime directly

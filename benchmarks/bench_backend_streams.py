@@ -1,6 +1,6 @@
 """Loopback goodput of record streams vs ``iperf3 -P N`` (run by hand; not a test).
 
-    .venv/bin/python tests/backends/bench_backend_stream_goodput.py [--streams 1 8] [--repeats 3]
+    .venv/bin/python benchmarks/bench_backend_streams.py [--streams 1 8] [--repeats 3]
 
 Two processes, as in production (one node per process, uvloop): a receiver
 node whose ``on_stream`` handler counts bytes, and a sender node that opens

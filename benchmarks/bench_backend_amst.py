@@ -1,0 +1,113 @@
+"""AMST on the real backend: 1 GiB over N streams on loopback, against ``iperf3 -P N``.
+
+Two processes, one node each (uvloop): the receiver runs AMST and hands the
+reassembled payload to a handler; the sender runs ``AMST.send`` of a 1 GiB
+buffer. The figure is end to end, framing and checksums on: from the call
+to the receiver's TransferDone (every chunk CRC-checked at the stream level
+and again end to end by AMST, reassembled in order). ``iperf3 -P N`` runs
+interleaved with ours, on the same machine, in the same minutes. Target:
+>= 0.8x iperf3 (issue 3).
+
+Run: .venv/bin/python benchmarks/bench_backend_amst.py [--size-mib 1024] [--streams 1 8] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import shutil
+import statistics
+
+from bench_backend_streams import run_iperf
+from common import report
+
+from novacron.backends import AsyncioRuntime, PeerDirectory, new_event_loop
+from novacron.transport import AMST
+
+
+def _receiver(tx_port: int, ports: mp.Queue, runs: int) -> None:
+    """The receiving node, in its own process: AMST with a handler that counts payloads."""
+
+    async def serve() -> None:
+        directory = PeerDirectory()
+        directory.register("tx", "127.0.0.1", tx_port)  # acknowledgements go back to the sender
+        rt = AsyncioRuntime("rx", directory=directory)
+        await rt.start()
+        amst = AMST(rt)
+        finished = 0
+        all_done = rt.create_future()
+
+        def received(src, payload) -> None:
+            nonlocal finished
+            finished += 1
+            if finished == runs:
+                rt.call_later(1.0, all_done.set_result, None)  # let the last TransferDone go out
+
+        amst.on_receive("bench", received)
+        ports.put(rt.address[1])
+        await all_done
+        await rt.close()
+
+    loop = new_event_loop()
+    loop.run_until_complete(serve())
+    loop.close()
+
+
+async def _measure(args: argparse.Namespace, payload: bytes) -> list[dict]:
+    have_iperf = shutil.which("iperf3") is not None
+    directory = PeerDirectory()
+    rt = AsyncioRuntime("tx", directory=directory)
+    await rt.start()
+    ctx = mp.get_context("spawn")
+    ports = ctx.Queue()
+    receiver = ctx.Process(target=_receiver, args=(rt.address[1], ports, len(args.streams) * args.repeats))
+    receiver.start()
+    rows = []
+    try:
+        directory.register("rx", "127.0.0.1", await asyncio.to_thread(ports.get, True, 60))
+        amst = AMST(rt)
+        for streams in args.streams:
+            ours, theirs = [], []
+            for _ in range(args.repeats):
+                rep = await amst.send("rx", payload, streams=streams, tag="bench")
+                ours.append(rep.goodput_bps / 1e9)
+                if have_iperf:
+                    theirs.append(await asyncio.to_thread(run_iperf, streams, 4))
+            base = statistics.median(theirs) if theirs else None
+            mine = statistics.median(ours)
+            rows.append(
+                {
+                    "streams": streams,
+                    "iperf3_gbps (baseline)": None if base is None else round(base, 2),
+                    "amst_gbps": round(mine, 2),
+                    "ratio": None if base is None else round(mine / base, 3),
+                }
+            )
+    finally:
+        await rt.close()
+        await asyncio.to_thread(receiver.join, 60)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    payload = os.urandom(args.size_mib << 20)
+    loop = new_event_loop()
+    try:
+        rows = loop.run_until_complete(_measure(args, payload))
+    finally:
+        loop.close()
+    report(f"AMST on the real backend, {args.size_mib} MiB over loopback (median of {args.repeats})", rows)
+    if shutil.which("iperf3") is None:
+        print("iperf3 not found: comparison skipped (install it with: sudo apt-get install iperf3)")
+    print("target: ratio >= 0.8")
+
+
+if __name__ == "__main__":
+    main()
