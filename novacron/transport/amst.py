@@ -162,6 +162,7 @@ class AMST:
         self._completed_memory = completed_memory
         self._handlers: dict[str, Callable[[str, Payload], None]] = {}
         self.rejected_chunks = 0
+        self.chunks_placed = 0  # chunks the runtime received straight into the reassembly buffer
         rt.on_stream(Chunk, self._on_chunk, placement=self._place_chunk)
         rt.on_message(ChunkAck, self._on_ack)
         rt.on_message(TransferDone, self._on_done)
@@ -412,8 +413,11 @@ class AMST:
             )
             return  # not acknowledged: the sender re-sends it when asked
         if header.index not in incoming.received:
-            if incoming.buffer is not None and not _is_placed(data, incoming.buffer):
-                incoming.buffer[header.offset : header.offset + header.length] = data
+            if incoming.buffer is not None:
+                if _is_placed(data, incoming.buffer):
+                    self.chunks_placed += 1
+                else:
+                    incoming.buffer[header.offset : header.offset + header.length] = data
             incoming.received.add(header.index)
         self.rt.send(src, ChunkAck(header.transfer, header.index))
         if len(incoming.received) == incoming.chunks:
