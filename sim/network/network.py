@@ -213,7 +213,7 @@ class SimNetwork:
         samples.seen += 1
         if len(samples) < samples.capacity:
             samples.append(now - sent_at)
-        else:
+        elif samples.seen == samples.next:
             samples.offer(now - sent_at)
         handler = runtime._handlers.get(cls)
         if handler is None:

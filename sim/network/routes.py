@@ -8,6 +8,7 @@ changes (the network bumps a version and clears the cache).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -39,9 +40,12 @@ class PairFault:
 class Reservoir(list):
     """A uniform random sample of at most ``capacity`` values, and how many were offered.
 
-    Vitter's algorithm R with its own seeded generator, so reports stay
-    unbiased over long runs (a "first N" cap would only describe the start)
-    and sampling never perturbs the network's random stream.
+    Li's Algorithm L (1994) with its own seeded generator: once the
+    reservoir is full it draws how many values to *skip* before the next
+    replacement, so the hot path costs a counter comparison per value rather
+    than a random draw. Reports stay unbiased over long runs (a "first N"
+    cap would only describe the start) and sampling never perturbs the
+    network's random stream.
     """
 
     def __init__(self, capacity: int, rng) -> None:
@@ -49,12 +53,17 @@ class Reservoir(list):
         self.capacity = capacity
         self.seen = 0
         self._rng = rng
+        self._w = math.exp(math.log(rng.random()) / capacity)
+        self.next = capacity + self._skip()  # the ``seen`` count at which to replace next
+
+    def _skip(self) -> int:
+        return int(math.log(self._rng.random()) / math.log(1.0 - self._w)) + 1
 
     def offer(self, value: float) -> None:
-        """Called once the reservoir is full (the hot path appends directly before that)."""
-        j = self._rng.randrange(self.seen)
-        if j < self.capacity:
-            self[j] = value
+        """Called (by the hot path) when ``seen`` reaches ``next``."""
+        self[self._rng.randrange(self.capacity)] = value
+        self._w *= math.exp(math.log(self._rng.random()) / self.capacity)
+        self.next += self._skip()
 
 
 @dataclass(eq=False)
