@@ -134,6 +134,16 @@ class DataPlane:
         self.congestion_algo = dwcp.transport.congestion_algo
         self.controller = StreamController(dwcp.transport.min_streams, dwcp.transport.max_streams)
         self.results: list[TransferResult] = []
+        self.mode_changes = 0
+        if detector is not None:
+            detector.subscribe(self._on_mode_change)
+
+    def _on_mode_change(self, change: Any) -> None:
+        """Reconfigure for a peer whose link changed kind: its stream count starts over from
+        the new mode's range (congestion control and codec are chosen per transfer anyway)."""
+        if change.peer is not None:
+            self.controller.forget(change.peer)
+            self.mode_changes += 1
 
     # -- decisions ------------------------------------------------------------
     def mode_of(self, peer: str) -> str:

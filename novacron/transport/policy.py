@@ -67,6 +67,10 @@ class StreamController:
             lo = hi = min(max(MODE_STREAMS[mode][0], self.min_streams), self.max_streams)
         return lo, hi
 
+    def forget(self, peer: str) -> None:
+        """Drop what was learnt about ``peer`` (its link changed): start from its mode's range."""
+        self._peers.pop(peer, None)
+
     def streams_for(self, peer: str, mode: str) -> int:
         climb = self._peers.get(peer)
         if climb is None or climb.mode != mode:

@@ -101,3 +101,19 @@ def test_the_configured_congestion_control_wins_over_the_mode():
         pair(rtt=0.08, bandwidth=1e9), VirtualPayload(8 * MiB), forced_mode="internet", congestion="cubic"
     )
     assert result.congestion == "cubic"
+
+
+def test_a_mode_change_reconfigures_the_data_plane():
+    sim = Simulation(pair(rtt=0.0004, bandwidth=40e9), seed=0)
+    dwcp = DWCPConfig(detection_interval=1.0)
+
+    def app(rt):
+        detector = ModeDetector(rt, DetectionSettings.from_config(dwcp, hysteresis=1), payload=VirtualPayload)
+        return DataPlane(rt, dwcp, detector=detector)
+
+    sim.start(app)
+    sim.faults.degrade(sim.faults.links_between_sites("a", "b"), extra_latency=0.05, at=5.0)
+    sim.run(until=12.0)
+    plane = sim.runtime("x").app
+    assert plane.mode_of("y") == "internet"
+    assert plane.mode_changes >= 2  # first detection (datacenter), then the switch to internet
