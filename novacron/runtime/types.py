@@ -22,6 +22,12 @@ class NodeInfo:
     zone: str = ""
     labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
+    @property
+    def site(self) -> str:
+        """The datacenter the node sits in: the ``site`` label when the runtime sets one,
+        else its zone (else its own id: a node alone in its site)."""
+        return self.labels.get("site") or self.zone or self.node_id
+
 
 @dataclass(frozen=True, slots=True)
 class VirtualPayload:

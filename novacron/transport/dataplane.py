@@ -154,9 +154,9 @@ class DataPlane:
             return UNKNOWN_MODE
         mode = self.detector.mode_of(peer)
         if mode is None:
-            site = _site(self.rt.peer_info(peer))
+            site = self.rt.peer_info(peer).site
             for other, other_mode in self.detector.modes.items():
-                if other_mode is not None and _site(self.rt.peer_info(other)) == site:
+                if other_mode is not None and self.rt.peer_info(other).site == site:
                     mode = other_mode
                     break
         return str(mode) if mode is not None else UNKNOWN_MODE
@@ -236,10 +236,6 @@ class DataPlane:
                 handler(src, memoryview(self.encoder.decode(frame)).toreadonly())
 
         self.amst.on_receive(_TAG + tag, deliver)
-
-
-def _site(info) -> str:
-    return info.labels.get("site") or info.zone or info.node_id
 
 
 def _as_transfer_report(src: str, report: AMSTReport) -> TransferReport:

@@ -63,14 +63,9 @@ class TransferObserver(Protocol):
     def failed(self, plan: TransferPlan, src: str, dst: str, error: TransferError) -> None: ...
 
 
-def site_of(info: NodeInfo) -> str:
-    """A node's site: the ``site`` label when the runtime sets one, else its zone."""
-    return info.labels.get("site") or info.zone
-
-
 def distance(a: NodeInfo, b: NodeInfo) -> str:
     """``intra-site``, ``intra-region`` or ``inter-region`` from identity labels alone."""
-    if site_of(a) == site_of(b):
+    if a.site == b.site:
         return "intra-site"
     return "intra-region" if a.region == b.region else "inter-region"
 
