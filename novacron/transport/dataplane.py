@@ -130,6 +130,10 @@ class DataPlane:
         self.amst = amst or AMST(rt)
         self.cost_model = cost_model or CostModel.load()
         self.encoder = Encoder.from_config(dwcp.compression, self.cost_model)
+        if hasattr(self.encoder.selector, "pipelined"):
+            # This data plane encodes the whole buffer, then sends it: the selector must model
+            # the stages in sequence, not overlapped, or it picks codecs slower than the link.
+            self.encoder.selector.pipelined = False
         self.compress = dwcp.compression.algorithm != "none"
         self.congestion_algo = dwcp.transport.congestion_algo
         self.controller = StreamController(dwcp.transport.min_streams, dwcp.transport.max_streams)
