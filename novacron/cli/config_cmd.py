@@ -62,9 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     source = show.add_mutually_exclusive_group()
     source.add_argument("file", nargs="?", metavar="FILE", help="YAML configuration file")
     source.add_argument("--example", metavar="NAME", help="start from a shipped example")
-    source.add_argument(
-        "--list-examples", action="store_true", help="list the shipped examples and exit"
-    )
+    source.add_argument("--list-examples", action="store_true", help="list the shipped examples and exit")
     _add_no_env(show)
     show.set_defaults(func=run_show)
     return parser

@@ -74,8 +74,7 @@ def env_overrides(env: Mapping[str, str]) -> list[EnvOverride]:
             continue
         if path in found:
             problems.append(
-                f"{name}: sets {'.'.join(path)}, which {found[path].variable} sets too; "
-                "set only one of them"
+                f"{name}: sets {'.'.join(path)}, which {found[path].variable} sets too; set only one of them"
             )
             continue
         found[path] = EnvOverride(name, path, _parse_value(env[name], path))

@@ -25,9 +25,7 @@ from novacron.config.schema import NovaCronConfig
 EXAMPLES_PACKAGE = "novacron.config.examples"
 
 
-def load_config(
-    path: str | Path | None = None, *, env: Mapping[str, str] | None = None
-) -> NovaCronConfig:
+def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None = None) -> NovaCronConfig:
     """Read the YAML file at ``path`` (``None``: no file), apply ``env`` overrides, validate.
 
     ``env`` defaults to ``os.environ``; pass ``{}`` for a result that depends on the file alone.
@@ -78,9 +76,7 @@ def example_names() -> list[str]:
     """Names of the example configurations shipped in ``novacron.config.examples``, sorted."""
     folder = resources.files(EXAMPLES_PACKAGE)
     return sorted(
-        entry.name.removesuffix(".yaml")
-        for entry in folder.iterdir()
-        if entry.name.endswith(".yaml")
+        entry.name.removesuffix(".yaml") for entry in folder.iterdir() if entry.name.endswith(".yaml")
     )
 
 

@@ -36,12 +36,8 @@ def _casefold_mode(value: object) -> object:
     return "" if value == "auto" else value
 
 
-LogLevel = Annotated[
-    Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(_casefold)
-]
-DWCPMode = Annotated[
-    Literal["", "datacenter", "internet", "hybrid"], BeforeValidator(_casefold_mode)
-]
+LogLevel = Annotated[Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(_casefold)]
+DWCPMode = Annotated[Literal["", "datacenter", "internet", "hybrid"], BeforeValidator(_casefold_mode)]
 CongestionAlgo = Annotated[Literal["cubic", "bbr", "adaptive"], BeforeValidator(_casefold)]
 CompressionAlgo = Annotated[Literal["zstd", "lz4", "none"], BeforeValidator(_casefold)]
 ConsensusProtocol = Annotated[Literal["raft", "pbft", "gossip"], BeforeValidator(_casefold)]
@@ -72,9 +68,7 @@ class Section(BaseModel):
         if not isinstance(data, dict):
             return data
         nested = {name for name, info in cls.model_fields.items() if section_type(info)}
-        return {
-            key: {} if key in nested and value is None else value for key, value in data.items()
-        }
+        return {key: {} if key in nested and value is None else value for key, value in data.items()}
 
 
 class SystemConfig(Section):

@@ -35,9 +35,9 @@ from novacron.runtime import (
     VirtualPayload,
     payload_size,
 )
+from novacron.runtime.buffers import BufferPool
 
 from . import checksum
-from .buffers import BufferPool
 from .messages import Chunk, ChunkAck, TransferDone, TransferQuery, TransferStatus
 from .scheduler import ChunkScheduler
 

@@ -570,3 +570,42 @@ def test_streams_on_uvloop(tmp_path: Path, tls: bool) -> None:
                         await opened[0].send(Chunk(0, 99, ""), bytes(MiB))
 
     uvloop.run(scenario())
+
+
+def _tcp_pair() -> tuple[socket.socket, socket.socket]:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname())
+        accepted, _ = server.accept()
+    return client, accepted
+
+
+async def test_loop_socket_waits_for_the_rest_of_a_read_but_never_for_more() -> None:
+    """A reader that must wait asks the kernel (``SO_RCVLOWAT``) to wake it once the rest
+    of what it reads is there, never for more than that: short reads and an end of
+    stream mid-read still come through."""
+    from novacron.backends.tcp.loopsocket import IncompleteRead, LoopSocket
+
+    writer, reader = _tcp_pair()
+    io = LoopSocket(asyncio.get_running_loop(), reader)
+
+    def lowat() -> int:
+        return reader.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT)
+
+    try:
+        buf = bytearray(10)
+        reading = asyncio.ensure_future(io.read_exactly(memoryview(buf), 5.0))
+        writer.sendall(b"abc")
+        await wait_until(lambda: lowat() == 7, what="the reader to wait for the 7 bytes it misses")
+        assert not reading.done()
+        writer.sendall(b"defghij")
+        assert await reading and bytes(buf) == b"abcdefghij"
+        big = bytearray(1 << 20)
+        reading = asyncio.ensure_future(io.read_exactly(memoryview(big), 5.0))
+        writer.sendall(b"x" * 100)
+        await wait_until(lambda: lowat() > 100, what="the reader to wait for more than it has")
+        writer.close()  # the end of stream wakes it although fewer bytes than asked are there
+        with pytest.raises(IncompleteRead, match="after 100 of"):
+            await reading
+    finally:
+        writer.close()
+        io.close()

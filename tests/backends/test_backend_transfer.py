@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import pickle
 import socket
 import threading
 import time
@@ -286,3 +287,48 @@ async def test_receiver_refuses_bad_stream_headers(
         await asyncio.to_thread(attempt)
         await wait_until(lambda: b.stats.rejected[reason] == 1, what=reason)
         await wait_until(lambda: b.active_streams == 0, what="the receiver to close the stream")
+
+
+class Keeper:
+    """A handler that holds a buffer export of the payload (against the contract's advice)."""
+
+    def __init__(self) -> None:
+        self.kept: list[pickle.PickleBuffer] = []
+
+    def __call__(self, src: str, data: memoryview) -> None:
+        self.kept.append(pickle.PickleBuffer(data))  # holds a Py_buffer export until released
+
+
+async def test_receive_buffers_are_reused_and_never_shared_with_a_kept_payload(tmp_path: Path) -> None:
+    """Buffers go back to the pool after the handler (the contract: valid during the call
+    only), except one whose payload the handler still exports, which is left to it."""
+    first, second, third = (os.urandom(2 * MiB) for _ in range(3))
+    inbox, keeper = Inbox(), Keeper()
+    async with LocalCluster(tmp_path) as cluster:
+        a, b = await cluster.add_nodes(["a", "b"])
+        b.on_transfer("copy", inbox)
+        b.on_transfer("keep", keeper)
+        pool = b._transfers._buffers
+        await a.transfer("b", first, streams=2, tag="copy")
+        await a.transfer("b", second, streams=3, tag="copy")
+        assert [data for _, data, _ in inbox.items] == [first, second]
+        assert (pool.allocated, pool.reused) == (1, 1)
+        await a.transfer("b", third, tag="keep")  # takes the pooled buffer, then keeps it
+        await a.transfer("b", first, tag="copy")  # so this one needs a new buffer
+        assert bytes(keeper.kept[0].raw()) == third, "a kept payload is not overwritten"
+        assert (pool.allocated, pool.reused) == (2, 2)
+
+
+async def test_transfer_buffer_pool_can_be_disabled(tmp_path: Path) -> None:
+    inbox = Inbox()
+    options = RuntimeOptions(transfer_buffer_pool=0)
+    async with LocalCluster(tmp_path, options=options) as cluster:
+        a, b = await cluster.add_nodes(["a", "b"])
+        b.on_transfer("", inbox)
+        payloads = [os.urandom(2 * MiB) for _ in range(2)]
+        for data in payloads:
+            await a.transfer("b", data)
+        assert [data for _, data, _ in inbox.items] == payloads
+        assert b._transfers._buffers.reused == 0 and b._transfers._buffers.kept_bytes == 0
+    with pytest.raises(ValueError, match="transfer_buffer_pool"):
+        RuntimeOptions(transfer_buffer_pool=-1)

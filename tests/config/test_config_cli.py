@@ -57,8 +57,7 @@ def test_validate_error_exits_2_with_the_problem_on_stderr(
     out, err = capsys.readouterr()
     assert out == ""
     assert err == (
-        f"{bad_file}: dwcp.transport.congestion_algo: must be one of cubic, bbr, adaptive "
-        "(got 'reno')\n"
+        f"{bad_file}: dwcp.transport.congestion_algo: must be one of cubic, bbr, adaptive (got 'reno')\n"
     )
     assert "Traceback" not in err
 
@@ -107,9 +106,7 @@ def test_show_an_example_with_an_environment_override(
     monkeypatch.setenv("NOVACRON_DWCP__TRANSPORT__MAX_STREAMS", "128")
     assert run(["config", "show", "--example", "datacenter"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(
-        "# effective configuration: defaults < the datacenter example < environment"
-    )
+    assert out.startswith("# effective configuration: defaults < the datacenter example < environment")
     shown = config_from_mapping(yaml.safe_load(out), env={})
     expected = load_example("datacenter", env={})
     assert shown.system.node_id == "dc2-node01"

@@ -59,8 +59,7 @@ def test_variables_set_their_field(variable: str, value: str, path: str, expecte
 def test_environment_wins_over_the_file(tmp_path: Path) -> None:
     path = tmp_path / "node.yaml"
     path.write_text(
-        "system:\n  node_id: from-file\n  log_level: warning\n"
-        "dwcp:\n  transport:\n    max_streams: 32\n",
+        "system:\n  node_id: from-file\n  log_level: warning\ndwcp:\n  transport:\n    max_streams: 32\n",
         encoding="utf-8",
     )
     config = load_config(
@@ -113,10 +112,8 @@ def test_a_bad_variable_is_an_error_naming_it(variable: str, expected: str) -> N
 def test_every_bad_variable_is_reported_at_once() -> None:
     message = env_error({"NOVACRON_A__B": "1", "NOVACRON_C__D": "2"})
     assert message.splitlines() == [
-        "NOVACRON_A__B: unknown section 'a' (allowed: system, dwcp, network, storage, "
-        "monitoring, security)",
-        "NOVACRON_C__D: unknown section 'c' (allowed: system, dwcp, network, storage, "
-        "monitoring, security)",
+        "NOVACRON_A__B: unknown section 'a' (allowed: system, dwcp, network, storage, monitoring, security)",
+        "NOVACRON_C__D: unknown section 'c' (allowed: system, dwcp, network, storage, monitoring, security)",
     ]
 
 
@@ -145,8 +142,7 @@ def test_two_variables_for_one_field_are_an_error() -> None:
         (
             "NOVACRON_MONITORING__METRICS_PORT",
             "",
-            "monitoring.metrics_port: must be an integer "
-            "(got '' from NOVACRON_MONITORING__METRICS_PORT)",
+            "monitoring.metrics_port: must be an integer (got '' from NOVACRON_MONITORING__METRICS_PORT)",
         ),
     ],
 )

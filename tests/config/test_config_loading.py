@@ -76,9 +76,7 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     ("text", "kind"),
     [("- system\n- dwcp\n", "a list"), ("just text\n", "the value 'just text'"), ("42\n", "42")],
 )
-def test_a_non_mapping_top_level_is_an_error_naming_the_file(
-    tmp_path: Path, text: str, kind: str
-) -> None:
+def test_a_non_mapping_top_level_is_an_error_naming_the_file(tmp_path: Path, text: str, kind: str) -> None:
     path = write(tmp_path, text)
     message = str(load_error(path))
     assert message.startswith(f"{path}:1: the top level must be a mapping of sections")

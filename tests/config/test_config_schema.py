@@ -117,19 +117,14 @@ def test_durations_in_the_schema_are_float_seconds() -> None:
         ("security.auth_method", "password", "mtls, token, none"),
     ],
 )
-def test_each_choice_rejects_a_bad_value_naming_path_and_choices(
-    path: str, bad: str, allowed: str
-) -> None:
+def test_each_choice_rejects_a_bad_value_naming_path_and_choices(path: str, bad: str, allowed: str) -> None:
     message = problems_for(nested(path, bad))
     assert f"{path}: must be one of {allowed} (got '{bad}')" in message
 
 
 def test_the_congestion_algo_message_reads_as_documented() -> None:
     message = problems_for(nested("dwcp.transport.congestion_algo", "reno"))
-    assert (
-        message
-        == "dwcp.transport.congestion_algo: must be one of cubic, bbr, adaptive (got 'reno')"
-    )
+    assert message == "dwcp.transport.congestion_algo: must be one of cubic, bbr, adaptive (got 'reno')"
 
 
 @pytest.mark.parametrize(
@@ -170,9 +165,7 @@ def test_choices_are_case_insensitive(path: str, written: str, stored: str) -> N
         ("dwcp", 5, "must be a mapping of fields (got 5)"),
     ],
 )
-def test_out_of_range_and_mistyped_values_are_rejected(
-    path: str, bad: object, expected: str
-) -> None:
+def test_out_of_range_and_mistyped_values_are_rejected(path: str, bad: object, expected: str) -> None:
     assert f"{path}: {expected}" in problems_for(nested(path, bad))
 
 
@@ -219,9 +212,7 @@ def test_boundary_values_are_accepted() -> None:
 
 def test_max_streams_below_min_streams_names_both_fields() -> None:
     message = problems_for(nested("dwcp.transport", {"min_streams": 16, "max_streams": 8}))
-    assert "dwcp.transport: max_streams (8) must be greater than or equal to min_streams (16)" in (
-        message
-    )
+    assert "dwcp.transport: max_streams (8) must be greater than or equal to min_streams (16)" in (message)
 
 
 def test_transport_model_enforces_the_stream_range_directly_too() -> None:

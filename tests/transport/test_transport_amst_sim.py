@@ -148,7 +148,7 @@ def test_a_received_payload_is_valid_only_during_the_handler_and_its_buffer_is_r
 
 
 def test_the_buffer_pool_keeps_within_its_budget():
-    from novacron.transport.buffers import BufferPool
+    from novacron.runtime.buffers import BufferPool
 
     pool = BufferPool(budget=5 * MiB)
     a, b = pool.take(2 * MiB), pool.take(3 * MiB)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import mmap
 from collections import OrderedDict
+from collections.abc import Callable
 
 #: below this a plain bytearray is cheaper than a memory map
 MMAP_THRESHOLD = 1 << 20
@@ -24,12 +25,18 @@ def allocate(size: int) -> bytearray | mmap.mmap:
 
 
 class BufferPool:
-    """Buffers by exact size, at most ``budget`` bytes kept in all."""
+    """Buffers by exact size, at most ``budget`` bytes kept in all.
 
-    def __init__(self, budget: int) -> None:
+    ``allocator`` makes new buffers (default :func:`allocate`); the real
+    backend passes one that pre-faults large maps in a helper thread. Not
+    thread-safe: callers from several threads hold their own lock.
+    """
+
+    def __init__(self, budget: int, *, allocator: Callable[[int], bytearray | mmap.mmap] = allocate) -> None:
         if budget < 0:
             raise ValueError(f"buffer budget must be >= 0, got {budget}")
         self.budget = budget
+        self._allocate = allocator
         self._free: OrderedDict[int, list[bytearray | mmap.mmap]] = OrderedDict()
         self._kept = 0
         self.reused = 0
@@ -50,7 +57,7 @@ class BufferPool:
                 del self._free[size]
             return buffer
         self.allocated += 1
-        return allocate(size)
+        return self._allocate(size)
 
     def give_back(self, buffer: bytearray | mmap.mmap) -> None:
         size = len(buffer)
