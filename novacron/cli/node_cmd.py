@@ -19,17 +19,13 @@ did not stop in time, 2 for a configuration or usage error.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported lazily at run time: `novacron --help` stays fast
-    from novacron.backends import AsyncioRuntime, PeerDirectory, TLSConfig
-    from novacron.config import NovaCronConfig
-    from novacron.monitoring import HeartbeatService
+    from novacron.backends import TLSConfig
 
 log = logging.getLogger("novacron.node")
 
@@ -79,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from novacron.backends.node import serve
+
     loop = new_event_loop()
     try:
         return loop.run_until_complete(serve(config, peers, tls, region=args.region, zone=args.zone))
@@ -105,100 +103,6 @@ def _tls_config(enabled: bool, args: argparse.Namespace) -> TLSConfig | None:
         if not path.is_file():
             raise ValueError(f"{flag} {path}: no such file")
     return TLSConfig(cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca)
-
-
-async def serve(
-    config: NovaCronConfig,
-    peers: PeerDirectory,
-    tls: TLSConfig | None,
-    *,
-    region: str = "",
-    zone: str = "",
-) -> int:
-    """Run the node until SIGINT/SIGTERM; returns the process exit code."""
-    from novacron.backends import (
-        AsyncioRuntime,
-        RuntimeOptions,
-        SQLiteStorage,
-        select_transport,
-    )
-    from novacron.monitoring import HeartbeatService
-
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
-    system, network, dwcp = config.system, config.network, config.dwcp
-    choice = select_transport(dwcp.transport.enable_rdma)
-    data_dir = Path(system.data_dir)
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        storage = SQLiteStorage(data_dir / f"{system.node_id}.sqlite3")
-    except OSError as exc:
-        log.error("cannot open storage in %s: %s", data_dir, exc)
-        return 1
-    options = RuntimeOptions(
-        max_connections=network.max_connections,
-        stream_timeout=dwcp.transport.stream_timeout,
-        max_streams=dwcp.transport.max_streams,
-    )
-    rt = AsyncioRuntime(
-        system.node_id,
-        directory=peers,
-        host=network.listen_address,
-        port=network.bind_port,
-        region=region,
-        zone=zone,
-        storage=storage,
-        tls=tls,
-        options=options,
-    )
-    try:
-        await rt.start()
-    except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", network.listen_address, network.bind_port, exc)
-        storage.close()
-        return 1
-    heartbeat = HeartbeatService(rt, interval=dwcp.consensus.heartbeat_interval)
-    rt.spawn(_watch_peers(rt, heartbeat))
-    log.info(
-        "node %s started: listening on %s:%d, peers %s, bulk transport %s (%s)",
-        system.node_id,
-        *rt.address,
-        ", ".join(rt.peers) or "none",
-        choice.kind,
-        choice.reason,
-    )
-
-    await stop.wait()
-    log.info("node %s stopping (signal received)", system.node_id)
-    heartbeat.stop()
-    try:
-        async with asyncio.timeout(system.shutdown_timeout):
-            await rt.close()
-    except TimeoutError:
-        log.error("node %s did not stop within %gs; forcing", system.node_id, system.shutdown_timeout)
-        await rt.crash()
-        return 1
-    log.info("node %s stopped", system.node_id)
-    return 0
-
-
-async def _watch_peers(rt: AsyncioRuntime, heartbeat: HeartbeatService) -> None:
-    """Log when a peer starts or stops answering heartbeats (what an operator wants to see)."""
-    up: set[str] = set()
-    while True:
-        await rt.sleep(heartbeat.interval)
-        suspected = set(heartbeat.suspected())
-        for peer, stats in heartbeat.peers.items():
-            if peer not in suspected and stats.acks and peer not in up:
-                up.add(peer)
-                rtt = stats.last_rtt or 0.0
-                log.info("peer %s is up (rtt %.2f ms)", peer, rtt * 1000)
-            elif peer in suspected and peer in up:
-                up.discard(peer)
-                log.warning("peer %s stopped answering heartbeats", peer)
 
 
 def main(argv: list[str] | None = None) -> int:
