@@ -9,14 +9,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FORBIDDEN_IN_PROTOCOL_CODE = {"simpy", "asyncio", "time", "random"}
+RUNTIMES = {"simpy", "asyncio"}  # nowhere under novacron/, not even the command line
+FORBIDDEN_IN_PROTOCOL_CODE = RUNTIMES | {"time", "random"}
 # novacron/ modules allowed to touch the OS clock or global randomness:
 # the command line and process start-up are not protocol code.
 EXEMPT = {"cli", "config"}
 
 
+def all_modules():
+    return sorted((ROOT / "novacron").rglob("*.py"))
+
+
 def protocol_modules():
-    for path in sorted((ROOT / "novacron").rglob("*.py")):
+    for path in all_modules():
         rel = path.relative_to(ROOT / "novacron")
         if rel.parts[0] not in EXEMPT:
             yield path
@@ -40,6 +45,11 @@ def test_protocol_code_imports_neither_simpy_nor_asyncio_nor_global_time_or_rand
     if bad == {"random"} and "random.Random" in path.read_text() and "random.random(" not in path.read_text():
         bad = set()
     assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}; protocol code must use the runtime"
+
+
+@pytest.mark.parametrize("path", all_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_nothing_under_novacron_imports_a_runtime(path):
+    assert not imported_roots(path) & RUNTIMES, f"{path.relative_to(ROOT)} imports simpy or asyncio"
 
 
 def test_importing_protocol_packages_loads_no_runtime():
