@@ -162,6 +162,7 @@ class AMST:
         self._completed_memory = completed_memory
         self._handlers: dict[str, Callable[[str, Payload], None]] = {}
         self.rejected_chunks = 0
+        self._pending_acks: dict[tuple[str, str], list[int]] = {}
         self.chunks_placed = 0  # chunks the runtime received straight into the reassembly buffer
         rt.on_stream(Chunk, self._on_chunk, placement=self._place_chunk)
         rt.on_message(ChunkAck, self._on_ack)
@@ -351,7 +352,10 @@ class AMST:
 
     def _on_ack(self, src: str, ack: ChunkAck) -> None:
         xfer = self._outgoing.get(ack.transfer)
-        if xfer is not None and xfer.peer == src and xfer.scheduler.acked_chunk(ack.index):
+        if xfer is None or xfer.peer != src:
+            return
+        fresh = [i for i in ack.indexes if xfer.scheduler.acked_chunk(i)]
+        if fresh:
             xfer.last_progress = self.rt.now()
             self._wake(xfer)
 
@@ -393,7 +397,7 @@ class AMST:
     def _on_chunk(self, src: str, header: Chunk, data: Payload) -> None:
         key = (src, header.transfer)
         if key in self._completed:  # a late duplicate: the sender may still want the verdict
-            self.rt.send(src, ChunkAck(header.transfer, header.index))
+            self._ack(src, header.transfer, header.index)
             return
         incoming = self._incoming.get(key)
         problem = self._start_problem(header) if incoming is None else None
@@ -419,9 +423,24 @@ class AMST:
                 else:
                     incoming.buffer[header.offset : header.offset + header.length] = data
             incoming.received.add(header.index)
-        self.rt.send(src, ChunkAck(header.transfer, header.index))
+        self._ack(src, header.transfer, header.index)
         if len(incoming.received) == incoming.chunks:
             self._complete(key, incoming)
+
+    def _ack(self, src: str, transfer: str, index: int) -> None:
+        """Acknowledge a chunk; every ack of one instant goes out as one message, which
+        matters on the real backend where a loop iteration receives many records."""
+        key = (src, transfer)
+        pending = self._pending_acks.get(key)
+        if pending is None:
+            pending = self._pending_acks[key] = []
+            self.rt.call_later(0.0, self._flush_acks, key)
+        pending.append(index)
+
+    def _flush_acks(self, key: tuple[str, str]) -> None:
+        indexes = self._pending_acks.pop(key, None)
+        if indexes:
+            self.rt.send(key[0], ChunkAck(key[1], indexes))
 
     def _start_problem(self, header: Chunk) -> str | None:
         """Why a first chunk cannot start a transfer (a forged size must not allocate memory)."""

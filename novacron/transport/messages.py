@@ -21,8 +21,10 @@ class Chunk(Message, tag="amst-chunk"):
 
 
 class ChunkAck(Message, tag="amst-ack"):
+    """Chunks the receiver now holds (coalesced: all that arrived in one instant)."""
+
     transfer: str
-    index: int
+    indexes: list[int]
 
 
 class TransferDone(Message, tag="amst-done"):
