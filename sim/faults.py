@@ -242,7 +242,11 @@ class FaultInjector:
 
     def restart(self, node: str, *, at: float | None = None) -> FaultHandle:
         self._check_nodes(frozenset([node]))
-        return self._schedule(f"restart {node}", lambda: (self.sim.restart(node), None)[1], at, None)
+
+        def apply() -> None:
+            self.sim.restart(node)  # a restart is not undone: nothing to heal
+
+        return self._schedule(f"restart {node}", apply, at, None)
 
     def skew(
         self,

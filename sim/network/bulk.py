@@ -76,6 +76,7 @@ class SimStream(FlowGroup):
         self.failure: str | None = None
         self._closed = False
         self._sending: SimFuture | None = None
+        self.opening: SimFuture | None = None  # resolves with the stream once connected
         self.bytes_sent = 0
 
     @property
@@ -330,7 +331,7 @@ class BulkPlane:
         stream.failure = reason
         self.net.counters["streams_failed"] += 1
         self.net.sim.tracer.record((self.env.now, STREAM_FAIL, stream.src, stream.dst, stream.id, reason))
-        opening = getattr(stream, "opening", None)
+        opening = stream.opening
         if opening is not None and not opening.done():
             opening.set_exception(TransferError(f"stream {stream.src}->{stream.dst}: {reason}"))
         if stream._sending is not None and not stream._sending.done():
