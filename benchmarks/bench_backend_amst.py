@@ -18,10 +18,9 @@ import asyncio
 import multiprocessing as mp
 import os
 import shutil
-import statistics
 
 from bench_backend_streams import run_iperf
-from common import report
+from common import report, versus_iperf
 
 from novacron.backends import AsyncioRuntime, PeerDirectory, new_event_loop
 from novacron.transport import AMST
@@ -75,16 +74,7 @@ async def _measure(args: argparse.Namespace, payload: bytes) -> list[dict]:
                 ours.append(rep.goodput_bps / 1e9)
                 if have_iperf:
                     theirs.append(await asyncio.to_thread(run_iperf, streams, 4))
-            base = statistics.median(theirs) if theirs else None
-            mine = statistics.median(ours)
-            rows.append(
-                {
-                    "streams": streams,
-                    "iperf3_gbps (baseline)": None if base is None else round(base, 2),
-                    "amst_gbps": round(mine, 2),
-                    "ratio": None if base is None else round(mine / base, 3),
-                }
-            )
+            rows.append(versus_iperf(streams, ours, theirs, "amst"))
     finally:
         await rt.close()
         await asyncio.to_thread(receiver.join, 60)

@@ -26,10 +26,9 @@ import asyncio
 import multiprocessing as mp
 import os
 import shutil
-import statistics
 
 from bench_backend_streams import run_iperf
-from common import report
+from common import report, versus_iperf
 
 from novacron.backends import AsyncioRuntime, PeerDirectory, new_event_loop
 
@@ -81,17 +80,7 @@ async def _measure(args: argparse.Namespace, payload: bytes) -> list[dict]:
                     theirs.append(await asyncio.to_thread(run_iperf, streams, args.iperf_seconds))
                 rep = await rt.transfer("rx", payload, streams=streams, tag="bench")
                 ours.append(rep.goodput_bps / 1e9)
-            base = statistics.median(theirs) if theirs else None
-            mine = statistics.median(ours)
-            rows.append(
-                {
-                    "streams": streams,
-                    "iperf3_gbps (baseline)": None if base is None else round(base, 2),
-                    "novacron_gbps": round(mine, 2),
-                    "ratio": None if base is None else round(mine / base, 3),
-                    "runs": ", ".join(f"{v:.1f}" for v in ours),
-                }
-            )
+            rows.append(versus_iperf(streams, ours, theirs, "novacron"))
     finally:
         await rt.close()
         await asyncio.to_thread(receiver.join, 60)

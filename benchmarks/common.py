@@ -39,3 +39,18 @@ def report(title: str, rows: list[dict]) -> pd.DataFrame:
     print(f"\n== {title} ==  ({machine()})")
     print(df.to_string(index=False))
     return df
+
+
+def versus_iperf(streams: int, ours: list[float], theirs: list[float], name: str) -> dict:
+    """One table row: medians of our runs and of iperf3's (None when iperf3 is missing)."""
+    import statistics
+
+    base = statistics.median(theirs) if theirs else None
+    mine = statistics.median(ours)
+    return {
+        "streams": streams,
+        "iperf3_gbps (baseline)": None if base is None else round(base, 2),
+        f"{name}_gbps": round(mine, 2),
+        "ratio": None if base is None else round(mine / base, 3),
+        "runs": ", ".join(f"{v:.1f}" for v in ours),
+    }
