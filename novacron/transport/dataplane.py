@@ -212,7 +212,7 @@ class DataPlane:
         if choice is not None and choice.zero:
             codec_name, codec, level = "zero", "none", 0
         elif choice is not None:
-            codec_name = "none" if choice.codec == "none" else f"{choice.codec}-{choice.level}"
+            codec_name = _codec_name(choice.codec, choice.level)
             codec, level = choice.codec, choice.level
         else:
             codec_name, codec, level = "none", "none", 0
@@ -240,6 +240,13 @@ class DataPlane:
                 handler(src, memoryview(self.encoder.decode(frame)).toreadonly())
 
         self.amst.on_receive(_TAG + tag, deliver)
+
+
+def _codec_name(codec: str, level: int) -> str:
+    """``zstd-3``, ``lz4-0``; zstd's negative levels as ``zstd-fast5`` (its CLI's ``--fast=5``)."""
+    if codec == "none":
+        return "none"
+    return f"{codec}-{level}" if level >= 0 else f"{codec}-fast{-level}"
 
 
 def _as_transfer_report(src: str, report: AMSTReport) -> TransferReport:
