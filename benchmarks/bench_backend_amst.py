@@ -19,8 +19,7 @@ import multiprocessing as mp
 import os
 import shutil
 
-from bench_backend_streams import run_iperf
-from common import report, versus_iperf
+from common import against_iperf, report
 
 from novacron.backends import AsyncioRuntime, PeerDirectory, new_event_loop
 from novacron.transport import AMST
@@ -55,7 +54,6 @@ def _receiver(tx_port: int, ports: mp.Queue, runs: int) -> None:
 
 
 async def _measure(args: argparse.Namespace, payload: bytes) -> list[dict]:
-    have_iperf = shutil.which("iperf3") is not None
     directory = PeerDirectory()
     rt = AsyncioRuntime("tx", directory=directory)
     await rt.start()
@@ -63,18 +61,15 @@ async def _measure(args: argparse.Namespace, payload: bytes) -> list[dict]:
     ports = ctx.Queue()
     receiver = ctx.Process(target=_receiver, args=(rt.address[1], ports, len(args.streams) * args.repeats))
     receiver.start()
-    rows = []
     try:
         directory.register("rx", "127.0.0.1", await asyncio.to_thread(ports.get, True, 60))
         amst = AMST(rt)
-        for streams in args.streams:
-            ours, theirs = [], []
-            for _ in range(args.repeats):
-                rep = await amst.send("rx", payload, streams=streams, tag="bench")
-                ours.append(rep.goodput_bps / 1e9)
-                if have_iperf:
-                    theirs.append(await asyncio.to_thread(run_iperf, streams, 4))
-            rows.append(versus_iperf(streams, ours, theirs, "amst"))
+
+        async def send(streams: int) -> float:
+            rep = await amst.send("rx", payload, streams=streams, tag="bench")
+            return rep.goodput_bps / 1e9
+
+        rows = await against_iperf(send, args.streams, args.repeats, "amst")
     finally:
         await rt.close()
         await asyncio.to_thread(receiver.join, 60)

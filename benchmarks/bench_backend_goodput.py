@@ -27,8 +27,7 @@ import multiprocessing as mp
 import os
 import shutil
 
-from bench_backend_streams import run_iperf
-from common import report, versus_iperf
+from common import against_iperf, report
 
 from novacron.backends import AsyncioRuntime, PeerDirectory, new_event_loop
 
@@ -61,7 +60,6 @@ def _receiver(ports: mp.Queue, transfers: int) -> None:
 
 
 async def _measure(args: argparse.Namespace, payload: bytes) -> list[dict]:
-    have_iperf = shutil.which("iperf3") is not None
     ctx = mp.get_context("spawn")
     ports = ctx.Queue()
     receiver = ctx.Process(target=_receiver, args=(ports, len(args.streams) * (args.repeats + 1)))
@@ -69,18 +67,16 @@ async def _measure(args: argparse.Namespace, payload: bytes) -> list[dict]:
     directory = PeerDirectory()
     rt = AsyncioRuntime("tx", directory=directory)
     await rt.start()
-    rows = []
     try:
         directory.register("rx", "127.0.0.1", await asyncio.to_thread(ports.get, True, 60))
-        for streams in args.streams:
-            await rt.transfer("rx", payload, streams=streams, tag="bench")  # warm-up
-            ours, theirs = [], []
-            for _ in range(args.repeats):
-                if have_iperf:
-                    theirs.append(await asyncio.to_thread(run_iperf, streams, args.iperf_seconds))
-                rep = await rt.transfer("rx", payload, streams=streams, tag="bench")
-                ours.append(rep.goodput_bps / 1e9)
-            rows.append(versus_iperf(streams, ours, theirs, "novacron"))
+
+        async def send(streams: int) -> float:
+            rep = await rt.transfer("rx", payload, streams=streams, tag="bench")
+            return rep.goodput_bps / 1e9
+
+        rows = await against_iperf(
+            send, args.streams, args.repeats, "novacron", iperf_seconds=args.iperf_seconds, warmup=True
+        )
     finally:
         await rt.close()
         await asyncio.to_thread(receiver.join, 60)

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing as mp
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from common import run_iperf
 
 from novacron.backends import AsyncioRuntime, PeerDirectory, TLSConfig, make_test_pki, new_event_loop
 from novacron.runtime import Message
@@ -111,30 +110,6 @@ def run_streams(streams: int, total: int, tls: bool) -> tuple[float, float, floa
             shutil.rmtree(tls_dir, ignore_errors=True)
     elapsed = finished - started
     return total * 8 / elapsed / 1e9, sender_cpu / elapsed, receiver_cpu / elapsed
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run_iperf(streams: int, seconds: float) -> float:
-    port = _free_port()
-    server = subprocess.Popen(
-        ["iperf3", "-s", "-1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        time.sleep(0.5)  # let it listen (a probe connection would be taken for the one client of -1)
-        out = subprocess.run(
-            ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-P", str(streams), "-t", str(seconds), "-J"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    finally:
-        server.wait(10)
-    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
 
 
 def main() -> None:

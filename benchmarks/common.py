@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import platform
+import socket
+import statistics
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pandas as pd
 
@@ -43,8 +48,6 @@ def report(title: str, rows: list[dict]) -> pd.DataFrame:
 
 def versus_iperf(streams: int, ours: list[float], theirs: list[float], name: str) -> dict:
     """One table row: medians of our runs and of iperf3's (None when iperf3 is missing)."""
-    import statistics
-
     base = statistics.median(theirs) if theirs else None
     mine = statistics.median(ours)
     return {
@@ -54,3 +57,57 @@ def versus_iperf(streams: int, ours: list[float], theirs: list[float], name: str
         "ratio": None if base is None else round(mine / base, 3),
         "runs": ", ".join(f"{v:.1f}" for v in ours),
     }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_iperf(streams: int, seconds: float) -> float:
+    port = _free_port()
+    server = subprocess.Popen(
+        ["iperf3", "-s", "-1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        time.sleep(0.5)  # let it listen (a probe connection would be taken for the one client of -1)
+        out = subprocess.run(
+            ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-P", str(streams), "-t", str(seconds), "-J"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        server.wait(10)
+    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+async def against_iperf(
+    send: Callable[[int], Awaitable[float]],
+    streams_list: list[int],
+    repeats: int,
+    name: str,
+    *,
+    iperf_seconds: float = 4.0,
+    warmup: bool = False,
+) -> list[dict]:
+    """Our ``send(streams) -> Gbit/s`` and ``iperf3 -P streams``, interleaved, one row per count.
+
+    Interleaving makes both see the same background load; iperf3 is skipped when missing.
+    ``warmup`` runs ``send`` once per stream count first (buffers, connections).
+    """
+    from shutil import which
+
+    have_iperf = which("iperf3") is not None
+    rows = []
+    for streams in streams_list:
+        if warmup:
+            await send(streams)
+        ours, theirs = [], []
+        for _ in range(repeats):
+            if have_iperf:
+                theirs.append(await asyncio.to_thread(run_iperf, streams, iperf_seconds))
+            ours.append(await send(streams))
+        rows.append(versus_iperf(streams, ours, theirs, name))
+    return rows
