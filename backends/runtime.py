@@ -511,10 +511,20 @@ class AsyncioRuntime:
         transfers = self._transfers.active_streams if self._transfers is not None else 0
         return transfers + self.open_streams
 
-    def reset_streams(self, count: int = 1) -> int:
+    def reset_streams(self, count: int = 1, *, after_records: int = 0) -> int:
         """Fault injection (tests, drills): reset ``count`` of the stream connections peers
-        opened to this node; their senders see the stream fail. Returns how many were reset."""
-        return self._streams.reset_inbound(count) if self._streams is not None else 0
+        opened to this node; their senders see the stream fail. Returns how many were reset.
+
+        With ``after_records=k`` nothing is reset now: the stream that delivers the k-th
+        record from now is reset right after it (then again every k records, ``count``
+        times), so the fault lands mid-transfer however fast the machine is. Returns 0.
+        """
+        if self._streams is None:
+            return 0
+        if after_records:
+            self._streams.reset_inbound_after(after_records, count)
+            return 0
+        return self._streams.reset_inbound(count)
 
     @property
     def open_streams(self) -> int:

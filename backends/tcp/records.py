@@ -223,11 +223,13 @@ class InboundStream:
         deliver: Deliver,
         where: str,
         place: Place | None = None,
+        delivered: Callable[[InboundStream], None] | None = None,
     ) -> None:
         self.ctx = ctx
         self.src = src
         self.where = where
         self._place = place
+        self._delivered = delivered
         self._io = LoopSocket(ctx.loop, sock)
         self._checksum = st.CHECKSUMS[checksum]
         self._deliver = deliver
@@ -297,7 +299,10 @@ class InboundStream:
                     f"record checksum {computed:#x}, sender announced {envelope.checksum:#x}",
                 )
             self.ctx.stats.record_bytes_received += envelope.length
-            return self._hand_over(header, data)
+            keep_going = self._hand_over(header, data)
+            if self._delivered is not None:
+                self._delivered(self)
+            return keep_going and not self._aborted
         finally:
             if placed is None:
                 data.release()
@@ -343,6 +348,7 @@ class StreamPlane:
         self._slots: set[st.SocketSlot] = set()  # connections being set up in a thread
         self._ids = itertools.count(1)
         self._stopped = False
+        self._reset_plan: list[int] | None = None  # [countdown, every, resets left]
 
     @property
     def active(self) -> int:
@@ -355,6 +361,27 @@ class StreamPlane:
         for stream in victims:
             stream.abort()
         return len(victims)
+
+    def reset_inbound_after(self, records: int, count: int) -> None:
+        """Fault injection: reset the inbound stream that delivers the ``records``-th record
+        from now, then again every ``records`` records, ``count`` times in all. Unlike
+        :meth:`reset_inbound` it strikes a stream that is busy, at a point fixed in the data."""
+        if records < 1 or count < 1:
+            raise ValueError(f"records and count must be >= 1, got {records} and {count}")
+        self._reset_plan = [records, records, count]
+
+    def _record_delivered(self, stream: InboundStream) -> None:
+        plan = self._reset_plan
+        if plan is None:
+            return
+        plan[0] -= 1
+        if plan[0] > 0:
+            return
+        stream.abort()
+        log.info("[%s] fault: reset the stream from %s (%s)", self.ctx.node_id, stream.src, stream.where)
+        plan[0], plan[2] = plan[1], plan[2] - 1
+        if plan[2] == 0:
+            self._reset_plan = None
 
     # --- opening ------------------------------------------------------------------------------------
 
@@ -461,7 +488,10 @@ class StreamPlane:
                 ctx.reject(problem[0], problem[1], f" from {where}")
             return
         _set_nodelay(sock)
-        inbound = InboundStream(ctx, sock, hello.node_id, hello.checksum, self._deliver, where, self._place)
+        src, checksum = hello.node_id, hello.checksum
+        inbound = InboundStream(
+            ctx, sock, src, checksum, self._deliver, where, self._place, self._record_delivered
+        )
         self._inbound.add(inbound)
         ctx.stats.streams_accepted += 1
         try:

@@ -274,6 +274,8 @@ class BulkTransfers:
         except asyncio.CancelledError:
             for slot in slots:
                 slot.abort()
+            for future in futures:  # the aborted threads end in errors no one awaits any more
+                future.add_done_callback(_consume_error)
             raise
         if pending or any(f.exception() is not None for f in futures):
             for slot in slots:
@@ -582,3 +584,9 @@ def _answer(sock: socket.socket, status: wire.StreamStatus) -> None:
         st.send_status(sock, status)
     except OSError:
         pass  # the sender is gone; it will not need our verdict
+
+
+def _consume_error(future: asyncio.Future[Any]) -> None:
+    """Retrieve a finished future's error so asyncio does not report it as never retrieved."""
+    if not future.cancelled():
+        future.exception()

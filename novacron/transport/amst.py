@@ -101,6 +101,7 @@ class _Outgoing:
     resent: int = 0
     live_workers: int = 0
     last_progress: float = 0.0
+    streams: dict[int, Stream] = field(default_factory=dict)  # each worker's current stream
 
 
 @dataclass(eq=False)
@@ -279,7 +280,14 @@ class AMST:
     async def _worker(self, xfer: _Outgoing, sid: int, stream: Stream) -> None:
         """Pull chunks for one stream until the transfer ends; replace the stream if it breaks."""
         scheduler = xfer.scheduler
+        xfer.streams[sid] = stream
         while not xfer.done.done():
+            if stream.closed:  # it broke while idle (a reset, a stall): found by the query loop
+                replacement = await self._replace(xfer, sid, stream, "closed while idle")
+                if replacement is None:
+                    return
+                stream = replacement
+                continue
             index = scheduler.next_for(sid)
             if index is None:
                 await xfer.wake  # an ack, a failure elsewhere or a requeue may give us work
@@ -288,26 +296,29 @@ class AMST:
             try:
                 await stream.send(header, data)
             except TransferError as exc:
-                lost = scheduler.stream_failed(sid)
-                xfer.streams_failed += 1
-                xfer.resent += len(lost)
-                self._wake(xfer)
-                log.info(
-                    "%s: stream %d to %s failed (%s); %d chunks requeued",
-                    xfer.id,
-                    sid,
-                    xfer.peer,
-                    exc,
-                    len(lost),
-                )
-                if xfer.streams_failed > self.max_stream_failures:
-                    self._finish(xfer, TransferDone(xfer.id, False, f"{xfer.streams_failed} streams failed"))
-                    return
-                stream.close()
-                replacement = await self._reconnect(xfer, stream.congestion)
+                replacement = await self._replace(xfer, sid, stream, str(exc))
                 if replacement is None:
                     return
                 stream = replacement
+
+    async def _replace(self, xfer: _Outgoing, sid: int, stream: Stream, reason: str) -> Stream | None:
+        """Requeue what a failed stream carried unacknowledged and open another in its place;
+        None when the transfer is over (failed, or no stream could be opened)."""
+        lost = xfer.scheduler.stream_failed(sid)
+        xfer.streams_failed += 1
+        xfer.resent += len(lost)
+        self._wake(xfer)
+        log.info(
+            "%s: stream %d to %s failed (%s); %d chunks requeued", xfer.id, sid, xfer.peer, reason, len(lost)
+        )
+        if xfer.streams_failed > self.max_stream_failures:
+            self._finish(xfer, TransferDone(xfer.id, False, f"{xfer.streams_failed} streams failed"))
+            return None
+        stream.close()
+        replacement = await self._reconnect(xfer, stream.congestion)
+        if replacement is not None:
+            xfer.streams[sid] = replacement
+        return replacement
 
     async def _reconnect(self, xfer: _Outgoing, congestion: str) -> Stream | None:
         """A new stream to replace a broken one, retrying with backoff for
@@ -329,13 +340,16 @@ class AMST:
         return None
 
     async def _query_loop(self, xfer: _Outgoing) -> None:
-        """Ask the receiver what it misses once there is nothing left to send and no
-        acknowledgement came for a whole ``query_interval`` (lost acks, lost chunks,
-        a lost TransferDone, or a receiver that restarted)."""
+        """Every ``query_interval``: wake the workers if a stream broke while they
+        waited, and ask the receiver what it misses once there is nothing left to
+        send and no acknowledgement came for a whole interval (lost acks, lost
+        chunks, a lost TransferDone, or a receiver that restarted)."""
         rt = self.rt
         xfer.last_progress = rt.now()
         while not xfer.done.done():
             await rt.sleep(self.query_interval)
+            if any(s.closed for s in xfer.streams.values()):
+                self._wake(xfer)  # a worker waiting for work has a broken stream to replace
             idle = rt.now() - xfer.last_progress >= self.query_interval
             if xfer.scheduler.queue_empty and idle:
                 rt.send(xfer.peer, TransferQuery(xfer.id))
