@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-EXTRAS := ml,notebooks,dev,fast
+EXTRAS := ml,notebooks,dev,fast,bench
 
 .PHONY: run test lint bench clean
 

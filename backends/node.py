@@ -10,9 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from novacron.config import NovaCronConfig
+from novacron.consensus.adaptive import start_member
+from novacron.consensus.kv import KVStore
 from novacron.monitoring import HeartbeatService
 
 from .directory import PeerDirectory
@@ -25,6 +29,15 @@ from .tls import TLSConfig
 log = logging.getLogger("novacron.node")
 
 
+@dataclass(frozen=True)
+class ConsensusMember:
+    """This node's part in a replicated key-value store."""
+
+    protocol: str  # raft | pbft
+    members: tuple[str, ...]
+    keyring: Any = None  # PBFT: this node's signing key and the members' public keys
+
+
 async def serve(
     config: NovaCronConfig,
     peers: PeerDirectory,
@@ -32,8 +45,14 @@ async def serve(
     *,
     region: str = "",
     zone: str = "",
+    consensus: ConsensusMember | None = None,
 ) -> int:
-    """Run the node until SIGINT/SIGTERM; returns the process exit code."""
+    """Run the node until SIGINT/SIGTERM; returns the process exit code.
+
+    With ``consensus``, the node is a member of a replicated key-value store
+    (Raft or PBFT) and serves ``novacron kv`` clients; otherwise it runs
+    heartbeats to its peers.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -70,8 +89,21 @@ async def serve(
         log.error("cannot listen on %s:%d: %s", network.listen_address, network.bind_port, exc)
         storage.close()
         return 1
-    heartbeat = HeartbeatService(rt, interval=dwcp.consensus.heartbeat_interval)
-    rt.spawn(_watch_peers(rt, heartbeat))
+    member = None
+    heartbeat = None
+    if consensus is not None:
+        member = rt.app = start_member(
+            rt,
+            consensus.protocol,
+            consensus.members,
+            KVStore(),
+            config=dwcp.consensus,
+            keyring=consensus.keyring,
+        )
+        log.info("consensus: %s member of %s", consensus.protocol, ", ".join(consensus.members))
+    else:
+        heartbeat = HeartbeatService(rt, interval=dwcp.consensus.heartbeat_interval)
+        rt.spawn(_watch_peers(rt, heartbeat))
     log.info(
         "node %s started: listening on %s:%d, peers %s, bulk transport %s (%s)",
         system.node_id,
@@ -83,7 +115,10 @@ async def serve(
 
     await stop.wait()
     log.info("node %s stopping (signal received)", system.node_id)
-    heartbeat.stop()
+    if heartbeat is not None:
+        heartbeat.stop()
+    if member is not None:
+        member.stop()
     try:
         async with asyncio.timeout(system.shutdown_timeout):
             await rt.close()

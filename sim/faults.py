@@ -302,6 +302,9 @@ class Nemesis:
     max_duration: float = 3.0
     start: float = 0.0
     stop: float = 30.0
+    #: the nodes it may crash, skew or put on a partition's first side (default: every node);
+    #: a campaign leaves its clients out so that their histories stay whole
+    targets: tuple[str, ...] | None = None
     handles: list[FaultHandle] = field(default_factory=list)
 
     KNOWN = ("partition", "one_way", "crash", "loss", "duplicate", "reorder", "skew", "degrade")
@@ -314,7 +317,7 @@ class Nemesis:
     def schedule(self, sim: Simulation) -> list[FaultHandle]:
         """Draw the whole schedule now (from the simulation's seed) and register it."""
         rng = random.Random(derive_seed(sim.seed, "nemesis"))
-        nodes = sorted(sim.topology.nodes)
+        nodes = sorted(self.targets if self.targets is not None else sim.topology.nodes)
         t = self.start
         while True:
             t += rng.expovariate(1.0 / self.mean_interval)
@@ -336,7 +339,8 @@ class Nemesis:
         if kind in ("partition", "one_way"):
             k = rng.randint(1, max(1, len(nodes) // 2))
             side = rng.sample(nodes, k)
-            return f.partition(side, one_way=kind == "one_way", at=t, duration=d)
+            rest = [n for n in nodes if n not in side]  # nodes outside the targets stay connected
+            return f.partition(side, rest, one_way=kind == "one_way", at=t, duration=d)
         if kind == "crash":
             return f.crash(rng.choice(nodes), at=t, restart_after=d)
         if kind == "loss":

@@ -48,6 +48,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--tls-cert", type=Path, help="this node's certificate (PEM; CN = node id)")
     parser.add_argument("--tls-key", type=Path, help="this node's private key (PEM)")
     parser.add_argument("--tls-ca", type=Path, help="the CA that signs every node's certificate")
+    parser.add_argument(
+        "--consensus",
+        choices=("raft", "pbft", "auto"),
+        help="be a member of a replicated KV store (default: when dwcp.enable_v3_consensus is set, "
+        "dwcp.consensus.protocol; auto picks by dwcp.forced_mode)",
+    )
+    parser.add_argument(
+        "--members",
+        default="",
+        metavar="ID,...",
+        help="the consensus members (default: this node and every peer); other peers are clients",
+    )
+    parser.add_argument(
+        "--keyring-seed",
+        type=int,
+        help="PBFT: derive every member's keys from this seed (test clusters only: anyone who "
+        "knows the seed can sign as any member)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -77,11 +95,49 @@ def run(args: argparse.Namespace) -> int:
     )
     from novacron.backends.node import serve
 
+    try:
+        consensus = _consensus_member(config, peers, args)
+    except ValueError as exc:
+        print(f"novacron node: {exc}", file=sys.stderr)
+        return 2
     loop = new_event_loop()
     try:
-        return loop.run_until_complete(serve(config, peers, tls, region=args.region, zone=args.zone))
+        return loop.run_until_complete(
+            serve(config, peers, tls, region=args.region, zone=args.zone, consensus=consensus)
+        )
     finally:
         loop.close()
+
+
+def _consensus_member(config, peers, args: argparse.Namespace):
+    """What ``--consensus``/``--members``/``--keyring-seed`` and the config ask for, checked."""
+    from novacron.backends.node import ConsensusMember
+    from novacron.consensus.adaptive import choose_protocol
+
+    consensus = config.dwcp.consensus
+    wanted = args.consensus
+    if wanted is None and not config.dwcp.enable_v3_consensus:
+        return None
+    if wanted in (None, "auto"):
+        settings = consensus if wanted is None else consensus.model_copy(update={"protocol": "auto"})
+        protocol = choose_protocol(settings, config.dwcp.forced_mode or None)
+    else:
+        protocol = choose_protocol(consensus.model_copy(update={"protocol": wanted}))
+    node_id = config.system.node_id
+    members = [m for m in args.members.split(",") if m] or [node_id, *peers.ids()]
+    unknown = [m for m in members if m != node_id and m not in peers]
+    if unknown:
+        raise ValueError(f"--members {', '.join(unknown)}: not in --peers (every member needs an address)")
+    if node_id not in members:
+        raise ValueError(f"--members must include this node ({node_id})")
+    keyring = None
+    if protocol == "pbft":
+        if args.keyring_seed is None:
+            raise ValueError("a PBFT member needs --keyring-seed (test clusters) to get its keys")
+        from novacron.consensus.pbft import Keyring
+
+        keyring = Keyring.generate(sorted(members), seed=args.keyring_seed)
+    return ConsensusMember(protocol, tuple(sorted(members)), keyring)
 
 
 def _tls_config(enabled: bool, args: argparse.Namespace) -> TLSConfig | None:

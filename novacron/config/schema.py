@@ -40,7 +40,7 @@ LogLevel = Annotated[Literal["debug", "info", "warning", "error", "critical"], B
 DWCPMode = Annotated[Literal["", "datacenter", "internet", "hybrid"], BeforeValidator(_casefold_mode)]
 CongestionAlgo = Annotated[Literal["cubic", "bbr", "adaptive"], BeforeValidator(_casefold)]
 CompressionAlgo = Annotated[Literal["zstd", "lz4", "none"], BeforeValidator(_casefold)]
-ConsensusProtocol = Annotated[Literal["raft", "pbft", "gossip"], BeforeValidator(_casefold)]
+ConsensusProtocol = Annotated[Literal["auto", "raft", "pbft", "gossip"], BeforeValidator(_casefold)]
 StorageBackend = Annotated[Literal["sqlite", "postgres", "redis"], BeforeValidator(_casefold)]
 AuthMethod = Annotated[Literal["mtls", "token", "none"], BeforeValidator(_casefold)]
 
@@ -123,7 +123,9 @@ class CompressionConfig(Section):
 class ConsensusConfig(Section):
     """ACP: adaptive consensus (Raft in trusted sites, PBFT where nodes may be Byzantine)."""
 
-    protocol: ConsensusProtocol = Field("raft", description="consensus protocol")
+    protocol: ConsensusProtocol = Field(
+        "raft", description="consensus protocol; auto: Raft in datacenter mode, PBFT otherwise"
+    )
     heartbeat_interval: Duration = Field(0.5, description="leader heartbeat period")
     election_timeout: Duration = Field(5.0, description="follower wait before an election")
     byzantine_tolerance: bool = Field(False, description="tolerate Byzantine (malicious) nodes")

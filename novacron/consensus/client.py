@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import weakref
 from collections.abc import Sequence
 
 from novacron.runtime import Runtime
@@ -71,7 +72,7 @@ class ConsensusClient:
         self.leader: str = self.members[rt.random.randrange(len(self.members))]
         self._seq = 0
         self._waiting: _Call | None = None
-        rt.on_message(ClientReply, self._on_reply)
+        _ReplyRouter.of(rt).add(self)
 
     async def call(self, op: bytes, *, read: bool = False, timeout: float | None = None) -> bytes:
         """Execute ``op``; raises :class:`OutcomeUnknown` after ``timeout`` without an answer."""
@@ -129,6 +130,34 @@ class ConsensusClient:
         if len(voters) >= self.quorum and not call.done.done():
             call.done.set_result(reply.result)
             _resolve(call.wake)
+
+
+class _ReplyRouter:
+    """Routes replies to the right client, so that one runtime (one process, one
+    port) can host many concurrent clients: a load generator, a web service."""
+
+    _routers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def __init__(self, rt: Runtime) -> None:
+        self.clients: weakref.WeakValueDictionary[str, ConsensusClient] = weakref.WeakValueDictionary()
+        rt.on_message(ClientReply, self._on_reply)
+
+    @classmethod
+    def of(cls, rt: Runtime) -> _ReplyRouter:
+        router = cls._routers.get(rt)
+        if router is None:
+            router = cls._routers[rt] = cls(rt)
+        return router
+
+    def add(self, client: ConsensusClient) -> None:
+        if client.client_id in self.clients:
+            raise ValueError(f"client id {client.client_id!r} is already in use on this node")
+        self.clients[client.client_id] = client
+
+    def _on_reply(self, src: str, reply: ClientReply) -> None:
+        client = self.clients.get(reply.client)
+        if client is not None:
+            client._on_reply(src, reply)
 
 
 class _Call:

@@ -94,6 +94,10 @@ class History:
         """Every operation so far; pending ones count as ``info`` for checking."""
         return list(self._ops)
 
+    def recent(self, n: int) -> list[Operation]:
+        """The last ``n`` operations invoked (cheap, for workloads that look back)."""
+        return self._ops[-n:]
+
     def __len__(self) -> int:
         return len(self._ops)
 

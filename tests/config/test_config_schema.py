@@ -112,7 +112,7 @@ def test_durations_in_the_schema_are_float_seconds() -> None:
         ("dwcp.forced_mode", "lan", '"", datacenter, internet, hybrid'),
         ("dwcp.transport.congestion_algo", "reno", "cubic, bbr, adaptive"),
         ("dwcp.compression.algorithm", "gzip", "zstd, lz4, none"),
-        ("dwcp.consensus.protocol", "paxos", "raft, pbft, gossip"),
+        ("dwcp.consensus.protocol", "paxos", "auto, raft, pbft, gossip"),
         ("storage.backend", "mysql", "sqlite, postgres, redis"),
         ("security.auth_method", "password", "mtls, token, none"),
     ],

@@ -129,3 +129,27 @@ def test_bad_arguments_are_refused_with_the_reason():
         ConsensusClient(rt, [])
     with pytest.raises(ValueError, match="quorum"):
         ConsensusClient(rt, REPLICAS, quorum=5)
+
+
+def test_many_clients_share_one_node_and_each_gets_its_own_replies():
+    sim = simulation(lambda node: replica(leader="r0"))
+
+    async def scenario(rt):
+        clients = [KVClient(rt, REPLICAS, client_id=f"c/{i}", timeout=2.0) for i in range(5)]
+        for c in clients:
+            c.client.leader = "r0"
+        tasks = [rt.spawn(c.put(f"k{i}", b"v")) for i, c in enumerate(clients)]
+        for task in tasks:
+            await task
+        return [await c.get(f"k{i}") for i, c in enumerate(clients)]
+
+    assert sim.run_until_complete("c", scenario, timeout=10) == [b"v"] * 5
+
+
+def test_two_clients_cannot_share_an_id_on_one_node():
+    sim = simulation(lambda node: replica())
+    rt = sim.runtime("c")
+    first = ConsensusClient(rt, REPLICAS, client_id="same")
+    with pytest.raises(ValueError, match="already in use"):
+        ConsensusClient(rt, REPLICAS, client_id="same")
+    assert first.client_id == "same"

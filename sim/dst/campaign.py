@@ -1,0 +1,249 @@
+"""Deterministic simulation testing: random fault schedules against a replicated KV store.
+
+One *seed* is one run: a cluster of replicas and a few clients in the
+simulator, a seeded nemesis injecting faults (partitions, one-way
+partitions, crashes with loss of unsynced data, loss/duplication/reorder
+bursts, clock skew; for PBFT also up to f Byzantine replicas) for
+``duration`` simulated seconds, then ``recovery`` seconds of calm. Then the
+checks: linearizability of the clients' history, election safety, state
+machine safety, log matching (Raft), identical state on replicas that
+applied the same prefix, and progress after the faults healed.
+
+Everything in a run derives from its seed, so a failing seed is a bug report
+that replays exactly: :meth:`CampaignConfig.replay_command` prints how.
+"""
+
+from __future__ import annotations
+
+import random
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from novacron.consensus import History
+from novacron.sim.faults import Nemesis
+from novacron.sim.network.topology import Topology
+from novacron.sim.seeds import derive_seed
+from novacron.sim.simulation import Simulation
+
+from . import checks
+from .checks import Violation
+from .recorder import Recorder
+from .targets import BYZANTINE_KINDS, make_target
+from .workload import Workload, run_client
+
+#: faults aimed at whoever leads at that moment (Jepsen's favourites: most bugs hide in
+#: leader changes, and a random node is the leader only 1/n of the time)
+LEADER_FAULTS = ("crash_leader", "isolate_leader")
+FAULT_KINDS = ("partition", "one_way", "crash", "loss", "duplicate", "reorder", "skew", *LEADER_FAULTS)
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    """What every seed of a campaign runs. Times are simulated seconds."""
+
+    protocol: str = "raft"
+    nodes: int | None = None  # default: 5 for Raft, 4 (f = 1) for PBFT
+    faults: tuple[str, ...] = FAULT_KINDS
+    byzantine: tuple[str, ...] = BYZANTINE_KINDS  # PBFT only; up to f replicas per seed
+    duration: float = 15.0
+    recovery: float = 8.0
+    mean_fault_interval: float = 1.5
+    max_fault_duration: float = 3.0
+    workload: Workload = field(default_factory=Workload)
+    broken: bool = False  # Raft only: the deliberately unsafe commit rule, to prove the checks bite
+    auth: str = "ed25519"  # PBFT only
+    rtt: float = 0.004  # between replicas (and clients); jitter is a quarter of it
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("raft", "pbft"):
+            raise ValueError(f"unknown protocol {self.protocol!r}: choose raft or pbft")
+        unknown = [k for k in self.faults if k not in Nemesis.KNOWN and k not in LEADER_FAULTS]
+        if unknown:
+            known = ", ".join((*Nemesis.KNOWN, *LEADER_FAULTS))
+            raise ValueError(f"unknown fault kinds {unknown}; known: {known}")
+        bad = [k for k in self.byzantine if k not in BYZANTINE_KINDS]
+        if bad:
+            raise ValueError(f"unknown Byzantine behaviours {bad}; known: {', '.join(BYZANTINE_KINDS)}")
+        if self.broken and self.protocol != "raft":
+            raise ValueError("the broken variant exists for Raft only")
+        if self.duration <= 0 or self.recovery <= 0:
+            raise ValueError("duration and recovery must be > 0")
+
+    def target(self):
+        options = {} if self.nodes is None else {"nodes": self.nodes}
+        if self.protocol == "raft":
+            return make_target("raft", broken=self.broken, **options)
+        return make_target("pbft", auth=self.auth, **options)
+
+    def replay_command(self, seed: int) -> str:
+        """The command line that runs exactly this seed again."""
+        args = ["novacron", "dst", "--protocol", self.protocol, "--seeds", f"{seed}:{seed + 1}"]
+        args += ["--faults", ",".join(self.faults) or "none"]
+        if self.nodes is not None:
+            args += ["--nodes", str(self.nodes)]
+        if self.protocol == "pbft":
+            args += ["--byzantine", ",".join(self.byzantine) or "none", "--auth", self.auth]
+        if self.broken:
+            args.append("--broken")
+        defaults = CampaignConfig()
+        for name in ("duration", "recovery"):
+            if getattr(self, name) != getattr(defaults, name):
+                args += [f"--{name}", f"{getattr(self, name):g}"]
+        if self.workload != defaults.workload:
+            args += ["--clients", str(self.workload.clients), "--keys", str(self.workload.keys)]
+        return shlex.join(args)
+
+
+@dataclass
+class SeedResult:
+    seed: int
+    violations: list[Violation]
+    operations: int
+    completed: int  # operations that completed ok
+    unknown: int  # info: timed out
+    applied: int  # commands applied, summed over replicas
+    leaders: int  # terms / views that had a leader
+    faults: list[str]
+    byzantine: dict[str, str]
+    replay: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def row(self) -> dict:
+        return {
+            "seed": self.seed,
+            "ok": self.ok,
+            "violations": "; ".join(v.check for v in self.violations),
+            "operations": self.operations,
+            "completed": self.completed,
+            "unknown": self.unknown,
+            "applied": self.applied,
+            "leaders": self.leaders,
+            "faults": len(self.faults),
+            "byzantine": ",".join(f"{n}={k}" for n, k in sorted(self.byzantine.items())),
+        }
+
+
+def _topology(replicas: list[str], clients: list[str], rtt: float) -> Topology:
+    """Every node in its own site, all pairs linked with ``rtt`` and some jitter (so
+    messages on different links reorder)."""
+    topo = Topology("dst")
+    nodes = replicas + clients
+    for node in nodes:
+        topo.add_site(f"s-{node}", "dst")
+        topo.add_node(node, f"s-{node}")
+    for i, a in enumerate(nodes):
+        for b in nodes[i + 1 :]:
+            topo.connect_sites(f"s-{a}", f"s-{b}", rtt=rtt, bandwidth=10e9, jitter=rtt / 4)
+    return topo
+
+
+def _schedule_leader_faults(sim: Simulation, target, members, config: CampaignConfig, kinds) -> None:
+    """Strike the leader of the moment: at seeded times, crash it (it restarts later) or
+    cut it off from the other replicas (clients still reach it, so it may take writes it
+    can never commit)."""
+    rng = random.Random(derive_seed(sim.seed, "dst:leader-faults"))
+    share = len(kinds) / max(1, len(config.faults))  # their part of the overall fault rate
+    t = 1.0
+    while True:
+        t += rng.expovariate(share / config.mean_fault_interval)
+        if t >= config.duration:
+            return
+        kind = rng.choice(kinds)
+        duration = min(rng.uniform(0.1, config.max_fault_duration), config.duration - t)
+        sim.call_at(t, _strike_leader, sim, target, members, kind, duration)
+
+
+def _strike_leader(sim: Simulation, target, members, kind: str, duration: float) -> None:
+    alive = {n: sim.runtime(n).app for n in members if sim.runtime(n).alive}
+    leader = target.leader(alive)
+    if leader is None:
+        return
+    if kind == "crash_leader":
+        sim.faults.crash(leader, restart_after=duration)
+    else:
+        sim.faults.partition([leader], [n for n in members if n != leader], duration=duration)
+
+
+def run_seed(config: CampaignConfig, seed: int) -> SeedResult:
+    """One deterministic run; returns what the checks found."""
+    target = config.target()
+    members = target.members()
+    byzantine_kinds = config.byzantine if config.protocol == "pbft" else ()
+    rng = random.Random(derive_seed(seed, "dst:byzantine"))
+    target.byzantine = target.choose_byzantine(rng, byzantine_kinds)
+    workload = config.workload
+    clients = [f"c{i}" for i in range(workload.clients)]
+    sim = Simulation(_topology(members, clients, config.rtt), seed=seed)
+    recorder = Recorder()
+    sim.start(target.app(recorder), nodes=members)
+    random_kinds = tuple(k for k in config.faults if k not in LEADER_FAULTS)
+    leader_kinds = tuple(k for k in config.faults if k in LEADER_FAULTS)
+    if leader_kinds:
+        _schedule_leader_faults(sim, target, members, config, leader_kinds)
+    if random_kinds:
+        Nemesis(
+            kinds=random_kinds,
+            mean_interval=config.mean_fault_interval,
+            max_duration=config.max_fault_duration,
+            start=1.0,
+            stop=config.duration,
+            targets=tuple(members),
+        ).schedule(sim)
+    history = History()
+    end = config.duration + config.recovery
+    for client in clients:
+        rt = sim.runtime(client)
+        rt.spawn(run_client(rt, members, target.quorum, workload, history, until=end))
+    sim.run(until=end + workload.op_timeout + 1.0)  # let the last operations finish or time out
+
+    correct = [n for n in members if n not in target.byzantine]
+    replicas = {n: sim.runtime(n).app for n in correct if sim.runtime(n).alive}
+    for replica in replicas.values():
+        replica.stop()
+    ops = history.operations
+    violations = [
+        *checks.linearizable(ops),
+        *checks.election_safety(recorder),
+        *checks.state_machine_safety(recorder, ignore=frozenset(target.byzantine)),
+        *checks.log_matching(target.logs(replicas)),
+        *checks.same_state({n: target.state(r) for n, r in replicas.items()}),
+        *checks.progress(ops, healed_at=config.duration, within=config.recovery),
+    ]
+    return SeedResult(
+        seed=seed,
+        violations=violations,
+        operations=len(ops),
+        completed=sum(op.status == "ok" for op in ops),
+        unknown=sum(op.status == "info" for op in ops),
+        applied=recorder.applies,
+        leaders=len(recorder.leaders),
+        faults=[text for _, text in sim.faults.log],
+        byzantine=dict(target.byzantine),
+        replay=config.replay_command(seed),
+    )
+
+
+def run_campaign(config: CampaignConfig, seeds: Iterable[int], *, progress: bool = False):
+    """Run every seed; returns a pandas DataFrame (one row per seed) and the failures."""
+    import pandas as pd
+
+    seeds = list(seeds)
+    failures: list[SeedResult] = []
+    rows = []
+    iterator = seeds
+    if progress:
+        import sys
+
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(seeds, desc=f"dst {config.protocol}", unit="seed", disable=None, file=sys.stderr)
+    for seed in iterator:
+        result = run_seed(config, seed)
+        rows.append(result.row())
+        if not result.ok:
+            failures.append(result)
+    return pd.DataFrame(rows), failures

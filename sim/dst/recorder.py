@@ -1,0 +1,48 @@
+"""What the replicas did, as they report it through the consensus :class:`Observer` hooks.
+
+The recorder lives outside the replicas, so a crash does not erase what a
+replica applied before it: a node that applies a different command at an
+index after a restart is caught like any other disagreement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+
+from novacron.consensus import Command
+
+
+def digest(command: Command) -> str:
+    """A short, stable name for a command (to compare across replicas and print)."""
+    h = hashlib.blake2b(f"{command.client}|{command.seq}|".encode() + command.op, digest_size=6)
+    return h.hexdigest()
+
+
+class Recorder:
+    """An :class:`~novacron.consensus.Observer` that keeps everything the checks need."""
+
+    def __init__(self) -> None:
+        #: index -> {command digest: nodes that applied that command at that index}
+        self.by_index: dict[int, dict[str, set[str]]] = defaultdict(dict)
+        self.commands: dict[str, Command] = {}
+        #: term (Raft) or view (PBFT) -> nodes that became leader/primary in it
+        self.leaders: dict[int, set[str]] = defaultdict(set)
+        self.restores: list[tuple[str, int]] = []
+        self.misbehaviours: list[tuple[str, str, str]] = []
+        self.applies = 0
+
+    def applied(self, node: str, index: int, command: Command, result: bytes) -> None:
+        name = digest(command)
+        self.commands.setdefault(name, command)
+        self.by_index[index].setdefault(name, set()).add(node)
+        self.applies += 1
+
+    def leader(self, node: str, term: int) -> None:
+        self.leaders[term].add(node)
+
+    def restored(self, node: str, index: int) -> None:
+        self.restores.append((node, index))
+
+    def misbehaviour(self, node: str, culprit: str, what: str) -> None:
+        self.misbehaviours.append((node, culprit, what))
