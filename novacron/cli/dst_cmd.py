@@ -5,8 +5,9 @@
   client load, then the linearizability, safety and progress checks.
 * ``--faults partition,crash,...`` picks the fault kinds (``none`` for none);
   ``--byzantine equivocate,tamper,silent,replay`` the Byzantine behaviours
-  PBFT replicas may get (up to f per seed); ``--broken`` runs Raft's
-  deliberately unsafe commit rule, which the campaign must catch.
+  PBFT replicas may get (up to f per seed); ``--broken VARIANT`` runs a
+  deliberately broken Raft (``commit-old-terms``: the Figure 8 bug;
+  ``vote-any-log``: no election restriction), which the campaign must catch.
 * Prints one line per failing seed with its violations and the exact command
   that replays it, then a summary table; ``--csv FILE`` saves every seed's row.
   Exit status 1 if any seed failed, 2 for bad arguments.
@@ -52,7 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument("--nodes", type=int, help="replicas (default 5 for raft, 4 for pbft)")
     parser.add_argument("--auth", choices=("ed25519", "mac"), default="ed25519", help="PBFT authentication")
-    parser.add_argument("--broken", action="store_true", help="Raft: the deliberately unsafe commit rule")
+    parser.add_argument(
+        "--broken",
+        choices=("commit-old-terms", "vote-any-log"),
+        default="",
+        help="Raft: run a deliberately broken variant (the campaign must catch it)",
+    )
     parser.add_argument("--duration", type=float, help="simulated seconds of faults (default 15)")
     parser.add_argument("--recovery", type=float, help="simulated seconds of calm after (default 8)")
     parser.add_argument("--clients", type=int, help="concurrent clients (default 3)")

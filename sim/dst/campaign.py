@@ -29,7 +29,7 @@ from novacron.sim.simulation import Simulation
 from . import checks
 from .checks import Violation
 from .recorder import Recorder
-from .targets import BYZANTINE_KINDS, make_target
+from .targets import BROKEN_RAFT, BYZANTINE_KINDS, make_target
 from .workload import Workload, run_client
 
 #: faults aimed at whoever leads at that moment (Jepsen's favourites: most bugs hide in
@@ -51,7 +51,7 @@ class CampaignConfig:
     mean_fault_interval: float = 1.5
     max_fault_duration: float = 3.0
     workload: Workload = field(default_factory=Workload)
-    broken: bool = False  # Raft only: the deliberately unsafe commit rule, to prove the checks bite
+    broken: str = ""  # Raft only: a deliberately broken variant (BROKEN_RAFT), to show the checks bite
     auth: str = "ed25519"  # PBFT only
     rtt: float = 0.004  # between replicas (and clients); jitter is a quarter of it
 
@@ -66,7 +66,9 @@ class CampaignConfig:
         if bad:
             raise ValueError(f"unknown Byzantine behaviours {bad}; known: {', '.join(BYZANTINE_KINDS)}")
         if self.broken and self.protocol != "raft":
-            raise ValueError("the broken variant exists for Raft only")
+            raise ValueError("the broken variants exist for Raft only")
+        if self.broken and self.broken not in BROKEN_RAFT:
+            raise ValueError(f"unknown broken variant {self.broken!r}; known: {', '.join(BROKEN_RAFT)}")
         if self.duration <= 0 or self.recovery <= 0:
             raise ValueError("duration and recovery must be > 0")
 
@@ -85,7 +87,7 @@ class CampaignConfig:
         if self.protocol == "pbft":
             args += ["--byzantine", ",".join(self.byzantine) or "none", "--auth", self.auth]
         if self.broken:
-            args.append("--broken")
+            args += ["--broken", self.broken]
         defaults = CampaignConfig()
         for name in ("duration", "recovery"):
             if getattr(self, name) != getattr(defaults, name):
@@ -179,6 +181,7 @@ def run_seed(config: CampaignConfig, seed: int) -> SeedResult:
     clients = [f"c{i}" for i in range(workload.clients)]
     sim = Simulation(_topology(members, clients, config.rtt), seed=seed)
     recorder = Recorder()
+    recorder.ignore = frozenset(target.byzantine)
     sim.start(target.app(recorder), nodes=members)
     random_kinds = tuple(k for k in config.faults if k not in LEADER_FAULTS)
     leader_kinds = tuple(k for k in config.faults if k in LEADER_FAULTS)
@@ -198,7 +201,12 @@ def run_seed(config: CampaignConfig, seed: int) -> SeedResult:
     for client in clients:
         rt = sim.runtime(client)
         rt.spawn(run_client(rt, members, target.quorum, workload, history, until=end))
-    sim.run(until=end + workload.op_timeout + 1.0)  # let the last operations finish or time out
+    # Run to the end (letting the last operations finish or time out), but stop at the first
+    # replicas' disagreement: it is the bug report, and a diverged cluster only gets slower.
+    stop = end + workload.op_timeout + 1.0
+    while sim.now < stop and recorder.conflict is None:
+        sim.run(until=min(stop, sim.now + 0.5))
+    stopped_early = recorder.conflict is not None
 
     correct = [n for n in members if n not in target.byzantine]
     replicas = {n: sim.runtime(n).app for n in correct if sim.runtime(n).alive}
@@ -211,8 +219,9 @@ def run_seed(config: CampaignConfig, seed: int) -> SeedResult:
         *checks.state_machine_safety(recorder, ignore=frozenset(target.byzantine)),
         *checks.log_matching(target.logs(replicas)),
         *checks.same_state({n: target.state(r) for n, r in replicas.items()}),
-        *checks.progress(ops, healed_at=config.duration, within=config.recovery),
     ]
+    if not stopped_early:  # progress is judged on complete runs only
+        violations += checks.progress(ops, healed_at=config.duration, within=config.recovery)
     return SeedResult(
         seed=seed,
         violations=violations,

@@ -31,12 +31,20 @@ class Recorder:
         self.restores: list[tuple[str, int]] = []
         self.misbehaviours: list[tuple[str, str, str]] = []
         self.applies = 0
+        #: the first index at which two replicas applied different commands (None: none yet);
+        #: a campaign stops a run there, since everything after is noise
+        self.conflict: int | None = None
+        self.ignore: frozenset[str] = frozenset()  # replicas whose word does not count (Byzantine)
 
     def applied(self, node: str, index: int, command: Command, result: bytes) -> None:
         name = digest(command)
         self.commands.setdefault(name, command)
-        self.by_index[index].setdefault(name, set()).add(node)
+        seen = self.by_index[index]
+        seen.setdefault(name, set()).add(node)
         self.applies += 1
+        if self.conflict is None and node not in self.ignore and len(seen) > 1:
+            if sum(1 for nodes in seen.values() if nodes - self.ignore) > 1:
+                self.conflict = index
 
     def leader(self, node: str, term: int) -> None:
         self.leaders[term].add(node)

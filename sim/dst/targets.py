@@ -19,14 +19,21 @@ from novacron.runtime import App, Runtime
 BYZANTINE_KINDS = ("equivocate", "tamper", "silent", "replay")
 
 
+#: Deliberately broken Raft variants (settings flags) that a campaign must catch.
+BROKEN_RAFT = {
+    # Figure 8 of the Raft paper: a leader commits entries of earlier terms by counting replicas
+    "commit-old-terms": {"unsafe_commit_old_terms": True},
+    # no election restriction (§5.4.1): a candidate with a stale log can win and overwrite
+    "vote-any-log": {"unsafe_vote_for_any_log": True},
+}
+
+
 @dataclass
 class RaftTarget:
-    """Raft with datacenter-mode timeouts; ``broken=True`` is the Figure 8 bug
-    (a leader commits entries of earlier terms by counting), which the
-    campaign must catch."""
+    """Raft with datacenter-mode timeouts; ``broken`` names one of :data:`BROKEN_RAFT`."""
 
     nodes: int = 5
-    broken: bool = False
+    broken: str = ""
     name: str = "raft"
     byzantine: dict[str, str] = field(default_factory=dict)
 
@@ -43,7 +50,10 @@ class RaftTarget:
     def app(self, observer: Observer) -> App:
         from novacron.consensus.raft import RaftNode, RaftSettings
 
-        settings = RaftSettings.for_mode("datacenter", unsafe_commit_old_terms=self.broken, snapshot_every=64)
+        if self.broken and self.broken not in BROKEN_RAFT:
+            raise ValueError(f"unknown broken variant {self.broken!r}; known: {', '.join(BROKEN_RAFT)}")
+        flags = BROKEN_RAFT.get(self.broken, {})
+        settings = RaftSettings.for_mode("datacenter", snapshot_every=64, **flags)
         members = self.members()
 
         def start(rt: Runtime) -> Any:

@@ -34,7 +34,7 @@ def test_an_unknown_fault_kind_is_named():
 
 
 def test_the_replay_command_round_trips_to_the_same_config():
-    argv = ["--protocol", "raft", "--faults", "partition,crash", "--broken", "--clients", "2"]
+    argv = ["--protocol", "raft", "--faults", "partition,crash", "--broken", "vote-any-log", "--clients", "2"]
     config = build_config(parse(*argv))
     replay = config.replay_command(41).split()
     assert replay[:2] == ["novacron", "dst"] and "41:42" in replay

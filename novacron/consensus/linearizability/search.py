@@ -12,9 +12,9 @@ linearize next:
   says whether that is legal and what the key holds afterwards). If so, it
   removes the operation's events from the list ("lifts" it), remembers how to
   undo that, and starts again from the front;
-- at a return event, the operation that returned has not been linearized yet
-  and nothing left can be linearized before it, so this branch is dead: undo
-  the last choice and try the next call after it.
+- at a return event, the operation that returned has not been linearized yet,
+  so only the operations called before it can go next. Once those are tried,
+  this branch is dead: undo the last choice and try the next call after it.
 
 It succeeds when every ``ok`` operation is linearized (the remaining unknown
 ones then never took effect), and fails when it must undo with nothing to undo.
@@ -22,16 +22,24 @@ Lowe's memoisation makes it practical: a configuration (which operations are
 linearized, as a bitset int, and the key's state) that was explored once is
 never explored again, since it would end the same way.
 
-One more pruning, specific to read-only operations (an ``ok`` get, an ``ok``
-cas that did not swap): if one is legal now, linearizing it now is never
-worse than later (it changes nothing, and nothing pending has to precede it,
-or the walk would have stopped at that operation's return first). So it is a
-forced move: when what follows fails, we undo past it instead of trying the
-alternatives at that point, which removes most of the backtracking reads cause.
+Three refinements, each needed for real campaign histories:
 
-The list is a doubly linked list in two int arrays, so lifting and
-unlifting are O(1), and the search is a loop with an explicit stack, so a
-long history cannot overflow Python's recursion limit.
+- *Unknown-outcome operations go last.* They sit in a list of their own, tried
+  only after every ``ok`` candidate, since "it never took effect" is the usual
+  truth and the cheaper branch.
+- *Dominance.* A configuration that differs from an explored one only by
+  having linearized more unknown-outcome operations (same ``ok`` operations,
+  same state) can do nothing the explored one could not, so it is pruned too.
+  Without this, every timed-out write doubles the work of a failing search.
+- *Read-only operations are forced moves.* If an ``ok`` get (or an ``ok`` cas
+  that did not swap) is legal now, linearizing it now is never worse than
+  later: it changes nothing, and nothing pending has to precede it (or the
+  walk would have stopped at that operation's return first). When what
+  follows fails, we undo past it instead of trying alternatives at that point.
+
+The lists are doubly linked lists in int arrays, so lifting and unlifting are
+O(1), and the search is a loop with an explicit stack, so a long history
+cannot overflow Python's recursion limit.
 """
 
 from __future__ import annotations
@@ -82,22 +90,31 @@ def search(ops: Sequence[Operation], budget: Budget | None = None) -> SearchResu
             events.append((op.complete, 1, i))
     events.sort()
 
-    # Node 0 is the head, node `tail` the end; nodes 1..len(events) are the events in order.
+    # Nodes 1..n are the events in time order, so comparing nodes compares times. Two
+    # lists run through them: the main one (head 0) holds ok calls and returns, the
+    # other (head n + 1) unknown-outcome calls. Both end at the same tail, n + 2.
     n = len(events)
-    tail = n + 1
-    nxt = list(range(1, n + 2)) + [tail]
-    prv = [0] + list(range(0, n + 1))
-    is_call = [False] * (n + 2)
-    op_of = [0] * (n + 2)
-    match = [0] * (n + 2)  # call node -> its return node (0 for unknown-outcome operations)
+    main_head, info_head, tail = 0, n + 1, n + 2
+    nxt = [0] * (n + 3)
+    prv = [0] * (n + 3)
+    is_return = [False] * (n + 3)
+    is_info = [False] * (n + 3)
+    op_of = [0] * (n + 3)
+    match = [0] * (n + 3)  # ok call node -> its return node
     call_node = [0] * len(ops)
+    last = {False: main_head, True: info_head}
     for node, (_, kind, i) in enumerate(events, start=1):
         op_of[node] = i
+        info = not steps[i].must
+        is_info[node] = info
         if kind == 0:
-            is_call[node] = True
             call_node[i] = node
         else:
+            is_return[node] = True
             match[call_node[i]] = node
+        nxt[last[info]], prv[node] = node, last[info]
+        last[info] = node
+    nxt[last[False]] = nxt[last[True]] = tail
 
     def lift(node: int) -> None:
         p, q = prv[node], nxt[node]
@@ -116,13 +133,15 @@ def search(ops: Sequence[Operation], budget: Budget | None = None) -> SearchResu
         prv[nxt[node]] = node
 
     state = INITIAL
-    linearized = 0
-    seen: set[tuple[int, bytes | None]] = set()
-    # (call node lifted, state before it, whether that choice was forced: see below)
-    undo: list[tuple[int, bytes | None, bool]] = []
+    must_bits = info_bits = 0  # the linearized operations, as bitsets over their indices
+    # (ok operations linearized, state) -> the sets of unknown-outcome ones linearized with them
+    explored: dict[tuple[int, bytes | None], list[int]] = {}
+    # (call node lifted, state before it, whether that move was forced, limit then)
+    undo: list[tuple[int, bytes | None, bool, int]] = []
     furthest = 0  # the furthest node any branch looked at: the rest never mattered
     stuck = 0  # the furthest return node a branch died at
-    node = nxt[0]
+    limit = 0  # while walking the unknown-outcome list: the first return node of the main list
+    node = nxt[main_head]
     chunk = budget.allowance()
     taken = 0  # steps since the budget was last charged
     spent = 0  # steps charged so far
@@ -134,45 +153,52 @@ def search(ops: Sequence[Operation], budget: Budget | None = None) -> SearchResu
             taken = 0
             chunk = budget.allowance()
         taken += 1
-        if node > furthest:
+        if node > furthest and node != tail and node != info_head:
             furthest = node
-        if is_call[node]:
+        if is_return[node]:
+            # Only operations called before this return can go next: the unknown-outcome ones now.
+            if node > stuck:
+                stuck = node
+            limit = node
+            node = nxt[info_head]
+            continue
+        if node == tail or (is_info[node] and node > limit):
+            pass  # every candidate was tried: dead end, handled below
+        else:
             i = op_of[node]
             s = steps[i]
             legal, after = step(state, s)
-            if not legal:
+            if not legal or (not s.must and after == state):
+                # Illegal; or an unknown-outcome operation that would change nothing now
+                # (better left for later, or never).
                 node = nxt[node]
                 continue
-            # A read-only operation (a get, a cas that did not swap) that is legal now can
-            # always go now: any linearization that places it later still works with it
-            # here. So it is a forced move, never a choice to come back to. An
-            # unknown-outcome operation that would change nothing now is left for later.
             forced = s.read_only
-            if after == state and not s.must:
-                node = nxt[node]
-                continue
-            config = (linearized | (1 << i), after)
-            if config not in seen:
-                seen.add(config)
-                undo.append((node, state, forced))
-                linearized, state = config
+            if s.must:
+                new_must, new_info = must_bits | (1 << i), info_bits
+            else:
+                new_must, new_info = must_bits, info_bits | (1 << i)
+            masks = explored.get((new_must, after))
+            if masks is None or all(m & ~new_info for m in masks):
+                if masks is None:
+                    explored[(new_must, after)] = [new_info]
+                else:
+                    masks.append(new_info)
+                undo.append((node, state, forced, limit))
+                must_bits, info_bits, state = new_must, new_info, after
                 lift(node)
                 if s.must:
                     must_left -= 1
                     if must_left == 0:
                         budget.charge(taken)
                         return SearchResult(True, spent + taken)
-                node = nxt[0]
+                node = nxt[main_head]
                 continue
             if not forced:
                 node = nxt[node]
                 continue
             # A forced move into an explored (hence failed) configuration: this one fails too.
-        elif node > stuck:
-            # A return event: its operation is not linearized yet and nothing left can go first.
-            # (Never the tail while an ok operation is left: that one's return comes first.)
-            stuck = node
-        # Dead end: undo the last choice (and the forced moves after it), try the next call.
+        # Dead end: undo the last choice (and the forced moves after it), try the next candidate.
         while True:
             if not undo:
                 budget.charge(taken)
@@ -180,11 +206,13 @@ def search(ops: Sequence[Operation], budget: Budget | None = None) -> SearchResu
                 return SearchResult(
                     False, spent + taken, stuck_at=op_of[stuck] if stuck else None, relevant=relevant
                 )
-            node, state, forced = undo.pop()
+            node, state, forced, limit = undo.pop()
             i = op_of[node]
-            linearized &= ~(1 << i)
             if steps[i].must:
+                must_bits &= ~(1 << i)
                 must_left += 1
+            else:
+                info_bits &= ~(1 << i)
             unlift(node)
             if not forced:
                 break

@@ -63,21 +63,23 @@ def smallest_failing_window(ops: Sequence[Operation], failed: SearchResult, budg
     supported = _support_rule(ops)
     start = budget.used
 
+    hint = {"stuck": None if failed.stuck_at is None else ops[failed.stuck_at]}
+
     def fails(candidate: list[Operation]) -> bool | None:
         if not supported(candidate):
             return False
-        verdict = search(candidate, budget).linearizable
-        return None if verdict is None else not verdict
+        result = search(candidate, budget)
+        if result.linearizable is False:
+            # ddmin keeps every candidate that fails: remember the search's hint for the window.
+            hint["stuck"] = None if result.stuck_at is None else candidate[result.stuck_at]
+        return None if result.linearizable is None else not result.linearizable
 
     current = _by_invocation(ops)
     reached = _by_invocation([ops[i] for i in failed.relevant])
     if 0 < len(reached) < len(ops) and supported(reached):
         current = reached  # no search needed: see the module docstring
     current, minimal = _ddmin(current, fails)
-    # One more search of the window for its hint. Unbudgeted: it is no larger than
-    # the failing history that was searched to a verdict already.
-    final = search(current)
-    stuck = current[final.stuck_at] if final.stuck_at is not None else None
+    stuck = hint["stuck"]
     return Window(current, minimal, stuck, budget.used - start)
 
 

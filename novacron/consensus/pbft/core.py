@@ -625,6 +625,14 @@ class PBFTCore:
             and (status.view < self.view or status.in_view_change)
         ):
             self._send(sender, self.own_view_change)
+        if status.in_view_change and status.view < self.view:
+            # It is stuck changing to a view we left: it may lack view-changes for it that we
+            # hold (lost while partitioned). They are signed, so relay them; with 2f + 1 it
+            # starts its timer and moves on to where we are (otherwise, with f replicas silent,
+            # it and we could wait for each other forever).
+            for checked in self.view_changes.get(status.view, {}).values():
+                signed = checked.signed
+                self._send(sender, PBFTMessage(signed.sender, signed.body, signed.sig, signed.extra))
         if status.stable_seq > self.last_executed:
             self._request_state(status.stable_seq, [sender])
         if status.stable_seq < self.low:  # help it stabilise: our proof is relayable (signed)

@@ -489,6 +489,8 @@ class RaftCore:
     # == votes ====================================================================================
     def _on_request_vote(self, src: str, msg: RequestVote) -> None:
         up_to_date = self.log.is_up_to_date(msg.last_index, msg.last_term)
+        if self.settings.unsafe_vote_for_any_log:
+            up_to_date = True  # TEST ONLY: no election restriction (§5.4.1)
         if msg.pre_vote:
             # Would we vote in msg.term? Our own term and vote stay as they are.
             grant = up_to_date and msg.term > self.term

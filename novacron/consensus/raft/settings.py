@@ -73,6 +73,10 @@ class RaftSettings:
     #: that the simulation campaign can show it catches a real safety bug; it also skips the
     #: leader's no-op on election, which would otherwise hide the bug most of the time. Never enable.
     unsafe_commit_old_terms: bool = False
+    #: TEST ONLY. Grants votes without the election restriction (§5.4.1: a voter refuses a
+    #: candidate whose log is less up to date than its own), so a leader may lack committed
+    #: entries and overwrite them. The second deliberately broken variant. Never enable.
+    unsafe_vote_for_any_log: bool = False
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval <= 0:
