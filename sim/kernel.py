@@ -176,7 +176,13 @@ class SimTask(SimFuture):
         self._waiting: SimFuture | None = None
         self._must_cancel = False
         self.name = getattr(coro, "__qualname__", "task")
-        Call(env, 0, self._step, (None, None), owner)
+        Call(env, 0, self._start)
+
+    def _start(self) -> None:
+        if self._owner is not None and not self._owner.alive:
+            self._coro.close()  # the node crashed before the task ran: it never will
+            return
+        self._step(None, None)
 
     def cancel(self) -> bool:
         if self._state != _PENDING:

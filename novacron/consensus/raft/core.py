@@ -374,7 +374,10 @@ class RaftCore:
     def _reset_election_timer(self) -> None:
         self._election_elapsed = 0
         ticks = self.settings.election_ticks
-        self._timeout = ticks + self._rand.randrange(ticks)  # uniform in [T, 2T)
+        if self.settings.election_timeout_max is None:
+            self._timeout = ticks + self._rand.randrange(ticks)  # uniform in [T, 2T)
+        else:  # uniform in [T, T_max], both ends included
+            self._timeout = ticks + self._rand.randrange(self.settings.election_ticks_max - ticks + 1)
 
     def _become_follower(self, term: int, leader: str | None) -> None:
         if term != self.term:

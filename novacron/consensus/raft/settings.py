@@ -4,11 +4,14 @@ Timing follows the Raft paper (§5.6): ``broadcastTime << electionTimeout
 << MTBF``. A leader sends a heartbeat every ``heartbeat_interval``; a
 follower that hears nothing for its election timeout, drawn uniformly from
 ``[election_timeout, 2 * election_timeout)`` (randomised so that split votes
-are rare), starts an election.
+are rare), starts an election. ``election_timeout_max`` replaces that range by
+an explicit ``[election_timeout, election_timeout_max]`` (the paper's §9.3
+experiment varies it, e.g. 150-155 ms).
 
 The pure core counts *ticks*, as etcd-raft does; :attr:`RaftSettings.tick_interval`
 converts seconds to ticks (a tenth of the election timeout at most, so the
-randomised timeout has ten or more distinct values).
+randomised timeout has ten or more distinct values; with an explicit range, also
+a tenth of its width at most). ``tick`` overrides it.
 """
 
 from __future__ import annotations
@@ -44,8 +47,12 @@ class RaftSettings:
 
     #: Leader heartbeat period (seconds).
     heartbeat_interval: float = 0.05
-    #: Minimum election timeout (seconds); each wait is drawn from [T, 2T).
+    #: Minimum election timeout (seconds); each wait is drawn from [T, 2T) ...
     election_timeout: float = 0.15
+    #: ... or, when set, uniformly from [election_timeout, election_timeout_max] (seconds).
+    election_timeout_max: float | None = None
+    #: Tick length override (seconds); None: derived (see :attr:`tick_interval`).
+    tick: float | None = None
     #: Pre-vote (thesis §9.6): a node first asks whether it *could* win before bumping its
     #: term, so a partitioned node that rejoins does not depose a healthy leader.
     pre_vote: bool = True
@@ -87,6 +94,13 @@ class RaftSettings:
                 f"heartbeat_interval ({self.heartbeat_interval:g} s): followers need several "
                 "heartbeats per election timeout"
             )
+        if self.election_timeout_max is not None and self.election_timeout_max < self.election_timeout:
+            raise ValueError(
+                f"election_timeout_max ({self.election_timeout_max:g} s) must be >= "
+                f"election_timeout ({self.election_timeout:g} s)"
+            )
+        if self.tick is not None and not 0 < self.tick <= self.heartbeat_interval:
+            raise ValueError(f"tick must be in (0, heartbeat_interval], got {self.tick}")
         for name in ("snapshot_chunk_bytes", "max_append_bytes", "max_inflight", "max_pending"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -118,7 +132,13 @@ class RaftSettings:
     # -- ticks (what the pure core counts) ----------------------------------------------------
     @property
     def tick_interval(self) -> float:
-        return min(self.heartbeat_interval, self.election_timeout / 10)
+        if self.tick is not None:
+            return self.tick
+        tick = min(self.heartbeat_interval, self.election_timeout / 10)
+        width = (self.election_timeout_max or self.election_timeout) - self.election_timeout
+        if width > 0:
+            tick = min(tick, width / 10)  # ten or more distinct timeouts in the range
+        return tick
 
     @property
     def heartbeat_ticks(self) -> int:
@@ -127,3 +147,10 @@ class RaftSettings:
     @property
     def election_ticks(self) -> int:
         return max(self.heartbeat_ticks + 1, round(self.election_timeout / self.tick_interval))
+
+    @property
+    def election_ticks_max(self) -> int:
+        """Longest election timeout in ticks (inclusive); None range: ``2 * election_ticks - 1``."""
+        if self.election_timeout_max is None:
+            return 2 * self.election_ticks - 1
+        return max(self.election_ticks, round(self.election_timeout_max / self.tick_interval))

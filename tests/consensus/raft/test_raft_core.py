@@ -119,6 +119,43 @@ def test_a_follower_starts_a_pre_vote_after_its_randomised_election_timeout():
     assert all(m.pre_vote and m.term == 1 for _, m in votes)
 
 
+def test_an_explicit_election_timeout_range_is_drawn_uniformly_with_both_ends_included():
+    # The paper's 150-155 ms (§9.3): the tick shrinks to a tenth of the range width (0.5 ms).
+    s = RaftSettings(heartbeat_interval=0.075, election_timeout=0.15, election_timeout_max=0.155)
+    assert s.tick_interval == pytest.approx(0.0005)
+    assert (s.election_ticks, s.election_ticks_max) == (300, 310)
+    c = core(settings=s)
+    drawn = set()
+    for _ in range(2000):
+        c._reset_election_timer()
+        drawn.add(c._timeout)
+    assert drawn == set(range(300, 311))
+    # 150-151 ms still has distinct values; without a maximum the range stays [T, 2T)
+    narrow = RaftSettings(heartbeat_interval=0.075, election_timeout=0.15, election_timeout_max=0.151)
+    assert narrow.tick_interval == pytest.approx(0.0001)
+    assert FAST.election_ticks_max == 2 * FAST.election_ticks - 1
+
+
+def test_a_fixed_election_timeout_fires_exactly_then_and_the_tick_can_be_overridden():
+    s = RaftSettings(
+        heartbeat_interval=0.075, election_timeout=0.15, election_timeout_max=0.15, tick=0.001, pre_vote=False
+    )
+    assert (s.tick_interval, s.election_ticks, s.election_ticks_max) == (0.001, 150, 150)
+    c = core(settings=s)
+    for _ in range(149):
+        c.tick()
+    assert c.role == FOLLOWER
+    c.tick()
+    assert c.role == "candidate" and c.term == 1
+
+
+def test_election_timeout_range_and_tick_are_validated():
+    with pytest.raises(ValueError, match="election_timeout_max"):
+        RaftSettings(heartbeat_interval=0.05, election_timeout=0.15, election_timeout_max=0.1)
+    with pytest.raises(ValueError, match="tick"):
+        RaftSettings(heartbeat_interval=0.05, election_timeout=0.15, tick=0.1)
+
+
 def test_a_quorum_of_pre_votes_leads_to_a_real_election_and_a_leader_with_a_noop():
     c = core()
     for _ in range(2 * FAST.election_ticks):
