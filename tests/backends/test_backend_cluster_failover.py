@@ -38,10 +38,9 @@ def test_killing_the_leader_loses_no_acknowledged_write(cluster):
     async def scenario():
         async with connect(cluster, timeout=3.0, retry_interval=0.2) as kv:
             history = kv.history
-            writers = [kv] + [
-                KVClient(kv.rt, list(pids), history=history, timeout=3.0, retry_interval=0.2, client_id=f"w{i}")
-                for i in range(1, WRITERS)
-            ]
+            options = {"history": history, "timeout": 3.0, "retry_interval": 0.2}
+            members = list(pids)
+            writers = [kv] + [KVClient(kv.rt, members, client_id=f"w{i}", **options) for i in range(1, 4)]
             acked: dict[str, bytes] = {}
             acked_at: list[float] = []
             stop = asyncio.Event()
