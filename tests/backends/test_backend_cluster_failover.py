@@ -16,7 +16,6 @@ from novacron.consensus.client import KVClient, OutcomeUnknown
 from novacron.consensus.linearizability import check_history
 
 ELECTION_TIMEOUT = 0.3
-WRITERS = 4
 
 
 @pytest.fixture
@@ -40,7 +39,7 @@ def test_killing_the_leader_loses_no_acknowledged_write(cluster):
             history = kv.history
             options = {"history": history, "timeout": 3.0, "retry_interval": 0.2}
             members = list(pids)
-            writers = [kv] + [KVClient(kv.rt, members, client_id=f"w{i}", **options) for i in range(1, 4)]
+            writers = [kv] + [KVClient(kv.rt, members, client_id=f"w{i}", **options) for i in (1, 2, 3)]
             acked: dict[str, bytes] = {}
             acked_at: list[float] = []
             stop = asyncio.Event()
