@@ -84,12 +84,20 @@ _EXTRA: dict[str, Component] = {}
 def builtin_components() -> list[Component]:
     """The components of every run, in report order: network first, the fault log last."""
     from .bulk import BulkComponent
+    from .consensus import ConsensusComponent
     from .dwcp import DWCPComponent
     from .fault_schedule import FaultComponent
     from .heartbeats import HeartbeatComponent
     from .latency import LatencyComponent
 
-    return [LatencyComponent(), BulkComponent(), DWCPComponent(), HeartbeatComponent(), FaultComponent()]
+    return [
+        LatencyComponent(),
+        BulkComponent(),
+        DWCPComponent(),
+        HeartbeatComponent(),
+        ConsensusComponent(),
+        FaultComponent(),
+    ]
 
 
 def register_component(component: Any) -> Any:

@@ -265,6 +265,21 @@ class DWCPSpec(Spec):
         return self
 
 
+class ConsensusSpec(Spec):
+    """A replicated key-value store (ACP: Raft or PBFT) on ``members``, driven by one client
+    per ``clients`` node; the report checks the clients' history for linearizability."""
+
+    protocol: Literal["raft", "pbft", "auto"] = "raft"
+    members: list[str] = Field(min_length=1)
+    clients: list[str] = Field(min_length=1)
+    #: timing defaults (heartbeat, election/view-change timeout); default: from how far apart
+    #: the members are (one site: datacenter; one region: hybrid; several regions: internet)
+    mode: Literal["datacenter", "hybrid", "internet"] | None = None
+    keys: int = Field(5, ge=1)
+    think: Duration = 0.1
+    op_timeout: Duration = 3.0
+
+
 # --- faults --------------------------------------------------------------------------------------
 
 
@@ -426,6 +441,7 @@ class Scenario(Spec):
     heartbeat: HeartbeatSpec | None = Field(default_factory=HeartbeatSpec)
     workload: list[BulkTransfers] = Field(default_factory=list)
     dwcp: DWCPSpec | None = None
+    consensus: ConsensusSpec | None = None
     faults: list[FaultSpec] = Field(default_factory=list)
     stream_timeout: Duration = 60.0
 

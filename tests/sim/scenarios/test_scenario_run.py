@@ -211,3 +211,12 @@ def test_detected_modes_settle_by_link_class(result):
     by_class = modes.groupby("link_class")["mode"].agg(set).to_dict()
     assert by_class["inter-region"] == {"internet"}
     assert by_class["intra-site"] == {"datacenter"}
+
+
+def test_the_replicated_kv_store_stays_linearizable_through_the_faults(result):
+    [row] = result.table("consensus").to_dict("records")
+    assert row["protocol"] == "raft" and row["mode"] == "internet" and row["members"] == 5
+    assert row["ok"] > 100 and row["linearizable_and_safe"]
+    # The East US crash takes down the first leader (it is a member): a new one is elected.
+    leaders = result.table("consensus_leaders")
+    assert len(leaders) >= 2 and leaders["time_s"].iloc[-1] > CRASH[1]
