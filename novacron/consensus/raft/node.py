@@ -71,7 +71,12 @@ class RaftNode:
         self.rt = rt
         self.settings = _as_settings(settings)
         self.observer: Observer = observer if observer is not None else NullObserver()
-        self._sessions = Sessions(state_machine, max_sessions=max_sessions)
+        # A ready-made Sessions (e.g. handed over from another protocol, with its client
+        # table) is used as it is; a bare state machine gets a fresh one.
+        if isinstance(state_machine, Sessions):
+            self._sessions = state_machine
+        else:
+            self._sessions = Sessions(state_machine, max_sessions=max_sessions)
         recovered = persist.load(rt.storage)
         if recovered.snapshot is not None:
             self._sessions.restore(recovered.snapshot.data)
