@@ -14,6 +14,9 @@ BENCHMARKS = [
     "bench_encoding.py",
     "bench_mode.py",
     "bench_backend_goodput.py",
+    "bench_sim_election.py",
+    "bench_sim_commit_latency.py",
+    "bench_consensus_real.py",
 ]
 
 if __name__ == "__main__":
