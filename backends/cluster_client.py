@@ -72,7 +72,7 @@ async def connect(
             quorum=reply_quorum(manifest),
             timeout=timeout,
             retry_interval=retry_interval,
-            client_id=f"{slot}-{rt.random.getrandbits(32):08x}",
+            client_id=f"{slot}/{rt.random.getrandbits(32):08x}",
         )
     finally:
         await rt.close()

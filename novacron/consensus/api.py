@@ -54,6 +54,13 @@ class Command(msgspec.Struct, frozen=True, array_like=True):
     op: bytes
 
 
+def client_node(client: str) -> str:
+    """The node a client id lives on: ids are ``"<node>"`` or ``"<node>/<name>"``, so that
+    one node (one process, one address) can host many clients and replicas know where
+    to send their replies and whose identity vouches for a request."""
+    return client.split("/", 1)[0]
+
+
 class ClientRequest(Message, tag="consensus-request"):
     """A client asks a replica to execute ``op``.
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from novacron.runtime import Runtime
 
-from .api import ClientReply, ClientRequest
+from .api import ClientReply, ClientRequest, client_node
 from .history import History
 from .kv import CompareAndSet, Delete, Get, Put, Result, decode_result, encode_op
 from .sessions import STALE
@@ -66,6 +66,11 @@ class ConsensusClient:
         self.members = list(members)
         self.quorum = quorum
         self.client_id = client_id or f"{rt.node_id}/c{next(_ids)}"
+        if client_node(self.client_id) != rt.node_id:
+            raise ValueError(
+                f"client id {self.client_id!r} must be {rt.node_id!r} or start with {rt.node_id + '/'!r}: "
+                "replicas send replies to (and PBFT vouches for requests by) the node it names"
+            )
         self.timeout = timeout
         self.retry_interval = retry_interval
         self.broadcast_retries = quorum > 1 if broadcast_retries is None else broadcast_retries

@@ -39,7 +39,8 @@ def test_killing_the_leader_loses_no_acknowledged_write(cluster):
             history = kv.history
             options = {"history": history, "timeout": 3.0, "retry_interval": 0.2}
             members = list(pids)
-            writers = [kv] + [KVClient(kv.rt, members, client_id=f"w{i}", **options) for i in (1, 2, 3)]
+            me = kv.rt.node_id
+            writers = [kv] + [KVClient(kv.rt, members, client_id=f"{me}/w{i}", **options) for i in (1, 2, 3)]
             acked: dict[str, bytes] = {}
             acked_at: list[float] = []
             stop = asyncio.Event()
@@ -70,7 +71,7 @@ def test_killing_the_leader_loses_no_acknowledged_write(cluster):
             assert after, "no write was acknowledged after the leader was killed"
             failover = after[0] - killed_at
             # Every acknowledged write is there, read through the new leader (ReadIndex).
-            reader = KVClient(kv.rt, list(pids), timeout=5.0, retry_interval=0.2, client_id="reader")
+            reader = KVClient(kv.rt, members, timeout=5.0, retry_interval=0.2, client_id=f"{me}/reader")
             missing = [k for k, v in sorted(acked.items()) if await reader.get(k) != v]
             return leader, failover, len(acked), missing, history
 

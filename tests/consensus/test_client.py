@@ -149,7 +149,13 @@ def test_many_clients_share_one_node_and_each_gets_its_own_replies():
 def test_two_clients_cannot_share_an_id_on_one_node():
     sim = simulation(lambda node: replica())
     rt = sim.runtime("c")
-    first = ConsensusClient(rt, REPLICAS, client_id="same")
+    first = ConsensusClient(rt, REPLICAS, client_id="c/same")
     with pytest.raises(ValueError, match="already in use"):
-        ConsensusClient(rt, REPLICAS, client_id="same")
-    assert first.client_id == "same"
+        ConsensusClient(rt, REPLICAS, client_id="c/same")
+    assert first.client_id == "c/same"
+
+
+def test_a_client_id_names_the_node_it_lives_on():
+    sim = simulation(lambda node: replica())
+    with pytest.raises(ValueError, match="must be 'c' or start with 'c/'"):
+        ConsensusClient(sim.runtime("c"), REPLICAS, client_id="elsewhere/1")
