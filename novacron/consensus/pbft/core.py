@@ -13,7 +13,8 @@ outputs
     message)``), :meth:`take_executable` (the next committed batch, in
     sequence order), :attr:`events` (misbehaviour, leadership, a state to
     install), :attr:`timer` (whether the view-change timer should run and
-    its epoch), :attr:`persist_needed`.
+    its epoch), :attr:`persist_needed` and :attr:`dirty` (what must be made
+    durable before the outbox may leave, see *Durability* below).
 
 Being pure, the core is tested by feeding it messages by hand
 (tests/consensus/pbft/test_core.py) and runs unchanged on both runtimes.
@@ -33,12 +34,29 @@ Protocol summary (Castro & Liskov, OSDI'99 / TOCS'02), where n = 3f + 1:
 5. A backup waiting too long for a request suspects the primary and starts
    a view change (viewchange.py); timeouts double for each view change in a
    row that brings no progress.
+
+Durability (crash recovery). A replica that crashes and restarts must not
+forget what it promised, or a few restarts add up to more than f faulty
+replicas: if two of the 2f + 1 replicas that prepared a committed request
+forget their prepared certificates, a later view change can see none of
+them and give the sequence number to another request. So the host writes,
+and syncs *before* any message of the same round leaves:
+
+* per sequence number above the stable checkpoint (:meth:`durable_record`,
+  listed in :attr:`dirty` when it changes): the pre-prepare accepted (or, as
+  primary, sent) in the current view with its batch, which also pins this
+  replica's own PREPARE, and its latest prepared certificate, which pins its
+  own COMMIT and goes into its VIEW-CHANGE;
+* the view and whether a view change is under way, and the stable
+  checkpoint (:attr:`persist_needed`).
+
+:meth:`restore_log` loads the records back after a restart.
 """
 
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from novacron.consensus.api import ClientRequest
@@ -177,6 +195,8 @@ class PBFTCore:
         self._reported: set[tuple[str, str]] = set()
         self.rejected: Counter[str] = Counter()
         self.persist_needed = False
+        #: sequence numbers whose durable record (:meth:`durable_record`) changed since the host wrote it
+        self.dirty: set[int] = set()
         if stable is not None:
             seq, digest, proof, state = stable
             self.checkpoints.stabilise(seq, digest, proof)
@@ -203,6 +223,48 @@ class PBFTCore:
 
     def in_window(self, seq: int) -> bool:
         return self.low < seq <= self.high
+
+    # -- durability (see the module docstring) ----------------------------------------------------
+    def durable_record(self, seq: int) -> tuple[int, Signed | None, PreparedProof | None]:
+        """What must survive a crash for ``seq``: (view of the pre-prepare, the pre-prepare with its
+        batch, the latest prepared certificate); view -1 and None where there is none."""
+        slot = self.slots.get(seq)
+        pre_prepare = slot.pre_prepare if slot is not None else None
+        view = slot.view if pre_prepare is not None and slot is not None else -1
+        return view, pre_prepare, self.prepared_certs.get(seq)
+
+    def restore_log(self, records: Iterable[tuple[int, int, Signed | None, PreparedProof | None]]) -> None:
+        """Reload ``(seq, view, pre-prepare, prepared certificate)`` records written before a restart.
+
+        Certificates come back whatever their view (they go into our VIEW-CHANGEs); a pre-prepare
+        comes back as a slot only if it is of the current view, with our own PREPARE (and COMMIT,
+        if it had prepared) rebuilt from it, so we answer exactly as before the crash. Call it right
+        after construction, before any input.
+        """
+        for seq, view, signed, cert in sorted(records, key=lambda r: r[0]):
+            if not self.in_window(seq):
+                continue
+            if cert is not None:
+                self.prepared_certs[seq] = cert
+            if signed is None or view != self.view:
+                continue
+            pp = decode_payload(signed.body)
+            assert isinstance(pp, PrePrepare)
+            slot = self._slot(seq)
+            slot.pre_prepare, slot.digest, slot.batch = signed, pp.digest, decode_batch(signed.extra)
+            self.inflight.update(request_key(r) for r in slot.batch.requests)
+            primary = self.quorum.primary(view)
+            if self.me == primary:
+                self.next_seq = max(self.next_seq, seq + 1)
+            else:
+                prepare = self._make(Prepare(view, seq, pp.digest, pp_sig=signed.sig))
+                slot.prepares[self.me] = (pp.digest, prepare.signed())
+            if cert is not None and cert.pre_prepare == signed:
+                for prepare_signed in cert.prepares:
+                    slot.prepares.setdefault(prepare_signed.sender, (pp.digest, prepare_signed))
+                slot.prepared = True
+                commit = self._make(Commit(view, seq, pp.digest))
+                slot.commits[self.me] = (pp.digest, commit.signed())
 
     # -- outputs -----------------------------------------------------------------------------------
     def _make(self, payload: Payload, extra: bytes = b"") -> PBFTMessage:
@@ -300,6 +362,7 @@ class PBFTCore:
             slot = self.slots[pp.seq] = Slot(pp.seq, self.view)
             slot.pre_prepare, slot.digest, slot.batch = message.signed(), pp.digest, Batch(tuple(batch))
             self.inflight.update(request_key(r) for r in batch)
+            self.dirty.add(pp.seq)  # durable before it leaves: a restarted primary never reuses pp.seq
             self.next_seq += 1
             self._broadcast(message)
 
@@ -392,6 +455,7 @@ class PBFTCore:
 
     def _accept_pre_prepare(self, slot: Slot, signed: Signed, pp: PrePrepare, batch: Batch) -> None:
         slot.pre_prepare, slot.digest, slot.batch = signed, pp.digest, batch
+        self.dirty.add(pp.seq)  # it pins our PREPARE for (view, seq): never another digest after a restart
         if pp.seq > self.last_executed:
             self.inflight.update(request_key(r) for r in batch.requests)
         for sender, (digest, prepare) in list(slot.prepares.items()):
@@ -455,6 +519,7 @@ class PBFTCore:
             return
         slot.prepared = True
         self.prepared_certs[slot.seq] = PreparedProof(slot.pre_prepare, tuple(matching[: 2 * self.f]))
+        self.dirty.add(slot.seq)  # durable before our COMMIT leaves, so our VIEW-CHANGEs always carry it
         assert slot.digest is not None
         commit = self._make(Commit(slot.view, slot.seq, slot.digest))
         slot.commits[self.me] = (slot.digest, commit.signed())

@@ -349,3 +349,33 @@ def test_two_conflicting_checkpoints_from_one_replica_are_reported():
         body = encode(Checkpoint(2, dig))
         cores["n1"].receive("n2", PBFTMessage("n2", body, cores["n2"].auth.sign(body)))
     assert cores["n1"].events == [Misbehaviour("n2", "equivocation: two checkpoints for seq 2")]
+
+
+# -- durability ------------------------------------------------------------------------------------
+
+
+def test_a_restored_core_keeps_its_certificates_and_never_prepares_another_digest():
+    cores = make()
+    cores["n0"].request(req(1), from_client=True)
+    pump(cores, drop=lambda src, dst, m: kind(m) == "Commit")  # prepared everywhere, committed nowhere
+    n2 = cores["n2"]
+    assert sorted(n2.dirty) == [1] and n2.prepared_certs[1]
+    view, pre_prepare, cert = n2.durable_record(1)
+    assert view == 0 and pre_prepare == cert.pre_prepare
+
+    keyring = Keyring.generate(MEMBERS, seed=7)
+    again = PBFTCore("n2", MEMBERS, n2.settings, keyring)
+    again.restore_log([(1, view, pre_prepare, cert)])
+    slot = again.slots[1]
+    assert slot.prepared and slot.prepares["n2"] == n2.slots[1].prepares["n2"]  # the same PREPARE
+    assert slot.commits["n2"] == n2.slots[1].commits["n2"] and not again.outbox  # nothing re-sent
+    # a second pre-prepare for seq 1 in view 0 is evidence, not something it prepares again
+    other = cores["n0"]._make(PrePrepare(0, 1, digest(encode_batch([req(9)]))), encode_batch([req(9)]))
+    again.receive("n0", other)
+    assert again.slots[1].digest == n2.slots[1].digest and not again.outbox
+    assert [e.what for e in again.evidence] == ["equivocation: two pre-prepares for view 0 seq 1"]
+    # and its VIEW-CHANGE carries the certificate
+    again.start_view_change(1)
+    ((_, vc_message),) = again.outbox
+    vc = decode_payload(vc_message.body)
+    assert isinstance(vc, ViewChange) and vc.prepared == (cert,)
