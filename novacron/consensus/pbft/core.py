@@ -186,6 +186,7 @@ class PBFTCore:
         self._peer_executed: dict[str, int] = {}
         self._fetching: tuple[int, str, int] | None = None  # (seq, peer, status ticks waited)
         self._timer_epoch = 0
+        self._installing = False  # entering a new view: see _install_view
         self._timed_request: RequestKey | None = None
         #: (epoch, duration) while the view-change timer should run; a new epoch restarts it
         self.timer: tuple[int, float] | None = None
@@ -342,6 +343,8 @@ class PBFTCore:
     def _propose(self) -> None:
         """Assign sequence numbers to waiting requests, a batch at a time, while the window allows."""
         s = self.settings
+        if self._installing:
+            return
         while self.is_primary and self.next_seq <= self.high:
             if self.next_seq - 1 - self.last_executed >= s.max_inflight_batches:
                 return  # batch up what arrives meanwhile
@@ -859,6 +862,36 @@ class PBFTCore:
         checked: list[CheckedViewChange],
     ) -> None:
         """Enter ``view``: adopt its checkpoint, re-run the O set's pre-prepares, resume timing."""
+        # No proposing until the O set has claimed its numbers (a stable checkpoint or an
+        # execution on the way would otherwise let a new primary assign one of them twice:
+        # a correct replica equivocating). The _propose() at the end picks up from there.
+        self._installing = True
+        try:
+            self._enter_view(view, min_s, stable_digest, stable_proof, pre_prepares, message)
+        finally:
+            self._installing = False
+        if self.quorum.primary(view) == self.me:
+            self.events.append(BecamePrimary(view))
+            self._propose()
+        else:
+            for req in self.pending.values():
+                if request_key(req) not in self.inflight:
+                    self.outbox.append((self.primary, req))
+        self._update_request_timer(restart=True)
+        future, self._future = self._future, []
+        for queued, payload in future:
+            if payload.view >= view:  # type: ignore[union-attr]
+                self._dispatch(queued, payload)
+
+    def _enter_view(
+        self,
+        view: int,
+        min_s: int,
+        stable_digest: bytes,
+        stable_proof: tuple[Signed, ...],
+        pre_prepares: list[Signed],
+        message: PBFTMessage,
+    ) -> None:
         self.view = view
         self.in_view_change = False
         self.new_view_message = message
@@ -879,15 +912,3 @@ class PBFTCore:
             slot = self._slot(pp.seq)
             self._accept_pre_prepare(slot, signed, pp, decode_batch(signed.extra))
         self.next_seq = max(top, self.last_executed) + 1
-        if self.quorum.primary(view) == self.me:
-            self.events.append(BecamePrimary(view))
-            self._propose()
-        else:
-            for req in self.pending.values():
-                if request_key(req) not in self.inflight:
-                    self.outbox.append((self.primary, req))
-        self._update_request_timer(restart=True)
-        future, self._future = self._future, []
-        for queued, payload in future:
-            if payload.view >= view:  # type: ignore[union-attr]
-                self._dispatch(queued, payload)

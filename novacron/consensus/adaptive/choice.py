@@ -1,4 +1,4 @@
-"""ACP's choice of protocol, and starting a consensus member of either kind.
+"""ACP's choice of protocol, and starting a consensus member of either kind (or the adaptive host).
 
 Raft is the fast choice among trusted nodes on a good network; PBFT costs
 three message delays, quadratic messages and signatures, but survives up
@@ -14,7 +14,7 @@ from typing import Any
 from novacron.config import ConsensusConfig
 from novacron.runtime import Runtime
 
-from .api import NullObserver, Observer, StateMachine
+from ..api import NullObserver, Observer, StateMachine
 
 PROTOCOLS = ("raft", "pbft")
 
@@ -48,19 +48,28 @@ def start_member(
 ) -> Any:
     """Start this node's replica of ``protocol`` (a RaftNode or a PBFTReplica).
 
+    ``protocol="adaptive"`` starts an :class:`~.host.AdaptiveConsensus` instead: the
+    protocol is then chosen by :func:`choose_protocol` and may be switched at run time.
+
     Timeouts come from ``config`` when given (``heartbeat_interval``,
     ``election_timeout``), else from the mode's defaults. PBFT needs a
     ``keyring`` holding this node's signing key and every member's public key.
     """
+    if protocol == "adaptive":
+        from .host import AdaptiveConsensus
+
+        return AdaptiveConsensus(
+            rt, members, state_machine, config=config, mode=mode, keyring=keyring, observer=observer
+        )
     observer = observer if observer is not None else NullObserver()
     members = list(members)
     if protocol == "raft":
-        from .raft import RaftNode, RaftSettings
+        from ..raft import RaftNode, RaftSettings
 
         settings = RaftSettings.from_config(config) if config is not None else RaftSettings.for_mode(mode)
         return RaftNode(rt, members, state_machine, settings, observer=observer)
     if protocol == "pbft":
-        from .pbft import Keyring, PBFTReplica, PBFTSettings
+        from ..pbft import Keyring, PBFTReplica, PBFTSettings
 
         settings = PBFTSettings.from_config(config) if config is not None else PBFTSettings.for_mode(mode)
         if keyring is None:
@@ -74,4 +83,4 @@ def start_member(
             keyring=keyring,
             observer=observer,
         )
-    raise ValueError(f"unknown consensus protocol {protocol!r}: choose raft or pbft")
+    raise ValueError(f"unknown consensus protocol {protocol!r}: choose raft, pbft or adaptive")
