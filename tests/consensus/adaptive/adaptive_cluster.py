@@ -3,15 +3,11 @@ a KV workload recorded for the linearizability checker, and the cross-epoch chec
 
 from __future__ import annotations
 
-import os
-
-import pytest
-
 from novacron.config import ConsensusConfig
-from novacron.consensus import History, Sessions
+from novacron.consensus import History
 from novacron.consensus.adaptive import RESERVED_CLIENT, AdaptiveConsensus
 from novacron.consensus.kv import KVStore
-from novacron.consensus.pbft import Keyring, PBFTReplica, PBFTSettings
+from novacron.consensus.pbft import Keyring, PBFTSettings
 from novacron.consensus.raft import RaftSettings
 from novacron.consensus.sessions import STALE
 from novacron.sim import Simulation, topologies
@@ -21,36 +17,6 @@ from novacron.sim.dst.workload import Workload, run_client
 
 RAFT = RaftSettings.for_mode("datacenter")
 PBFT = PBFTSettings.for_mode("datacenter", checkpoint_interval=4, watermark_window=16)
-SHIM_ENV = "NOVACRON_ACP_PBFT_SHIM"
-
-
-def pbft_takes_sessions() -> bool:
-    """Whether PBFTReplica uses a ready-made Sessions as it is (needed to hand state over)."""
-    sim = Simulation(topologies.datacenter(4), seed=0)
-    ids = sim.node_ids
-    sessions = Sessions(KVStore())
-    replica = PBFTReplica(
-        sim.runtime("n0"), members=ids, state_machine=sessions, keyring=Keyring.generate(ids), settings=PBFT
-    )
-    replica.stop()
-    return replica.state_machine is sessions
-
-
-def require_pbft_handover(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Skip unless PBFTReplica takes a ready-made Sessions; with NOVACRON_ACP_PBFT_SHIM=1 a
-    test-only shim makes it do so (to exercise the PBFT epochs before that change lands)."""
-    if pbft_takes_sessions():
-        return
-    if os.environ.get(SHIM_ENV) != "1":
-        pytest.skip(
-            "PBFTReplica does not take a ready-made Sessions yet (set NOVACRON_ACP_PBFT_SHIM=1 to shim)"
-        )
-    from novacron.consensus.pbft import node as pbft_node
-
-    def sessions_or_new(state_machine, **kw):
-        return state_machine if isinstance(state_machine, Sessions) else Sessions(state_machine, **kw)
-
-    monkeypatch.setattr(pbft_node, "Sessions", sessions_or_new)
 
 
 class StaleRecorder(Recorder):

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from adaptive_cluster import require_pbft_handover  # noqa: E402
 
 from novacron.config import ConsensusConfig  # noqa: E402
 from novacron.consensus.adaptive import AdaptiveConsensus, choose_protocol, start_member  # noqa: E402
@@ -48,8 +47,7 @@ def test_start_member_keeps_starting_a_fixed_protocol_and_the_adaptive_host():
         start_member(sim.runtime("n2"), "paxos", ids, KVStore())
 
 
-def test_byzantine_tolerance_refuses_a_switch_to_raft(monkeypatch):
-    require_pbft_handover(monkeypatch)
+def test_byzantine_tolerance_refuses_a_switch_to_raft():
     sim = Simulation(topologies.datacenter(4), seed=0)
     from novacron.consensus.pbft import Keyring
 

@@ -8,7 +8,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "contract"))
-from adaptive_cluster import require_pbft_handover  # noqa: E402
 from harness import AsyncioHarness, SimHarness  # noqa: E402
 
 from novacron.config import ConsensusConfig  # noqa: E402
@@ -24,8 +23,7 @@ KEYS = Keyring.generate(IDS, seed=1)
 
 
 @pytest.fixture(params=["sim", "asyncio"])
-def harness(request, tmp_path, monkeypatch):
-    require_pbft_handover(monkeypatch)
+def harness(request, tmp_path):
     h = (SimHarness if request.param == "sim" else AsyncioHarness)(tmp_path)
     yield h
     h.close()

@@ -15,18 +15,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from adaptive_cluster import AdaptiveCluster, require_pbft_handover  # noqa: E402
+from adaptive_cluster import AdaptiveCluster  # noqa: E402
 
 from novacron.consensus.adaptive import TERM_STRIDE, EpochEnvelope  # noqa: E402
 from novacron.consensus.client import KVClient  # noqa: E402
 from novacron.consensus.raft import RaftNode  # noqa: E402
 from novacron.consensus.raft.messages import RequestVote  # noqa: E402
 from novacron.runtime import codec  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _pbft_handover(monkeypatch):
-    require_pbft_handover(monkeypatch)
 
 
 def raft_pbft_raft(c: AdaptiveCluster, *, first=3.0, second=6.5, until=10.0, settle=40.0):
