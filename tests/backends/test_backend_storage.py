@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,10 +25,27 @@ def sync(storage: SQLiteStorage) -> None:
     asyncio.run(storage.sync())
 
 
-def test_file_is_in_wal_mode_with_full_sync(store: SQLiteStorage) -> None:
-    db = store._conn()
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+def test_file_is_in_wal_mode(store: SQLiteStorage) -> None:
+    assert store._conn().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_sync_fsyncs_the_write_ahead_log_once_per_new_commit(store, monkeypatch) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    store.put("k", b"v")
+    sync(store)
+    assert synced == [f"{store.path}-wal"]  # the commit is durable once sync returns
+    sync(store)
+    assert len(synced) == 1  # nothing new: no second fsync
+    store.append([b"entry"])
+    sync(store)
+    assert len(synced) == 2
 
 
 def test_empty_log_starts_at_index_one(store: SQLiteStorage) -> None:
