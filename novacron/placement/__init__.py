@@ -1,0 +1,1 @@
+"""ITP: intelligent task placement (heuristic baselines and learned policies)."""

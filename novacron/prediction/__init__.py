@@ -1,0 +1,1 @@
+"""PBA: bandwidth prediction (classical predictors and an LSTM) on real traces."""

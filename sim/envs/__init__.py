@@ -1,0 +1,13 @@
+"""Gymnasium environments for NovaCron's learning components.
+
+Importing this package registers them (lazily: the module of an environment
+is imported by ``gymnasium.make`` only):
+
+* ``novacron/Placement-v0`` — ITP: place tasks from a real cluster trace on
+  hosts spread over regions (:mod:`.placement`).
+"""
+
+from gymnasium.envs.registration import register, registry
+
+if "novacron/Placement-v0" not in registry:
+    register(id="novacron/Placement-v0", entry_point="novacron.sim.envs.placement:PlacementEnv")
