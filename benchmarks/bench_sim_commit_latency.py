@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from common import report
 from tqdm.auto import tqdm
 
-from novacron.consensus.api import ClientRequest, Command
+from novacron.consensus.api import ClientRequest, Command, NullObserver
 from novacron.consensus.client import KVClient
 from novacron.consensus.kv import KVStore
 from novacron.consensus.pbft import Keyring, PBFTReplica, PBFTSettings
@@ -161,7 +161,7 @@ def pbft_minimum(d, members: list[str], primary: str, client: str, fsync: float 
 # -- runs --------------------------------------------------------------------------------------------
 
 
-class Times:
+class Times(NullObserver):
     """Observer + request hook: when the leader got each request and when it applied it."""
 
     def __init__(self, sim: Simulation, leader: str) -> None:
@@ -173,14 +173,6 @@ class Times:
         if node == self.leader_id:
             self.applied_at.setdefault((command.client, command.seq), self.sim.now)
 
-    def leader(self, node: str, term: int) -> None:
-        pass
-
-    def restored(self, node: str, index: int) -> None:
-        pass
-
-    def misbehaviour(self, node: str, culprit: str, what: str) -> None:
-        pass
 
 
 def client_loop(servers: list[str], ops: int, quorum: int, out: list[float]):

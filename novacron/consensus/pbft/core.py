@@ -813,7 +813,7 @@ class PBFTCore:
         message = self._make(nv)
         self._broadcast(message)
         self._install_view(
-            view, plan.min_s, plan.stable_digest, plan.stable_proof, pre_prepares, message, chosen
+            view, plan.min_s, plan.stable_digest, plan.stable_proof, pre_prepares, message
         )
 
     def _on_new_view(self, message: PBFTMessage, nv: NewView) -> None:
@@ -848,7 +848,6 @@ class PBFTCore:
             plan.stable_proof,
             list(nv.pre_prepares),
             message,
-            checked,
         )
 
     def _install_view(
@@ -859,7 +858,6 @@ class PBFTCore:
         stable_proof: tuple[Signed, ...],
         pre_prepares: list[Signed],
         message: PBFTMessage,
-        checked: list[CheckedViewChange],
     ) -> None:
         """Enter ``view``: adopt its checkpoint, re-run the O set's pre-prepares, resume timing."""
         # No proposing until the O set has claimed its numbers (a stable checkpoint or an
