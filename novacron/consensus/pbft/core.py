@@ -187,6 +187,7 @@ class PBFTCore:
         self._fetching: tuple[int, str, int] | None = None  # (seq, peer, status ticks waited)
         self._timer_epoch = 0
         self._installing = False  # entering a new view: see _install_view
+        self._stuck = False  # our view change timed out without a quorum: see on_timer
         self._timed_request: RequestKey | None = None
         #: (epoch, duration) while the view-change timer should run; a new epoch restarts it
         self.timer: tuple[int, float] | None = None
@@ -738,8 +739,21 @@ class PBFTCore:
         if self.timer is None or self.timer[0] != epoch:
             return
         self.timer = None
+        if self.in_view_change and len(self.view_changes.get(self.view, {})) < self.quorum.strong:
+            # Our view change found no quorum in time. Moving on alone would only run ahead of
+            # everyone; but if some replica already asks for a later view (it moved on while we
+            # were cut off, say), follow it, or we and it may wait for each other forever.
+            self._stuck = True
+            self._follow_later_view()
+            return
         self.consecutive_view_changes += 1
         self.start_view_change(self.view + 1)
+
+    def _follow_later_view(self) -> None:
+        later = [v for v, votes in self.view_changes.items() if v > self.view and votes]
+        if later:
+            self.consecutive_view_changes += 1
+            self.start_view_change(min(later))
 
     def start_view_change(self, new_view: int) -> None:
         """Stop accepting normal-case messages and ask to move to ``new_view``."""
@@ -747,7 +761,10 @@ class PBFTCore:
             return
         self.view = new_view
         self.in_view_change = True
-        self.timer = None
+        # A timer from the start too (the paper starts it once 2f + 1 joined): if no quorum
+        # forms in time, on_timer lets this replica follow a later view others ask for.
+        self._stuck = False
+        self._restart_timer(self._timeout())
         self.persist_needed = True
         cp = self.checkpoints
         prepared = tuple(self.prepared_certs[s] for s in sorted(self.prepared_certs) if s > cp.stable_seq)
@@ -779,6 +796,9 @@ class PBFTCore:
             self._reject(f"view-change: {exc}")
             return
         votes[message.sender] = checked
+        if self._stuck and vc.new_view > self.view:
+            self._follow_later_view()
+            return
         # f + 1 replicas want a later view: at least one correct replica suspects the primary, join in.
         later = {r: v for v, vs in self.view_changes.items() if v > self.view for r in vs}
         if len(later) >= self.quorum.weak:
@@ -891,7 +911,7 @@ class PBFTCore:
         message: PBFTMessage,
     ) -> None:
         self.view = view
-        self.in_view_change = False
+        self.in_view_change = self._stuck = False
         self.new_view_message = message
         self.persist_needed = True
         self.timer = None
