@@ -5,9 +5,17 @@ is imported by ``gymnasium.make`` only):
 
 * ``novacron/Placement-v0`` — ITP: place tasks from a real cluster trace on
   hosts spread over regions (:mod:`.placement`).
+* ``novacron/BandwidthAllocation-v0`` — PBA: per-transfer bandwidth shares on a link whose
+  capacity replays a real bandwidth trace (:mod:`.bandwidth`).
 """
 
 from gymnasium.envs.registration import register, registry
 
 if "novacron/Placement-v0" not in registry:
     register(id="novacron/Placement-v0", entry_point="novacron.sim.envs.placement:PlacementEnv")
+
+if "novacron/BandwidthAllocation-v0" not in registry:
+    register(
+        id="novacron/BandwidthAllocation-v0",
+        entry_point="novacron.sim.envs.bandwidth:BandwidthAllocationEnv",
+    )

@@ -1,0 +1,210 @@
+"""Bandwidth allocation for AMST: per-transfer shares and stream counts from a capacity forecast.
+
+An :class:`Allocator` answers: given the forecast link capacity for the next steps (Mbps, one value
+per step) and the transfers in flight (remaining megabits, steps to deadline, priority), what share
+of the link should each transfer get now, and how many parallel streams should AMST open for it?
+
+Shares are fractions of the link capacity, non-negative, summing to at most 1. Stream counts follow
+the share linearly inside AMST's ``[min_streams, max_streams]`` range (internet mode: 4-16); a
+transfer with share 0 is paused (0 streams). See :func:`streams_for`.
+
+The four baselines:
+
+* :class:`EqualShare`: ``1/n`` each;
+* :class:`ProportionalToRemaining`: share proportional to the remaining megabits;
+* :class:`EarliestDeadlineFirst`: in deadline order (ties: higher priority, then smaller remaining),
+  each transfer gets everything it can use this step (``remaining / (forecast * dt)``) until the link
+  is full; any leftover is spread over the served transfers in proportion to their shares;
+* :class:`RobustMPCAllocator`: plans over the forecast horizon with a conservative forecast
+  (RobustMPC: harmonic mean discounted by the recent error). In deadline order it admits each
+  transfer whose deadline is still feasible, reserving the constant rate it needs to finish on time
+  (``remaining / capacity until its deadline``); transfers that cannot make it are admitted last,
+  highest priority first. Leftover capacity goes to admitted transfers in proportion to
+  ``priority * remaining``.
+
+The allocators are plain Python and numpy: usable outside the gymnasium environment
+(:mod:`novacron.sim.envs.bandwidth`), which only replays traces against them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from novacron.prediction.predictors import FLOOR_MBPS, Predictor, RobustMPC
+
+#: AMST internet-mode stream range (novacron.transport.policy.MODE_STREAMS["internet"])
+DEFAULT_MIN_STREAMS = 4
+DEFAULT_MAX_STREAMS = 16
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One transfer in flight.
+
+    ``remaining_mb``: megabits still to deliver; ``deadline_steps``: steps left before the deadline
+    (the transfer must finish within this many steps, >= 1); ``priority`` in (0, 1], higher matters
+    more (the environment weighs a deadline miss by it).
+    """
+
+    remaining_mb: float
+    deadline_steps: int
+    priority: float = 1.0
+
+
+@dataclass
+class Allocation:
+    """Shares (fractions of the link, sum <= 1) and AMST stream counts, one per transfer."""
+
+    shares: np.ndarray
+    streams: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+
+
+def streams_for(
+    shares: np.ndarray, min_streams: int = DEFAULT_MIN_STREAMS, max_streams: int = DEFAULT_MAX_STREAMS
+) -> np.ndarray:
+    """Stream counts proportional to share inside ``[min_streams, max_streams]``; share 0 -> 0 streams."""
+    if not 1 <= min_streams <= max_streams:
+        raise ValueError(f"need 1 <= min_streams <= max_streams, got {min_streams}, {max_streams}")
+    shares = np.clip(np.asarray(shares, dtype=float), 0.0, 1.0)
+    streams = np.rint(min_streams + shares * (max_streams - min_streams)).astype(int)
+    return np.where(shares > 0, streams, 0)
+
+
+def _fill(shares: np.ndarray) -> np.ndarray:
+    """Scale non-zero shares up so they sum to 1 (a work-conserving allocator leaves nothing idle)."""
+    total = shares.sum()
+    return shares / total if total > 0 else shares
+
+
+class Allocator(ABC):
+    """Sets per-transfer shares (and AMST stream counts) from a capacity forecast."""
+
+    #: short name used in tables
+    name: str = "allocator"
+    #: the predictor whose forecast this allocator wants (None: whatever the caller forecasts)
+    predictor: Predictor | None = None
+
+    def __init__(self, min_streams: int = DEFAULT_MIN_STREAMS, max_streams: int = DEFAULT_MAX_STREAMS):
+        self.min_streams = min_streams
+        self.max_streams = max_streams
+
+    def allocate(
+        self, capacity_forecast: Sequence[float], transfers: Sequence[Transfer], dt: float = 1.0
+    ) -> Allocation:
+        """Shares and stream counts for ``transfers`` (in their order) given the forecast (Mbps per step)."""
+        forecast = np.maximum(np.asarray(capacity_forecast, dtype=float).reshape(-1), FLOOR_MBPS)
+        if len(forecast) == 0:
+            raise ValueError("capacity_forecast needs at least one step")
+        if not transfers:
+            return Allocation(np.zeros(0), np.zeros(0, dtype=int))
+        shares = np.clip(self.shares(forecast, list(transfers), dt), 0.0, 1.0)
+        if shares.sum() > 1:
+            shares = shares / shares.sum()
+        return Allocation(shares, streams_for(shares, self.min_streams, self.max_streams))
+
+    @abstractmethod
+    def shares(self, forecast: np.ndarray, transfers: list[Transfer], dt: float) -> np.ndarray:
+        """Raw shares, one per transfer (clipped and normalised by :meth:`allocate`)."""
+
+
+class EqualShare(Allocator):
+    name = "equal"
+
+    def shares(self, forecast, transfers, dt):
+        return np.full(len(transfers), 1.0 / len(transfers))
+
+
+class ProportionalToRemaining(Allocator):
+    name = "proportional"
+
+    def shares(self, forecast, transfers, dt):
+        remaining = np.array([t.remaining_mb for t in transfers], dtype=float)
+        if remaining.sum() <= 0:
+            return np.full(len(transfers), 1.0 / len(transfers))
+        return remaining / remaining.sum()
+
+
+def _edf_order(transfers: list[Transfer]) -> list[int]:
+    return sorted(
+        range(len(transfers)),
+        key=lambda i: (transfers[i].deadline_steps, -transfers[i].priority, transfers[i].remaining_mb),
+    )
+
+
+class EarliestDeadlineFirst(Allocator):
+    name = "edf"
+
+    def shares(self, forecast, transfers, dt):
+        shares = np.zeros(len(transfers))
+        budget = 1.0
+        for i in _edf_order(transfers):
+            usable = transfers[i].remaining_mb / (forecast[0] * dt)
+            shares[i] = min(usable, budget)
+            budget -= shares[i]
+            if budget <= 0:
+                break
+        return _fill(shares)
+
+
+class RobustMPCAllocator(Allocator):
+    name = "robust_mpc"
+
+    def __init__(self, *args, predictor: Predictor | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.predictor = RobustMPC() if predictor is None else predictor
+
+    def shares(self, forecast, transfers, dt):
+        def capacity_until(steps: int) -> float:  # Mb deliverable in the next `steps` steps
+            tail = max(steps - len(forecast), 0) * forecast[-1]  # extend the forecast flat
+            return float((forecast[:steps].sum() + tail) * dt)
+
+        shares = np.zeros(len(transfers))
+        budget = 1.0
+        committed_mb = 0.0  # Mb reserved, by earlier deadlines, inside the horizon being checked
+        late: list[int] = []
+        for i in _edf_order(transfers):
+            t = transfers[i]
+            steps = max(int(t.deadline_steps), 1)
+            cap = capacity_until(steps)
+            if committed_mb + t.remaining_mb > cap:  # infeasible with what is already promised
+                late.append(i)
+                continue
+            rate_share = t.remaining_mb / cap  # constant share of the link that finishes it on time
+            shares[i] = min(rate_share, budget)
+            budget -= shares[i]
+            committed_mb += t.remaining_mb
+        for i in sorted(late, key=lambda i: -transfers[i].priority):
+            if budget <= 0:
+                break
+            usable = transfers[i].remaining_mb / (forecast[0] * dt)
+            shares[i] = min(usable, budget)
+            budget -= shares[i]
+        if budget > 1e-12:
+            weight = np.array([t.priority * t.remaining_mb for t in transfers]) * (shares > 0)
+            if weight.sum() <= 0:
+                weight = np.array([t.priority * t.remaining_mb for t in transfers])
+            if weight.sum() > 0:
+                shares = shares + budget * weight / weight.sum()
+        return shares
+
+
+def baselines() -> list[Allocator]:
+    """The four baseline allocators, in reporting order."""
+    return [EqualShare(), ProportionalToRemaining(), EarliestDeadlineFirst(), RobustMPCAllocator()]
+
+
+__all__ = [
+    "Allocation",
+    "Allocator",
+    "EarliestDeadlineFirst",
+    "EqualShare",
+    "ProportionalToRemaining",
+    "RobustMPCAllocator",
+    "Transfer",
+    "baselines",
+    "streams_for",
+]

@@ -1,0 +1,289 @@
+"""``novacron/BandwidthAllocation-v0``: share a link whose capacity replays a real bandwidth trace.
+
+Episodes
+    ``reset(seed=...)`` picks one trace file from the env's file list (train/test split *by file*:
+    pass the files, e.g. from :func:`novacron.prediction.traces.split_by_file`; default: every
+    Norway HSDPA file) and replays it as the link capacity, one trace sample per step of ``dt``
+    seconds (HSDPA: ~1 s). The first ``history`` samples are only observed; the episode then runs to
+    the end of the trace or ``max_steps`` (``truncated=True``). Transfers arrive as a seeded Poisson
+    process (``arrival_rate`` per step); sizes are log-normal with mean ``load * mean capacity * dt /
+    arrival_rate`` (so the offered load is ``load`` times the trace's mean capacity); the deadline
+    is ``ceil(size / mean capacity * slack)`` steps with ``slack ~ U(slack_low, slack_high)``, at
+    least 2; priorities are 1/3, 2/3 or 1. At most ``max_transfers`` (K) are in flight; an arrival
+    that finds all K slots busy is dropped and counts as a deadline miss. Everything is a function
+    of the reset seed.
+
+Observation (float32 in [0, 1], clipped)
+    * the last ``history`` capacity samples divided by ``scale``, the running maximum of the samples
+      seen so far in the episode (observed history included: no future leaks into the scale);
+    * the forecast of the next ``horizon`` samples from ``predictor`` (EWMA by default), over ``scale``;
+    * ``scale / scale_norm_mbps`` (how fast the link is in absolute terms);
+    * per slot (K slots, zero when empty) :data:`TRANSFER_FEATURES`: remaining megabits over
+      ``scale * dt * max_deadline``, steps to deadline over ``max_deadline``, priority, the urgency
+      ``remaining / (steps to deadline * forecast * dt)`` (clipped to 1: 1 means it needs the whole
+      forecast link until its deadline, or more), and the active flag.
+
+Action
+    ``Box(0, 1, (K,))``: the raw share ``a_i`` of the link for each slot; actions on empty slots are
+    ignored. Let ``S = sum of a_i over active slots``. If ``S <= 1`` transfer ``i`` may send at
+    ``a_i * capacity`` (``1 - S`` of the link stays idle). If ``S > 1`` the link is *over-allocated*:
+    the senders push more than it carries, shares are normalised to ``a_i / S``, and congestion loss
+    wastes a fraction ``min(loss_per_excess * (S - 1), 1)`` of the capacity. A transfer delivers
+    ``min(remaining, its rate * dt)``; share it cannot use is wasted (rates are paced per transfer).
+
+Reward (documented contract)
+    ``delivered / (capacity * dt) - miss_penalty * sum(priority of transfers whose deadline passed
+    unfinished this step, and arrivals dropped for lack of a slot just before it) - over_penalty *
+    max(S - 1, 0)``. A step with zero
+    capacity has goodput term 0. Missed transfers leave the link. ``info`` carries per-step
+    ``delivered_mb``, ``capacity_mb``, ``misses``, ``over_allocation``, ``streams`` and (at the end)
+    ``metrics``: goodput over capacity, misses, completions.
+
+:func:`allocator_action` turns an :class:`~novacron.prediction.allocation.Allocator` into an action,
+so the baselines run in the same environment as the learned policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+from gymnasium import spaces
+
+from novacron.prediction.allocation import Allocator, Transfer, streams_for
+from novacron.prediction.predictors import EWMA, Predictor
+from novacron.prediction.traces import MBPS, data_dir, load_trace, trace_files
+
+TRANSFER_FEATURES = ("remaining", "time_to_deadline", "priority", "urgency", "active")
+PRIORITIES = (1 / 3, 2 / 3, 1.0)
+
+_TRACE_CACHE: dict[str, np.ndarray] = {}
+
+
+def _capacity(path: Path) -> np.ndarray:
+    key = str(path)
+    if key not in _TRACE_CACHE:
+        _TRACE_CACHE[key] = load_trace(path)[MBPS].to_numpy(dtype=float)
+    return _TRACE_CACHE[key]
+
+
+class BandwidthAllocationEnv(gym.Env):
+    """Per-transfer bandwidth shares on a trace-driven link (see the module doc)."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        *,
+        traces: Sequence[str | Path | pd.DataFrame] | None = None,
+        max_transfers: int = 8,
+        history: int = 8,
+        horizon: int = 5,
+        dt: float = 1.0,
+        max_steps: int = 200,
+        arrival_rate: float = 0.3,
+        load: float = 0.8,
+        slack_low: float = 1.5,
+        slack_high: float = 4.0,
+        max_deadline: int = 60,
+        miss_penalty: float = 1.0,
+        over_penalty: float = 1.0,
+        loss_per_excess: float = 0.5,
+        scale_norm_mbps: float = 50.0,
+        predictor: Predictor | None = None,
+    ) -> None:
+        super().__init__()
+        self.capacities = self._load(traces)
+        short = [i for i, c in enumerate(self.capacities) if len(c) < history + 2]
+        if short:
+            raise ValueError(f"traces {short} have fewer than history + 2 = {history + 2} samples")
+        self.max_transfers = int(max_transfers)
+        self.history, self.horizon, self.dt = int(history), int(horizon), float(dt)
+        self.max_steps = int(max_steps)
+        self.arrival_rate, self.load = float(arrival_rate), float(load)
+        self.slack_low, self.slack_high, self.max_deadline = slack_low, slack_high, int(max_deadline)
+        self.miss_penalty, self.over_penalty = float(miss_penalty), float(over_penalty)
+        self.loss_per_excess, self.scale_norm_mbps = float(loss_per_excess), float(scale_norm_mbps)
+        self.predictor = EWMA() if predictor is None else predictor
+        size = self.history + self.horizon + 1 + self.max_transfers * len(TRANSFER_FEATURES)
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(size,), dtype=np.float32)
+        self.action_space = spaces.Box(0.0, 1.0, shape=(self.max_transfers,), dtype=np.float32)
+        self._cap: np.ndarray | None = None
+
+    @staticmethod
+    def _load(traces) -> list[np.ndarray]:
+        if traces is None:
+            traces = [data_dir("norway_hsdpa")]
+        out = []
+        for item in traces:
+            if isinstance(item, pd.DataFrame):
+                out.append(item[MBPS].to_numpy(dtype=float))
+            else:
+                out.extend(_capacity(p) for p in trace_files([item]))
+        if not out:
+            raise ValueError("no traces")
+        return out
+
+    # ------------------------------------------------------------------ gymnasium API
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        rng = self.np_random
+        self.trace_index = int(rng.integers(len(self.capacities)))
+        if options and "trace_index" in options:
+            self.trace_index = int(options["trace_index"])
+        self._cap = self.capacities[self.trace_index]
+        self._mean_cap = max(float(self._cap.mean()), 1e-3)
+        self.t = self.history  # index of the sample that is the capacity of the current step
+        self.end = min(len(self._cap), self.history + self.max_steps)
+        self.scale = max(float(self._cap[: self.history].max()), 1e-3)
+        k = self.max_transfers
+        self.remaining = np.zeros(k)
+        self.deadline = np.zeros(k, dtype=int)  # steps left
+        self.priority = np.zeros(k)
+        self.active = np.zeros(k, dtype=bool)
+        self.totals = dict(delivered_mb=0.0, capacity_mb=0.0, misses=0, dropped=0, arrived=0, completed=0)
+        self.miss_weight = 0.0
+        self._arrivals()
+        return self._observation(), {"trace_index": self.trace_index}
+
+    def step(self, action):
+        if self._cap is None:
+            raise RuntimeError("call reset() first")
+        if self.t >= self.end:
+            raise RuntimeError("step() after the episode ended; call reset()")
+        a = np.clip(np.asarray(action, dtype=float).reshape(-1), 0.0, 1.0) * self.active
+        total = float(a.sum())
+        excess = max(total - 1.0, 0.0)
+        shares = a / total if total > 1 else a
+        capacity_mb = float(self._cap[self.t]) * self.dt
+        usable_mb = capacity_mb * (1.0 - min(self.loss_per_excess * excess, 1.0))
+        delivered = np.minimum(self.remaining, shares * usable_mb) * self.active
+        self.remaining -= delivered
+        done_now = self.active & (self.remaining <= 1e-9)
+        self.active &= ~done_now
+        self.deadline[self.active] -= 1
+        missed = self.active & (self.deadline <= 0)
+        miss_weight = float(self.priority[missed].sum()) + self.miss_weight
+        n_missed = int(missed.sum())
+        self.active &= ~missed
+        self.remaining[~self.active] = 0.0
+        delivered_mb = float(delivered.sum())
+        goodput = delivered_mb / capacity_mb if capacity_mb > 0 else 0.0
+        reward = goodput - self.miss_penalty * miss_weight - self.over_penalty * excess
+        tot = self.totals
+        tot["delivered_mb"] += delivered_mb
+        tot["capacity_mb"] += capacity_mb
+        tot["misses"] += n_missed
+        tot["completed"] += int(done_now.sum())
+        info: dict[str, Any] = {
+            "delivered_mb": delivered_mb,
+            "capacity_mb": capacity_mb,
+            "misses": n_missed,
+            "over_allocation": excess,
+            "streams": streams_for(shares),
+        }
+        # advance time: the new sample becomes history; new transfers arrive for the next step
+        self.scale = max(self.scale, float(self._cap[self.t]))
+        self.t += 1
+        self.miss_weight = 0.0
+        truncated = self.t >= self.end
+        if not truncated:
+            self._arrivals()
+        else:
+            info["metrics"] = self.metrics()
+        return self._observation(), float(reward), False, truncated, info
+
+    def metrics(self) -> dict[str, float]:
+        """Episode totals so far: goodput over capacity, deadline misses (dropped arrivals included)."""
+        tot = self.totals
+        return {
+            "goodput_over_capacity": tot["delivered_mb"] / max(tot["capacity_mb"], 1e-9),
+            "misses": float(tot["misses"] + tot["dropped"]),
+            "dropped": float(tot["dropped"]),
+            "completed": float(tot["completed"]),
+            "arrived": float(tot["arrived"]),
+        }
+
+    # ------------------------------------------------------------------ transfers and forecasts
+
+    def _arrivals(self) -> None:
+        rng = self.np_random
+        for _ in range(int(rng.poisson(self.arrival_rate))):
+            mean_size = self.load * self._mean_cap * self.dt / self.arrival_rate
+            size = float(rng.lognormal(np.log(mean_size) - 0.5, 1.0))  # sigma 1: mean is mean_size
+            slack = float(rng.uniform(self.slack_low, self.slack_high))
+            deadline = int(np.clip(np.ceil(size / (self._mean_cap * self.dt) * slack), 2, self.max_deadline))
+            priority = PRIORITIES[int(rng.integers(len(PRIORITIES)))]
+            self.totals["arrived"] += 1
+            free = np.flatnonzero(~self.active)
+            if len(free) == 0:
+                self.totals["dropped"] += 1
+                self.miss_weight += priority
+                continue
+            i = int(free[0])
+            self.remaining[i], self.deadline[i], self.priority[i] = size, deadline, priority
+            self.active[i] = True
+
+    def observed(self) -> np.ndarray:
+        """The capacity samples seen so far (Mbps), oldest first; the current step's is not among them."""
+        assert self._cap is not None
+        return self._cap[: self.t]
+
+    def forecast(self, predictor: Predictor | None = None) -> np.ndarray:
+        """Forecast capacity (Mbps) of the next ``horizon`` steps, from the samples seen so far."""
+        return np.asarray((predictor or self.predictor).predict(self.observed(), self.horizon), dtype=float)
+
+    def transfers(self) -> tuple[np.ndarray, list[Transfer]]:
+        """(slot indices, transfers) of the active slots, for an :class:`Allocator`."""
+        slots = np.flatnonzero(self.active)
+        return slots, [
+            Transfer(float(self.remaining[i]), int(self.deadline[i]), float(self.priority[i])) for i in slots
+        ]
+
+    def _observation(self) -> np.ndarray:
+        assert self._cap is not None
+        seen = self.observed()
+        scale = self.scale
+        forecast = self.forecast()
+        k = self.max_transfers
+        per = np.zeros((k, len(TRANSFER_FEATURES)))
+        act = self.active
+        per[:, 0] = self.remaining / (scale * self.dt * self.max_deadline)
+        per[:, 1] = self.deadline / self.max_deadline
+        per[:, 2] = self.priority
+        need = self.remaining / (np.maximum(self.deadline, 1) * max(float(forecast[0]), 1e-3) * self.dt)
+        per[:, 3] = need
+        per[:, 4] = 1.0
+        per[~act] = 0.0
+        obs = np.concatenate(
+            [seen[-self.history :] / scale, forecast / scale, [scale / self.scale_norm_mbps], per.ravel()]
+        )
+        return np.clip(obs, 0.0, 1.0).astype(np.float32)
+
+
+def allocator_action(env: BandwidthAllocationEnv, allocator: Allocator) -> np.ndarray:
+    """The action that applies ``allocator``'s shares (its own predictor's forecast if it names one)."""
+    env = env.unwrapped  # type: ignore[assignment]
+    slots, transfers = env.transfers()
+    action = np.zeros(env.max_transfers, dtype=np.float32)
+    if transfers:
+        forecast = env.forecast(allocator.predictor)
+        action[slots] = allocator.allocate(forecast, transfers, env.dt).shares
+    return action
+
+
+def run_episode(env: BandwidthAllocationEnv, policy, seed: int, options: dict | None = None) -> dict:
+    """Run one episode; ``policy`` is an Allocator or a callable ``obs -> action``. Return and metrics."""
+    obs, _ = env.reset(seed=seed, options=options)
+    total, info, done = 0.0, {}, False
+    while not done:
+        action = allocator_action(env, policy) if isinstance(policy, Allocator) else policy(obs)
+        obs, reward, terminated, truncated, info = env.step(action)
+        total += reward
+        done = terminated or truncated
+    return {"return": total, **info["metrics"]}
