@@ -1,7 +1,8 @@
-"""Experiment: placement heuristics (and a trained MaskablePPO) per load level, on unseen tasks.
+"""Experiment: placement heuristics (and trained RL policies) per load level, on unseen tasks.
 
 Runs every heuristic (and, with ``--model PATH``, a MaskablePPO model trained by
-``novacron itp train``) on episodes of ``novacron/Placement-v0`` drawn from the
+``novacron itp train``; with ``--dqn-model PATH``, a masked DQN trained by
+``novacron itp train --algo masked_dqn``) on episodes of ``novacron/Placement-v0`` drawn from the
 *test* part of the pod list (the last 30 %, which training never sees), at each
 load level, over ``--seeds`` episode seeds. Writes under ``--out``
 (default ``results/itp/``):
@@ -9,10 +10,13 @@ load level, over ``--seeds`` episode seeds. Writes under ``--out``
 * ``compare_episodes.csv``: one row per (policy, load, seed);
 * ``compare.csv`` and ``compare.md``: mean and 95 % CI per (policy, load) of the
   primary score, acceptance rate, mean wait, slowdown, fragmentation, p95 RTT to
-  origin and decision latency per placement (timed with ``time.perf_counter``);
+  origin and decision latency per placement (timed with ``time.perf_counter``;
+  models decide through :class:`novacron.placement.rl.FastMaskedPolicy` unless
+  ``--sb3-predict`` asks for SB3's ``model.predict``);
 * ``compare.png``: score and acceptance per policy and load, with CI bars.
 
     .venv/bin/python experiments/itp_compare.py [--loads 0.5,0.9] [--seeds 10] [--model PATH]
+        [--dqn-model PATH] [--sb3-predict]
 
 Data: Alibaba cluster-trace-gpu-v2023 (openb; Weng et al., ATC 2023) and Azure
 inter-region RTTs (CC BY 4.0); see novacron/data/README.md.
@@ -58,14 +62,34 @@ def run_model(env: PlacementEnv, model, seed: int) -> dict:
     return summarise(env.sim, spent).as_dict()
 
 
-def episodes(loads, seeds, hosts: int, tasks: int, model_path: Path | None) -> pd.DataFrame:
-    model = None
-    if model_path is not None:
-        import torch
-        from sb3_contrib import MaskablePPO
+def load_models(model_path: Path | None, dqn_path: Path | None = None, sb3_predict: bool = False) -> dict:
+    """``{policy name: predictor}`` for the given model files (fast masked inference by default)."""
+    paths = {"maskable_ppo": model_path, "masked_dqn": dqn_path}
+    if all(p is None for p in paths.values()):
+        return {}
+    import torch
 
-        torch.set_num_threads(1)
-        model = MaskablePPO.load(str(model_path), device="cpu")
+    from novacron.placement.rl import FastMaskedPolicy, load_model
+
+    torch.set_num_threads(1)
+    models = {}
+    for kind, path in paths.items():
+        if path is not None:
+            model = load_model(kind, path)
+            models[kind] = model if sb3_predict and kind == "maskable_ppo" else FastMaskedPolicy(model)
+    return models
+
+
+def episodes(
+    loads,
+    seeds,
+    hosts: int,
+    tasks: int,
+    model_path: Path | None,
+    dqn_path: Path | None = None,
+    sb3_predict: bool = False,
+) -> pd.DataFrame:
+    models = load_models(model_path, dqn_path, sb3_predict)
     rows = []
     for load in loads:
         env = PlacementEnv(scenario=Scenario(n_hosts=hosts, n_tasks=tasks, load=load, split="test"))
@@ -74,10 +98,8 @@ def episodes(loads, seeds, hosts: int, tasks: int, model_path: Path | None) -> p
                 env.reset(seed=seed)  # same episode for every policy
                 m = run_episode(env.sim, make_policy(name), seed=seed, clock=time.perf_counter).as_dict()
                 rows.append({"policy": name, "load": load, "seed": seed, **m})
-            if model is not None:
-                rows.append(
-                    {"policy": "maskable_ppo", "load": load, "seed": seed, **run_model(env, model, seed)}
-                )
+            for name, model in models.items():
+                rows.append({"policy": name, "load": load, "seed": seed, **run_model(env, model, seed)})
     return pd.DataFrame(rows)
 
 
@@ -141,10 +163,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--hosts", type=int, default=16)
     parser.add_argument("--tasks", type=int, default=512)
     parser.add_argument("--model", type=Path, help="a MaskablePPO .zip to compare as well")
+    parser.add_argument("--dqn-model", type=Path, help="a masked DQN (novacron itp train --algo masked_dqn)")
+    parser.add_argument(
+        "--sb3-predict", action="store_true", help="time SB3's model.predict for PPO (not the fast path)"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/itp"))
     args = parser.parse_args(argv)
     loads = [float(x) for x in args.loads.split(",")]
-    df = episodes(loads, range(args.seeds), args.hosts, args.tasks, args.model)
+    seeds = range(args.seeds)
+    df = episodes(loads, seeds, args.hosts, args.tasks, args.model, args.dqn_model, args.sb3_predict)
     table = summary(df)
     args.out.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out / "compare_episodes.csv", index=False)

@@ -3,14 +3,19 @@
 * ``novacron itp evaluate --policy best_fit --load 0.9 --seed 0 --episodes 5 --json``
   runs a heuristic (``random``, ``round_robin``, ``first_fit``, ``best_fit``,
   ``worst_fit``, ``dot_product``, ``nearest_fit``) or a trained model
-  (``--policy maskable_ppo --model PATH``) on episodes ``seed .. seed+episodes-1``
+  (``--policy maskable_ppo|masked_dqn --model PATH``) on episodes ``seed .. seed+episodes-1``
   of ``novacron/Placement-v0`` and prints one JSON object: acceptance rate,
   the primary score, mean wait and slowdown, fragmentation, p95 RTT to origin
   and decision latency per placement (each a mean over episodes, with a 95 %
-  confidence interval).
+  confidence interval). Models decide through the fast masked-inference path
+  (:class:`novacron.placement.rl.FastMaskedPolicy`, same actions as SB3's
+  deterministic ``predict``); ``--sb3-predict`` times SB3's ``predict`` instead.
 * ``novacron itp train --algo maskable_ppo --timesteps N --out model.zip`` trains
   on the first 70 % of the pod list (evaluation uses the last 30 % by default),
   printing SB3's progress and writing its CSV log next to the model.
+  ``--algo masked_dqn`` trains :class:`novacron.placement.rl.MaskedDQN` instead
+  (optionally over several ``--train-loads``, one drawn per episode), saving a
+  checkpoint every ``--checkpoint-episodes`` episodes and a CSV of episode returns.
 
 Decision latency is timed here with ``time.perf_counter`` (protocol code under
 ``novacron/`` may not read the OS clock). Exit status 2 for bad arguments.
@@ -24,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-MODEL_POLICIES = ("maskable_ppo",)
+MODEL_POLICIES = ("maskable_ppo", "masked_dqn")
 METRICS = (
     "acceptance_rate",
     "score",
@@ -47,8 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="run a policy and print its metrics")
     _scenario_args(ev, default_split="test")
-    ev.add_argument("--policy", required=True, help="a heuristic name or 'maskable_ppo' (needs --model)")
-    ev.add_argument("--model", type=Path, metavar="PATH", help="a trained model (.zip)")
+    ev.add_argument(
+        "--policy", required=True, help="a heuristic name, 'maskable_ppo' or 'masked_dqn' (needs --model)"
+    )
+    ev.add_argument("--model", type=Path, metavar="PATH", help="a trained model (.zip, or .pt for DQN)")
+    ev.add_argument(
+        "--sb3-predict", action="store_true", help="decide with SB3's model.predict (PPO; slower path)"
+    )
     ev.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
     ev.add_argument("--episodes", type=int, default=5, help="episodes, seeds seed..seed+N-1 (default 5)")
     ev.add_argument("--json", action="store_true", help="print one JSON object (default: a table)")
@@ -62,6 +72,17 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     tr.add_argument("--n-envs", type=int, default=1, help="parallel environments (SubprocVecEnv if > 1)")
     tr.add_argument("--out", type=Path, default=Path("results/itp/maskable_ppo.zip"), metavar="PATH")
     tr.add_argument("--quiet", action="store_true", help="no progress output")
+    tr.add_argument(
+        "--train-loads",
+        metavar="LIST",
+        help="masked_dqn: comma-separated loads, one drawn per episode (default: --load)",
+    )
+    tr.add_argument(
+        "--checkpoint-episodes", type=int, default=20, help="masked_dqn: save every N episodes (20)"
+    )
+    tr.add_argument(
+        "--checkpoint-steps", type=int, default=0, help="maskable_ppo: also save every N steps (0: off)"
+    )
     tr.set_defaults(func=run_train)
     return parser
 
@@ -111,10 +132,12 @@ def evaluate(args: argparse.Namespace) -> dict:
     if args.policy in MODEL_POLICIES:
         if args.model is None:
             raise ValueError(f"--policy {args.policy} needs --model PATH")
-        from sb3_contrib import MaskablePPO
+        from novacron.placement.rl import FastMaskedPolicy, load_model
 
         _single_thread_torch()
-        model = MaskablePPO.load(str(args.model), device="cpu")
+        model = load_model(args.policy, args.model)
+        if not (getattr(args, "sb3_predict", False) and args.policy == "maskable_ppo"):
+            model = FastMaskedPolicy(model)
     elif args.policy not in HEURISTICS:
         raise ValueError(
             f"unknown policy {args.policy!r}; choose from {', '.join([*HEURISTICS, *MODEL_POLICIES])}"
@@ -182,6 +205,8 @@ def run_train(args: argparse.Namespace) -> int:
         print("novacron itp: error: --timesteps and --n-envs must be >= 1", file=sys.stderr)
         return 2
     _single_thread_torch()
+    if args.algo == "masked_dqn":
+        return _train_masked_dqn(args)
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.monitor import Monitor
@@ -211,11 +236,86 @@ def run_train(args: argparse.Namespace) -> int:
     )
     model.set_logger(logger)
     t0 = time.perf_counter()
-    model.learn(total_timesteps=args.timesteps)
+    callback = _checkpoint_callback(args.out, args.checkpoint_steps)
+    model.learn(total_timesteps=args.timesteps, callback=callback)
     venv.close()
     model.save(str(args.out))
     print(
         f"trained {args.algo} for {args.timesteps} steps in {time.perf_counter() - t0:.1f} s; "
         f"model {args.out}, log {log_dir / 'progress.csv'}"
+    )
+    return 0
+
+
+def _checkpoint_callback(out: Path, every: int):
+    """SB3 callback saving the model to ``out`` every ``every`` steps (None when ``every`` <= 0)."""
+    if every <= 0:
+        return None
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class SaveEvery(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.next_save = every
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= self.next_save:
+                self.model.save(str(out))
+                self.next_save += every
+            return True
+
+    return SaveEvery()
+
+
+def _train_masked_dqn(args: argparse.Namespace) -> int:
+    import csv
+
+    from novacron.placement.rl import DQNConfig, MaskedDQN
+
+    try:
+        env = make_env(args)
+        loads = [float(x) for x in args.train_loads.split(",")] if args.train_loads else [args.load]
+    except ValueError as exc:
+        print(f"novacron itp: error: {exc}", file=sys.stderr)
+        return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    log_dir = args.out.with_suffix("")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / "progress.csv"
+    config = DQNConfig(
+        hidden=(128, 128),
+        seed=args.seed,
+        train_freq=4,
+        learning_starts=min(1_000, max(1, args.timesteps // 10)),
+        target_update_interval=2_000,
+        buffer_size=min(100_000, args.timesteps),
+    )
+    model = MaskedDQN(env.observation_space.shape[0], env.action_space.n, config)
+    current = [loads[0]]  # load of the running episode
+    t0 = time.perf_counter()
+    with log_path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["episode", "timesteps", "load", "return", "score", "seconds"])
+
+        def on_episode(m: MaskedDQN, ep_return: float, info: dict) -> None:
+            episode = len(m.episode_returns)
+            score = info.get("metrics", {}).get("score", float("nan"))
+            seconds = time.perf_counter() - t0
+            writer.writerow([episode, m.num_timesteps, current[0], ep_return, score, f"{seconds:.1f}"])
+            fh.flush()
+            if episode % max(1, args.checkpoint_episodes) == 0:
+                m.save(args.out)
+                if not args.quiet:
+                    print(f"episode {episode} steps {m.num_timesteps} score {score:.3f} ({seconds:.0f} s)")
+
+        def reset_options(rng):
+            current[0] = loads[int(rng.integers(len(loads)))]
+            return {"load": current[0]}
+
+        model.learn(env, args.timesteps, reset_options=reset_options, seed=args.seed, on_episode=on_episode)
+    model.save(args.out)
+    print(
+        f"trained {args.algo} for {args.timesteps} steps in {time.perf_counter() - t0:.1f} s; "
+        f"model {args.out}, log {log_path}"
     )
     return 0

@@ -1,0 +1,364 @@
+"""RL placement policies beyond SB3's MaskablePPO: a masked DQN and fast masked inference.
+
+Masked DQN
+    A small deep Q-network (Mnih et al. 2015, with the double-DQN target of van
+    Hasselt et al. 2016) for environments that expose ``action_masks()`` like
+    ``novacron/Placement-v0``. The mask is applied everywhere an action is chosen:
+
+    * acting: the greedy action is the argmax of Q over *allowed* actions, and
+      epsilon-exploration draws uniformly among allowed actions only;
+    * learning: the replay buffer stores the mask of the *next* state, and the
+      bootstrap target ``r + gamma * (1 - done) * Q_target(s', a*)`` takes
+      ``a*`` (and the max) over the next state's allowed actions only, so a
+      never-executable action cannot inflate the target.
+
+    Its ``predict(obs, action_masks=..., deterministic=True)`` mirrors SB3's so
+    it drops into the same evaluation loops; ``save`` / ``load`` use a
+    ``torch.save`` file (config + weights).
+
+Fast inference
+    :class:`FastMaskedPolicy` wraps a trained MaskablePPO (or a :class:`MaskedDQN`):
+    it keeps only the actor path (features -> policy MLP -> action logits) and
+    picks the argmax of the masked logits, skipping SB3's per-call
+    preprocessing, distribution objects and value head. The MLP runs as a few
+    numpy matrix products on copies of the weights (about 6x faster than a
+    ``torch.no_grad`` forward for a single observation); other architectures
+    fall back to the torch forward. For
+    MaskablePPO its choice equals ``model.predict(obs, action_masks=mask,
+    deterministic=True)`` (the mode of the masked categorical).
+
+No clock is read here (protocol code rule); callers time decisions themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+# ---------------------------------------------------------------------------- masked Q helpers
+
+
+def masked_argmax(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Index of the largest value among allowed entries, per row (``mask`` is boolean)."""
+    return values.masked_fill(~mask, -torch.inf).argmax(dim=-1)
+
+
+def masked_max(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Largest value among allowed entries, per row; 0 for a row with nothing allowed."""
+    best = values.masked_fill(~mask, -torch.inf).max(dim=-1).values
+    return torch.where(mask.any(dim=-1), best, torch.zeros_like(best))
+
+
+def td_targets(
+    rewards: torch.Tensor,
+    dones: torch.Tensor,
+    next_q_target: torch.Tensor,
+    next_mask: torch.Tensor,
+    gamma: float,
+    next_q_online: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Bootstrap targets ``r + gamma (1 - done) Q'(s', a*)`` with ``a*`` restricted to ``next_mask``.
+
+    Plain DQN takes ``max`` of the target network over allowed actions; with
+    ``next_q_online`` (double DQN) the online network picks the allowed argmax
+    and the target network evaluates it.
+    """
+    if next_q_online is None:
+        value = masked_max(next_q_target, next_mask)
+    else:
+        choice = masked_argmax(next_q_online, next_mask)
+        value = next_q_target.gather(1, choice.unsqueeze(1)).squeeze(1)
+        value = torch.where(next_mask.any(dim=-1), value, torch.zeros_like(value))
+    return rewards + gamma * (1.0 - dones) * value
+
+
+def mlp(n_in: int, hidden: tuple[int, ...], n_out: int, activation=nn.ReLU) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(n_in, width), activation()]
+        n_in = width
+    layers.append(nn.Linear(n_in, n_out))
+    return nn.Sequential(*layers)
+
+
+# ---------------------------------------------------------------------------- replay buffer
+
+
+class MaskedReplayBuffer:
+    """Uniform replay of ``(s, a, r, s', mask(s'), done)`` transitions in a ring buffer."""
+
+    def __init__(self, capacity: int, obs_dim: int, n_actions: int) -> None:
+        self.capacity = int(capacity)
+        self.obs = np.zeros((self.capacity, obs_dim), dtype=np.float32)
+        self.next_obs = np.zeros((self.capacity, obs_dim), dtype=np.float32)
+        self.actions = np.zeros(self.capacity, dtype=np.int64)
+        self.rewards = np.zeros(self.capacity, dtype=np.float32)
+        self.dones = np.zeros(self.capacity, dtype=np.float32)
+        self.next_masks = np.zeros((self.capacity, n_actions), dtype=bool)
+        self.size = 0
+        self._pos = 0
+
+    def add(self, obs, action: int, reward: float, next_obs, next_mask, done: bool) -> None:
+        i = self._pos
+        self.obs[i], self.actions[i], self.rewards[i] = obs, action, reward
+        self.next_obs[i], self.next_masks[i], self.dones[i] = next_obs, next_mask, float(done)
+        self._pos = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        idx = rng.integers(0, self.size, size=batch_size)
+        return {
+            "obs": torch.from_numpy(self.obs[idx]),
+            "actions": torch.from_numpy(self.actions[idx]),
+            "rewards": torch.from_numpy(self.rewards[idx]),
+            "next_obs": torch.from_numpy(self.next_obs[idx]),
+            "next_masks": torch.from_numpy(self.next_masks[idx]),
+            "dones": torch.from_numpy(self.dones[idx]),
+        }
+
+
+# ---------------------------------------------------------------------------- masked DQN
+
+
+@dataclass
+class DQNConfig:
+    hidden: tuple[int, ...] = (256, 256)
+    learning_rate: float = 5e-4
+    gamma: float = 0.99
+    buffer_size: int = 100_000
+    batch_size: int = 64
+    learning_starts: int = 1_000
+    train_freq: int = 1
+    target_update_interval: int = 1_000
+    exploration_fraction: float = 0.3
+    exploration_initial_eps: float = 1.0
+    exploration_final_eps: float = 0.02
+    double: bool = True
+    max_grad_norm: float = 10.0
+    seed: int = 0
+
+
+class MaskedDQN:
+    """DQN whose action choice and bootstrap target respect action masks (see the module doc)."""
+
+    def __init__(self, obs_dim: int, n_actions: int, config: DQNConfig | None = None) -> None:
+        self.config = config or DQNConfig()
+        self.obs_dim, self.n_actions = int(obs_dim), int(n_actions)
+        torch.manual_seed(self.config.seed)
+        self.q_net = mlp(self.obs_dim, tuple(self.config.hidden), self.n_actions)
+        self.q_target = mlp(self.obs_dim, tuple(self.config.hidden), self.n_actions)
+        self.q_target.load_state_dict(self.q_net.state_dict())
+        self.q_target.requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=self.config.learning_rate)
+        self.rng = np.random.default_rng(self.config.seed)
+        self.num_timesteps = 0
+        self.episode_returns: list[float] = []
+
+    # ------------------------------------------------------------------ acting
+
+    def act(self, obs: np.ndarray, mask: np.ndarray, epsilon: float = 0.0) -> int:
+        """Epsilon-greedy among allowed actions (greedy when ``epsilon`` is 0)."""
+        mask = np.asarray(mask, dtype=bool)
+        if epsilon > 0.0 and self.rng.random() < epsilon:
+            return int(self.rng.choice(np.flatnonzero(mask)))
+        with torch.no_grad():
+            q = self.q_net(torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1))[0]
+        return int(masked_argmax(q, torch.from_numpy(mask)))
+
+    def predict(self, obs, action_masks=None, deterministic: bool = True, **_: Any):
+        """SB3-style ``(action, None)``; stochastic prediction uses the final epsilon."""
+        mask = np.ones(self.n_actions, dtype=bool) if action_masks is None else action_masks
+        eps = 0.0 if deterministic else self.config.exploration_final_eps
+        return self.act(obs, mask, eps), None
+
+    def epsilon(self, step: int, total: int) -> float:
+        c = self.config
+        span = max(1.0, c.exploration_fraction * total)
+        frac = min(1.0, step / span)
+        return c.exploration_initial_eps + frac * (c.exploration_final_eps - c.exploration_initial_eps)
+
+    # ------------------------------------------------------------------ learning
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        c = self.config
+        with torch.no_grad():
+            next_target = self.q_target(batch["next_obs"])
+            next_online = self.q_net(batch["next_obs"]) if c.double else None
+            target = td_targets(
+                batch["rewards"], batch["dones"], next_target, batch["next_masks"], c.gamma, next_online
+            )
+        q = self.q_net(batch["obs"]).gather(1, batch["actions"].unsqueeze(1)).squeeze(1)
+        return nn.functional.smooth_l1_loss(q, target)
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> float:
+        loss = self.loss(batch)
+        self.optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.q_net.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def learn(
+        self,
+        env,
+        total_timesteps: int,
+        *,
+        reset_options=None,
+        seed: int | None = None,
+        on_episode=None,
+    ) -> MaskedDQN:
+        """Train for ``total_timesteps`` steps of ``env`` (which must have ``action_masks()``).
+
+        ``reset_options`` is ``None``, a dict passed to every ``env.reset``, or a
+        callable ``rng -> dict`` (e.g. to draw a load level per episode).
+        ``on_episode(model, episode_return, info)`` is called after each episode.
+        """
+        c = self.config
+        buffer = MaskedReplayBuffer(c.buffer_size, self.obs_dim, self.n_actions)
+        episode = 0
+
+        def reset():
+            options = reset_options(self.rng) if callable(reset_options) else reset_options
+            ep_seed = None if seed is None else seed + episode
+            return env.reset(seed=ep_seed, options=options)[0]
+
+        obs, ep_return = reset(), 0.0
+        mask = env.action_masks()
+        for step in range(int(total_timesteps)):
+            action = self.act(obs, mask, self.epsilon(step, total_timesteps))
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            next_mask = env.action_masks()
+            buffer.add(obs, action, reward, next_obs, next_mask, terminated)
+            ep_return += reward
+            self.num_timesteps += 1
+            if step >= c.learning_starts and step % c.train_freq == 0:
+                self.train_step(buffer.sample(c.batch_size, self.rng))
+            if step % c.target_update_interval == 0:
+                self.q_target.load_state_dict(self.q_net.state_dict())
+            if terminated or truncated:
+                self.episode_returns.append(ep_return)
+                if on_episode is not None:
+                    on_episode(self, ep_return, info)
+                episode += 1
+                obs, ep_return = reset(), 0.0
+                mask = env.action_masks()
+            else:
+                obs, mask = next_obs, next_mask
+        return self
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | Path) -> None:
+        config = asdict(self.config)
+        config["hidden"] = list(config["hidden"])
+        torch.save(
+            {
+                "kind": "masked_dqn",
+                "obs_dim": self.obs_dim,
+                "n_actions": self.n_actions,
+                "config": config,
+                "q_net": self.q_net.state_dict(),
+                "num_timesteps": self.num_timesteps,
+            },
+            str(path),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> MaskedDQN:
+        data = torch.load(str(path), map_location="cpu", weights_only=True)
+        if data.get("kind") != "masked_dqn":
+            raise ValueError(f"{path} is not a masked DQN model")
+        config = DQNConfig(**{**data["config"], "hidden": tuple(data["config"]["hidden"])})
+        model = cls(data["obs_dim"], data["n_actions"], config)
+        model.q_net.load_state_dict(data["q_net"])
+        model.q_target.load_state_dict(data["q_net"])
+        model.num_timesteps = int(data["num_timesteps"])
+        return model
+
+
+# ---------------------------------------------------------------------------- fast inference
+
+
+class FastMaskedPolicy:
+    """Greedy masked action from a trained MaskablePPO or :class:`MaskedDQN`, with minimal overhead.
+
+    For MaskablePPO the network is the actor path only (features extractor,
+    policy MLP, action head); the action is the argmax of the logits over
+    allowed actions, which is the mode of SB3's masked categorical, i.e. what
+    ``model.predict(..., deterministic=True)`` returns. Single observations only.
+    """
+
+    def __init__(self, model) -> None:
+        if isinstance(model, MaskedDQN):
+            net = model.q_net
+        else:
+            policy = model.policy
+            extractor = policy.features_extractor if policy.share_features_extractor else None
+            extractor = extractor or policy.pi_features_extractor
+            net = nn.Sequential(extractor, policy.mlp_extractor.policy_net, policy.action_net)
+        self.net = net.eval()
+        self.n_actions = int(net[-1].out_features)
+        self._layers = self._numpy_layers(self.net)
+        n_in = next(m.in_features for m in net.modules() if isinstance(m, nn.Linear))
+        self.logits(np.zeros(n_in, dtype=np.float32))  # warm up: first calls pay one-off set-up costs
+
+    @staticmethod
+    def _numpy_layers(net: nn.Module):
+        """``[(weight.T, bias, activation)]`` as numpy arrays, or None if ``net`` has other modules."""
+        layers: list[list] = []
+        for module in net.modules():
+            if isinstance(module, nn.Sequential | nn.Flatten) or type(module).__name__ == "FlattenExtractor":
+                continue
+            if isinstance(module, nn.Linear):
+                weight = np.ascontiguousarray(module.weight.detach().numpy().T, dtype=np.float32)
+                layers.append([weight, module.bias.detach().numpy().astype(np.float32), None])
+            elif isinstance(module, nn.Tanh | nn.ReLU) and layers and layers[-1][2] is None:
+                layers[-1][2] = np.tanh if isinstance(module, nn.Tanh) else _relu
+            else:
+                return None
+        return [tuple(layer) for layer in layers] or None
+
+    def logits(self, obs: np.ndarray) -> np.ndarray:
+        """Action logits (Q-values for DQN) of one observation."""
+        if self._layers is None:
+            with torch.no_grad():
+                return self.net(torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1))[0].numpy()
+        x = np.asarray(obs, dtype=np.float32).reshape(-1)
+        for weight, bias, activation in self._layers:
+            x = x @ weight + bias
+            if activation is not None:
+                x = activation(x)
+        return x
+
+    def predict(self, obs, action_masks=None, deterministic: bool = True, **_: Any):
+        """SB3-style ``(action, None)``; always greedy (``deterministic`` is accepted and ignored)."""
+        out = self.logits(obs)
+        if action_masks is not None:
+            out = np.where(action_masks, out, -np.inf)
+        return int(np.argmax(out)), None
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0)
+
+
+MODEL_KINDS = ("maskable_ppo", "masked_dqn")
+
+
+def load_model(kind: str, path: str | Path):
+    """A trained model: ``maskable_ppo`` (SB3 .zip) or ``masked_dqn`` (torch file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file {path}")
+    if kind == "maskable_ppo":
+        from sb3_contrib import MaskablePPO
+
+        return MaskablePPO.load(str(path), device="cpu")
+    if kind == "masked_dqn":
+        return MaskedDQN.load(path)
+    raise ValueError(f"unknown model kind {kind!r}; choose from {', '.join(MODEL_KINDS)}")
