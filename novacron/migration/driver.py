@@ -1,0 +1,106 @@
+"""The hypervisor-driver interface: what a migration engine needs from a VM, on each side.
+
+The engines never touch memory themselves; they ask the driver. That keeps them the same for the
+simulator's abstract VM (:class:`~.vm.ModelVM`: page ids, versions and content classes, so a 64 GiB
+guest is cheap) and for the real backend's memory buffer (``novacron.backends.vm.BufferVM``: a
+bytearray dirtied by a workload thread). A libvirt/QEMU driver would implement the same two
+protocols on top of the dirty log and the guest's RAM.
+
+Dirty tracking follows KVM's dirty log: ``sync_dirty_log`` returns the pages written since the
+last sync and clears their bits atomically with respect to the guest, so a write that races with a
+read of its page is always seen by a later sync (never lost).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+#: Content classes of a page (the cost model's classes).
+ZERO, TEXT, RANDOM = 0, 1, 2
+CLASS_NAMES = ("zero", "text", "random")
+PAGE_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class ModelPages:
+    """Pages of an abstract VM: who they are, what they hold (class) and which version."""
+
+    ids: np.ndarray
+    classes: np.ndarray
+    versions: np.ndarray
+    write_fraction: float = 0.05
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class RealPages:
+    """Pages of a real VM: ids and a copy of their bytes, one row per page."""
+
+    ids: np.ndarray
+    data: np.ndarray  # shape (n, page_size), uint8
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+Pages = ModelPages | RealPages
+
+
+class SourceVM(Protocol):
+    """The VM being migrated away, as the engine sees it."""
+
+    page_size: int
+    page_count: int
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def throttle(self) -> float:
+        """Share of vCPU time taken away by auto-converge (0 = none)."""
+
+    def sync_dirty_log(self) -> np.ndarray:
+        """Page ids written since the last sync (sorted, unique); clears them."""
+
+    def read(self, ids: np.ndarray) -> Pages:
+        """The current content of pages ``ids``."""
+
+    def pause(self) -> None:
+        """Stop the guest (no writes after this returns)."""
+
+    def resume(self) -> None: ...
+
+    def set_throttle(self, fraction: float) -> None: ...
+
+    def digest(self) -> str:
+        """A hash of the whole memory (compare with the destination's at switch-over)."""
+
+
+class DestinationVM(Protocol):
+    """The VM being built on the destination."""
+
+    page_size: int
+    page_count: int
+
+    def apply(self, pages: Pages) -> None:
+        """Write ``pages`` into memory (and mark them present, for post-copy)."""
+
+    def digest(self) -> str: ...
+
+    def resume(self) -> None:
+        """Start the guest here (pre-copy: after the last page arrived)."""
+
+    def start_postcopy(self, missing: np.ndarray, on_fault: Callable[[np.ndarray], None]) -> None:
+        """Start the guest with pages ``missing`` not yet here; a write to one of them stalls
+        its vCPU and calls ``on_fault(ids)`` until :meth:`apply` brings the page."""
+
+    def missing_count(self) -> int: ...
+
+    def stats(self) -> dict[str, float]:
+        """Post-copy figures: faults, vCPU seconds stalled on them, and the like."""

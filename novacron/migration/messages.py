@@ -1,0 +1,52 @@
+"""The migration control protocol (page data itself travels as AMST batches tagged ``mig``).
+
+Source -> destination: :class:`MigrationBegin`, then batches, then :class:`MigrationSwitch`
+(pre-copy: "everything is there, check this digest and resume"; post-copy: "resume now, these pages
+are still missing"), or :class:`MigrationAbort`. Destination -> source: :class:`MigrationReady`,
+:class:`MigrationSwitched`, and in post-copy :class:`PageRequest` for faulted pages and
+:class:`MigrationDone` once every page is there.
+"""
+
+from __future__ import annotations
+
+from novacron.runtime import Message
+
+
+class MigrationBegin(Message, tag="mig-begin"):
+    migration: str
+    pages: int
+    page_size: int
+    engine: str
+
+
+class MigrationReady(Message, tag="mig-ready"):
+    migration: str
+    ok: bool
+    reason: str = ""
+
+
+class MigrationSwitch(Message, tag="mig-switch"):
+    migration: str
+    digest: str  # of the paused source memory (pre-copy); "" for post-copy
+    postcopy: bool = False
+    missing: bytes = b""  # post-copy: bitmap (numpy packbits) of pages not yet on the destination
+
+
+class MigrationSwitched(Message, tag="mig-switched"):
+    migration: str
+    ok: bool
+    reason: str = ""
+
+
+class PageRequest(Message, tag="mig-pagereq"):
+    migration: str
+    ids: bytes  # little-endian u32 page ids
+
+
+class MigrationDone(Message, tag="mig-done"):
+    migration: str
+
+
+class MigrationAbort(Message, tag="mig-abort"):
+    migration: str
+    reason: str

@@ -1,0 +1,320 @@
+"""The migration service of one node: migrates VMs away, and receives VMs migrated to it.
+
+One :class:`Migrator` per node, like AMST: it owns the control-message handlers for both roles.
+``await migrator.migrate(vm, peer, settings)`` runs a whole migration and returns its
+:class:`~.report.MigrationReport` (or raises :class:`MigrationError`, which carries the report of
+what happened before the failure; the source VM is left running). The destination side needs a
+``vm_factory(begin) -> DestinationVM`` to build the VM that pages are written into; the
+destination VMs it built stay in :attr:`Migrator.incoming` keyed by migration id.
+
+Control messages may be lost (the simulator drops them on lossy links), so every request is
+re-sent until answered and every handler is idempotent. Page data travels over AMST (reliable,
+multi-stream); post-copy's urgent pages go on one dedicated stream (QEMU's "preempt" channel),
+so a faulting vCPU never waits behind a background batch or a stream handshake.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from novacron.encoding import CostModel
+from novacron.runtime import Message, Payload, Runtime, TransferError, VirtualPayload
+from novacron.transport import AMST
+
+from .driver import DestinationVM, ModelPages, SourceVM
+from .messages import (
+    MigrationAbort,
+    MigrationBegin,
+    MigrationDone,
+    MigrationReady,
+    MigrationSwitch,
+    MigrationSwitched,
+    PageRequest,
+)
+from .pages import BatchError, decode_real
+from .report import MigrationReport
+from .settings import MigrationSettings
+
+log = logging.getLogger(__name__)
+
+TAG = "mig"
+#: How often an unanswered control message is sent again.
+RETRY_INTERVAL = 0.25
+
+
+class MigrationError(Exception):
+    """A migration that did not complete; ``report`` says how far it got and why."""
+
+    def __init__(self, message: str, report: MigrationReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class UrgentPages(Message, tag="mig-urgent"):
+    """Header of a record on the post-copy preempt stream: faulted pages, one batch."""
+
+    migration: str
+
+
+@dataclass
+class Incoming:
+    """A VM arriving on this node."""
+
+    id: str
+    src: str
+    vm: DestinationVM
+    begin: MigrationBegin
+    state: str = "receiving"  # receiving, running, aborted, failed
+    switched: MigrationSwitched | None = None
+    done: bool = False
+    batches: int = 0
+    rejected: list[str] = field(default_factory=list)
+    pending_faults: set[int] = field(default_factory=set)
+    retry: Any = None
+
+
+class Migrator:
+    """Migration for one node (module docstring)."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        amst: AMST | None = None,
+        vm_factory: Callable[[MigrationBegin], DestinationVM] | None = None,
+        mode_of: Callable[[str], str] | None = None,
+        cost_model: CostModel | None = None,
+    ) -> None:
+        self.rt = rt
+        self.amst = amst or AMST(rt, query_interval=0.5)
+        self.vm_factory = vm_factory
+        self.mode_of = mode_of or self._mode_from_labels
+        self.cost_model = cost_model or CostModel.load()
+        self.incoming: dict[str, Incoming] = {}
+        self._by_src: dict[str, str] = {}
+        self._ids = itertools.count(1)
+        self._waiters: dict[tuple[type, str], Any] = {}
+        self._sources: dict[str, Any] = {}  # migration id -> running source (post-copy faults)
+        self.amst.on_receive(TAG, self._on_batch)
+        rt.on_stream(UrgentPages, self._on_urgent)
+        for cls, handler in (
+            (MigrationBegin, self._on_begin),
+            (MigrationSwitch, self._on_switch),
+            (MigrationAbort, self._on_abort),
+            (MigrationReady, self._on_reply),
+            (MigrationSwitched, self._on_reply),
+            (MigrationDone, self._on_reply),
+            (PageRequest, self._on_page_request),
+        ):
+            rt.on_message(cls, handler)
+
+    # -- source role --------------------------------------------------------------------------
+    async def migrate(self, vm: SourceVM, peer: str, settings: MigrationSettings | None = None) -> MigrationReport:
+        """Move ``vm`` to ``peer``; see :mod:`.precopy` and :mod:`.postcopy` for the engines."""
+        from .source import SourceRun  # the engines import this module's helpers
+
+        settings = settings or MigrationSettings.dwcp()
+        run = SourceRun(self, vm, peer, settings, f"{self.rt.node_id}/{next(self._ids)}")
+        self._sources[run.id] = run
+        try:
+            return await run.run()
+        finally:
+            self._sources.pop(run.id, None)
+
+    def _mode_from_labels(self, peer: str) -> str:
+        """Without a mode detector: same site is a datacenter link, same region hybrid, else
+        internet (what the detector would find on the topologies NovaCron builds)."""
+        me, other = self.rt.info, self.rt.peer_info(peer)
+        if me.site == other.site:
+            return "datacenter"
+        return "hybrid" if me.region and me.region == other.region else "internet"
+
+    async def ask(self, peer: str, request: Message, reply_type: type, migration: str, timeout: float) -> Any:
+        """Send ``request`` until a ``reply_type`` for ``migration`` arrives (or time runs out)."""
+        rt = self.rt
+        key = (reply_type, migration)
+        future = self._waiters.get(key)
+        if future is None or future.done():
+            future = self._waiters[key] = rt.create_future()
+        deadline = rt.now() + timeout
+        try:
+            while not future.done():
+                rt.send(peer, request)
+                if rt.now() >= deadline:
+                    raise MigrationError(
+                        f"{peer} did not answer {type(request).__name__} within {timeout:g}s"
+                    )
+                await _first(rt, future, min(RETRY_INTERVAL, max(0.0, deadline - rt.now())) or RETRY_INTERVAL)
+            return future.result()
+        finally:
+            self._waiters.pop(key, None)
+
+    def expect(self, reply_type: type, migration: str) -> Any:
+        """A future for a reply that comes unasked (post-copy's MigrationDone)."""
+        key = (reply_type, migration)
+        future = self._waiters.get(key)
+        if future is None:
+            future = self._waiters[key] = self.rt.create_future()
+        return future
+
+    def _on_reply(self, src: str, reply: Message) -> None:
+        future = self._waiters.get((type(reply), reply.migration))  # type: ignore[attr-defined]
+        if future is not None and not future.done():
+            future.set_result(reply)
+
+    def _on_page_request(self, src: str, request: PageRequest) -> None:
+        run = self._sources.get(request.migration)
+        if run is not None:
+            run.on_fault(np.frombuffer(request.ids, dtype="<u4").astype(np.int64))
+
+    # -- destination role ---------------------------------------------------------------------
+    def _on_begin(self, src: str, begin: MigrationBegin) -> None:
+        known = self.incoming.get(begin.migration)
+        if known is None:
+            problem = self._refuse(begin)
+            if problem:
+                self.rt.send(src, MigrationReady(begin.migration, False, problem))
+                return
+            try:
+                vm = self.vm_factory(begin)  # type: ignore[misc]
+            except Exception as exc:  # a factory that cannot build this VM refuses the migration
+                self.rt.send(src, MigrationReady(begin.migration, False, f"cannot create the VM: {exc}"))
+                return
+            previous = self._by_src.get(src)
+            if previous is not None and self.incoming[previous].state == "receiving":
+                self.incoming[previous].state = "aborted"  # the source restarted its migration
+            known = self.incoming[begin.migration] = Incoming(begin.migration, src, vm, begin)
+            self._by_src[src] = begin.migration
+        self.rt.send(src, MigrationReady(begin.migration, True))
+
+    def _refuse(self, begin: MigrationBegin) -> str:
+        if self.vm_factory is None:
+            return f"{self.rt.node_id} accepts no migrations (no vm_factory)"
+        if begin.pages < 1 or begin.page_size < 1:
+            return f"invalid VM shape: {begin.pages} pages of {begin.page_size} bytes"
+        return ""
+
+    def _apply(self, incoming: Incoming, payload: Payload) -> None:
+        vm = incoming.vm
+        if isinstance(payload, VirtualPayload):
+            if not isinstance(payload.meta, ModelPages):
+                raise BatchError("a simulated batch must carry ModelPages")
+            vm.apply(payload.meta)
+            return
+        plain, deltas = decode_real(payload, vm.page_count, vm.page_size, vm.read_rows)  # type: ignore[attr-defined]
+        vm.apply(plain)
+        if len(deltas):
+            vm.apply(deltas)
+
+    def _on_batch(self, src: str, payload: Payload) -> None:
+        incoming = self.incoming.get(self._by_src.get(src, ""))
+        if incoming is None or incoming.state not in ("receiving", "running"):
+            log.warning("dropping a migration batch from %s: no migration in progress from it", src)
+            return
+        try:
+            self._apply(incoming, payload)
+            incoming.batches += 1
+            self.note_pages_arrived(incoming)
+        except BatchError as exc:
+            # Keep running; the source learns at switch-over (digest mismatch) and fails cleanly.
+            incoming.rejected.append(str(exc))
+            log.error("migration %s: rejected a batch from %s: %s", incoming.id, src, exc)
+
+    def _on_urgent(self, src: str, header: UrgentPages, data: Payload) -> None:
+        incoming = self.incoming.get(header.migration)
+        if incoming is not None and incoming.state == "running":
+            try:
+                self._apply(incoming, data)
+                self.note_pages_arrived(incoming)
+            except BatchError as exc:
+                incoming.rejected.append(str(exc))
+
+    def _on_switch(self, src: str, switch: MigrationSwitch) -> None:
+        incoming = self.incoming.get(switch.migration)
+        if incoming is None:
+            self.rt.send(src, MigrationSwitched(switch.migration, False, "unknown migration"))
+            return
+        if incoming.switched is None:
+            incoming.switched = self._switch(incoming, switch)
+        self.rt.send(src, incoming.switched)
+        if incoming.done:  # post-copy finished: say so again (the first MigrationDone may be lost)
+            self.rt.send(src, MigrationDone(incoming.id))
+
+    def _switch(self, incoming: Incoming, switch: MigrationSwitch) -> MigrationSwitched:
+        vm = incoming.vm
+        if incoming.rejected:
+            incoming.state = "failed"
+            return MigrationSwitched(switch.migration, False, f"rejected batches: {incoming.rejected[0]}")
+        if switch.postcopy:
+            bitmap = np.unpackbits(np.frombuffer(switch.missing, np.uint8), count=vm.page_count).astype(bool)
+            incoming.state = "running"
+            vm.start_postcopy(np.flatnonzero(bitmap), lambda ids: self._fault(incoming, ids))
+            if vm.missing_count() == 0:
+                self._finish_postcopy(incoming)
+            return MigrationSwitched(switch.migration, True)
+        digest = vm.digest()
+        if digest != switch.digest:
+            incoming.state = "failed"
+            return MigrationSwitched(switch.migration, False, "memory digest differs from the source's")
+        vm.resume()
+        incoming.state = "running"
+        return MigrationSwitched(switch.migration, True)
+
+    def _fault(self, incoming: Incoming, ids: np.ndarray) -> None:
+        """The guest wants pages that are not here: ask the source, and ask again until they come."""
+        incoming.pending_faults.update(int(i) for i in ids)
+        self._request_faults(incoming)
+
+    def _request_faults(self, incoming: Incoming) -> None:
+        vm = incoming.vm
+        wanted = np.fromiter(incoming.pending_faults, dtype=np.int64, count=len(incoming.pending_faults))
+        wanted = wanted[~vm.present[wanted]] if len(wanted) else wanted  # type: ignore[attr-defined]
+        incoming.pending_faults = set(int(i) for i in wanted)
+        if incoming.retry is not None:
+            incoming.retry.cancel()
+            incoming.retry = None
+        if not len(wanted) or incoming.state != "running":
+            return
+        self.rt.send(incoming.src, PageRequest(incoming.id, wanted.astype("<u4").tobytes()))
+        incoming.retry = self.rt.call_later(4 * RETRY_INTERVAL, self._request_faults, incoming)
+
+    def note_pages_arrived(self, incoming: Incoming) -> None:
+        if incoming.state == "running" and incoming.vm.missing_count() == 0:
+            self._finish_postcopy(incoming)
+
+    def _finish_postcopy(self, incoming: Incoming) -> None:
+        if not incoming.done:
+            incoming.done = True
+            if incoming.retry is not None:
+                incoming.retry.cancel()
+        self.rt.send(incoming.src, MigrationDone(incoming.id))
+
+    def _on_abort(self, src: str, abort: MigrationAbort) -> None:
+        incoming = self.incoming.get(abort.migration)
+        if incoming is not None and incoming.state == "receiving":
+            incoming.state = "aborted"
+            log.info("migration %s aborted by %s: %s", abort.migration, src, abort.reason)
+
+
+async def _first(rt: Runtime, future: Any, timeout: float) -> None:
+    """Wait until ``future`` is done or ``timeout`` passes, whichever is first."""
+    if future.done():
+        return
+    waker = rt.create_future()
+
+    def wake(_: Any = None) -> None:
+        if not waker.done():
+            waker.set_result(None)
+
+    timer = rt.call_later(timeout, wake)
+    future.add_done_callback(wake)
+    try:
+        await waker
+    finally:
+        timer.cancel()

@@ -1,0 +1,302 @@
+"""The source side of one migration: pre-copy rounds, stop-and-copy, or post-copy's push.
+
+Pre-copy (Clark et al., NSDI 2005; QEMU's precopy): round 0 sends every page; each later round
+sends the pages dirtied while the previous one ran. After each round the engine predicts how long
+the remaining dirty pages would take at the bandwidth it expects (PBA's predictor over the
+per-batch throughput samples; QEMU uses the last measurement) and stops iterating once that is
+within ``max_downtime``, or after ``max_rounds``. Auto-converge throttles a guest that dirties
+faster than the rounds drain. Then the guest is paused, the last dirty pages go (the downtime),
+the destination checks the memory digest and resumes.
+
+Post-copy: ``postcopy_after`` pre-copy rounds (0 = none), then pause, tell the destination which
+pages it still lacks, and let it resume at once; the missing pages are pushed in the background
+while pages the guest faults on are sent first, on their own stream.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from novacron.prediction.predictors import HarmonicMean, LastValue, RobustMPC
+from novacron.runtime import TransferError
+from novacron.transport.dataplane import DEFAULT_LINK_BPS
+from novacron.transport.policy import StreamController, choose_congestion
+
+from .autoconverge import AutoConverge
+from .driver import SourceVM
+from .messages import MigrationAbort, MigrationBegin, MigrationDone, MigrationReady, MigrationSwitch, MigrationSwitched
+from .pages import BatchEncoder, BatchError, BatchStats, EncodedBatch
+from .report import MigrationReport, RoundReport
+from .service import TAG, MigrationError, Migrator, UrgentPages
+from .settings import MigrationSettings
+
+_PREDICTORS = {"last": LastValue, "harmonic": HarmonicMean, "robust": RobustMPC}
+#: Fewest samples the predictors look at (the MPC family uses the last 5).
+_HISTORY = 5
+
+
+class SourceRun:
+    def __init__(self, svc: Migrator, vm: SourceVM, peer: str, settings: MigrationSettings, id: str) -> None:
+        self.svc, self.rt, self.vm, self.peer, self.settings, self.id = svc, svc.rt, vm, peer, settings, id
+        self.mode = svc.mode_of(peer)
+        if settings.streams is None:
+            controller = getattr(svc, "controller", None) or StreamController(1, 512)
+            svc.controller = controller  # type: ignore[attr-defined]
+            self.controller: StreamController | None = controller
+            self.streams = controller.streams_for(peer, self.mode)
+            self.congestion: str | None = choose_congestion("adaptive", self.mode)
+        else:
+            self.controller, self.streams, self.congestion = None, settings.streams, None
+        self.link_bps = DEFAULT_LINK_BPS[self.mode]
+        self.encoder = BatchEncoder(settings, vm.page_count, vm.page_size, svc.cost_model)
+        self.predictor = _PREDICTORS[settings.predictor]()
+        self.page_rates: list[float] = []  # page bytes/s per completed batch
+        self.rounds: list[RoundReport] = []
+        self.totals = BatchStats()
+        self.autoconverge = (
+            AutoConverge(settings.throttle_trigger, settings.throttle_initial, settings.throttle_increment, settings.throttle_max)
+            if settings.auto_converge
+            else None
+        )
+        self.started = self.rt.now()
+        self.rtt = 0.0
+        self.downtime = 0.0
+        self.converged = False
+        self._bucket = self.started  # bandwidth cap: when the next byte may go
+        self._last_done = self.started
+        self._urgent: list[np.ndarray] = []
+        self._urgent_wake: Any = None
+        self.postcopy_stats: dict[str, float] = {}
+
+    # -- the whole migration -------------------------------------------------------------------
+    async def run(self) -> MigrationReport:
+        s = self.settings
+        try:
+            begin = MigrationBegin(self.id, self.vm.page_count, self.vm.page_size, s.engine)
+            ready: MigrationReady = await self.svc.ask(self.peer, begin, MigrationReady, self.id, s.timeout)
+            if not ready.ok:
+                raise MigrationError(f"{self.peer} refused the migration: {ready.reason}")
+            self.rtt = self.rt.now() - self.started
+            if s.engine == "precopy":
+                await self._precopy()
+            else:
+                await self._postcopy()
+        except (TransferError, MigrationError, BatchError) as exc:
+            self._abort(str(exc))
+            raise MigrationError(f"migration {self.id} to {self.peer} failed: {exc}", self._report(f"failed: {exc}")) from exc
+        return self._report("completed")
+
+    def _abort(self, reason: str) -> None:
+        """Leave the source as it was: guest running, unthrottled; tell the destination."""
+        self.rt.send(self.peer, MigrationAbort(self.id, reason))
+        self.vm.set_throttle(0.0)
+        if not self.vm.running:
+            self.vm.resume()
+
+    def _report(self, outcome: str) -> MigrationReport:
+        return MigrationReport(
+            migration=self.id,
+            engine=self.settings.engine,
+            peer=self.peer,
+            outcome=outcome,
+            converged=self.converged,
+            total_time=self.rt.now() - self.started,
+            downtime=self.downtime,
+            bytes_sent=self.totals.bytes_out,
+            pages_sent=self.totals.pages,
+            memory_bytes=self.vm.page_count * self.vm.page_size,
+            rounds=self.rounds,
+            final_throttle=self.vm.throttle,
+            streams=self.streams,
+            postcopy=self.postcopy_stats,
+        )
+
+    # -- pre-copy -------------------------------------------------------------------------------
+    async def _iterate(self, max_rounds: int, stop_early: bool) -> np.ndarray:
+        """Pre-copy rounds; returns the pages dirty at the end (still to send)."""
+        vm, s = self.vm, self.settings
+        vm.sync_dirty_log()  # start the dirty log: round 0 sends everything anyway
+        todo = np.arange(vm.page_count, dtype=np.int64)
+        for index in range(max_rounds):
+            round_started = self.rt.now()
+            stats = await self._send_pages(todo)
+            dirty = vm.sync_dirty_log()
+            self._record(index, "precopy", round_started, stats, dirty)
+            todo = dirty
+            if stop_early and self._expected_downtime(len(dirty)) <= s.max_downtime:
+                self.converged = True
+                break
+            if self.autoconverge is not None:
+                throttle = self.autoconverge.observe(len(dirty) * vm.page_size, stats.bytes_out)
+                if throttle != vm.throttle:
+                    vm.set_throttle(throttle)
+        return todo
+
+    async def _precopy(self) -> None:
+        vm = self.vm
+        todo = await self._iterate(self.settings.max_rounds, stop_early=True)
+        paused_at = self.rt.now()
+        vm.pause()
+        final = np.union1d(todo, vm.sync_dirty_log())
+        stats = await self._send_pages(final)
+        self._record(len(self.rounds), "stop-and-copy", paused_at, stats, final[:0])
+        digest = vm.digest()
+        switched: MigrationSwitched = await self.svc.ask(
+            self.peer, MigrationSwitch(self.id, digest), MigrationSwitched, self.id, self.settings.timeout
+        )
+        self.downtime = max(0.0, self.rt.now() - paused_at - self.rtt / 2)
+        if not switched.ok:
+            raise MigrationError(f"{self.peer} did not take over the VM: {switched.reason}")
+
+    def _expected_downtime(self, dirty_pages: int) -> float:
+        if not self.page_rates:
+            return float("inf")
+        rate = float(self.predictor.predict(np.asarray(self.page_rates[-4 * _HISTORY :]), 1)[0])
+        return dirty_pages * self.vm.page_size / rate if rate > 0 else float("inf")
+
+    def _record(self, index: int, phase: str, started: float, stats: BatchStats, dirty: np.ndarray) -> None:
+        duration = self.rt.now() - started
+        self.rounds.append(
+            RoundReport(
+                index=index,
+                phase=phase,
+                started=started - self.started,
+                duration=duration,
+                pages=stats.pages,
+                bytes_in=stats.bytes_in,
+                bytes_out=stats.bytes_out,
+                dirtied_pages=len(dirty),
+                dirty_rate_bps=len(dirty) * self.vm.page_size * 8 / duration if duration > 0 else 0.0,
+                throttle=self.vm.throttle,
+                zero=stats.zero,
+                delta=stats.delta,
+                full=stats.full,
+                streams=self.streams,
+            )
+        )
+
+    # -- sending pages ----------------------------------------------------------------------------
+    def _encode(self, ids: np.ndarray) -> EncodedBatch:
+        pages = self.vm.read(ids)
+        if hasattr(pages, "data"):
+            return self.encoder.encode_real(pages, self.link_bps)  # type: ignore[arg-type]
+        return self.encoder.encode_model(pages, self.link_bps)  # type: ignore[arg-type]
+
+    async def _send_pages(self, ids: np.ndarray, per_batch: int | None = None) -> BatchStats:
+        """Send ``ids`` in batches, ``pipeline`` of them in flight (encoding overlaps sending)."""
+        rt, s = self.rt, self.settings
+        per = per_batch or max(1, s.batch_bytes // self.vm.page_size)
+        round_stats = BatchStats()
+        in_flight: deque = deque()
+        self._last_done = rt.now()
+        try:
+            for start in range(0, len(ids), per):
+                batch = self._encode(ids[start : start + per])
+                if batch.stats.cpu_seconds:
+                    await rt.compute(batch.stats.cpu_seconds)
+                await self._pace(batch.stats.bytes_out)
+                in_flight.append(rt.spawn(self._send_batch(batch, round_stats)))
+                if len(in_flight) >= s.pipeline:
+                    await in_flight.popleft()
+            while in_flight:
+                await in_flight.popleft()
+        finally:
+            for task in in_flight:
+                task.cancel()
+        return round_stats
+
+    async def _pace(self, nbytes: int) -> None:
+        """QEMU's max-bandwidth: a token bucket over wire bytes."""
+        cap = self.settings.max_bandwidth_bps
+        if cap is None:
+            return
+        now = self.rt.now()
+        self._bucket = max(self._bucket, now)
+        wait = self._bucket - now
+        self._bucket += nbytes * 8 / cap
+        if wait > 0:
+            await self.rt.sleep(wait)
+
+    async def _send_batch(self, batch: EncodedBatch, round_stats: BatchStats) -> None:
+        streams = self.streams
+        await self.svc.amst.send(self.peer, batch.payload, streams=streams, congestion=self.congestion, tag=TAG)
+        now = self.rt.now()
+        interval, self._last_done = now - self._last_done, now
+        if interval > 0:
+            self.page_rates.append(batch.stats.bytes_in / interval)
+            wire_bps = batch.stats.bytes_out * 8 / interval
+            self.link_bps = max(wire_bps, self.link_bps if len(self.page_rates) > 1 else 0.0)
+            if self.controller is not None:
+                self.streams = self.controller.observe(self.peer, streams, wire_bps)
+        round_stats.add(batch.stats)
+        self.totals.add(batch.stats)
+
+    # -- post-copy --------------------------------------------------------------------------------
+    async def _postcopy(self) -> None:
+        rt, vm, s = self.rt, self.vm, self.settings
+        todo = (
+            await self._iterate(s.postcopy_after, stop_early=False)
+            if s.postcopy_after
+            else np.arange(vm.page_count, dtype=np.int64)
+        )
+        paused_at = rt.now()
+        vm.pause()
+        missing = np.union1d(todo, vm.sync_dirty_log()) if s.postcopy_after else todo
+        bitmap = np.zeros(vm.page_count, dtype=bool)
+        bitmap[missing] = True
+        switch = MigrationSwitch(self.id, "", postcopy=True, missing=np.packbits(bitmap).tobytes())
+        switched: MigrationSwitched = await self.svc.ask(self.peer, switch, MigrationSwitched, self.id, s.timeout)
+        self.downtime = max(0.0, rt.now() - paused_at - self.rtt / 2)
+        if not switched.ok:
+            raise MigrationError(f"{self.peer} did not start the VM: {switched.reason}")
+        push_started = rt.now()
+        self._sent = ~bitmap  # pages the destination holds (or that are on their way)
+        stream = await rt.open_stream(self.peer, congestion=self.congestion)
+        server = rt.spawn(self._serve_faults(stream))
+        try:
+            stats = BatchStats()
+            per = max(1, s.postcopy_push_bytes // vm.page_size)
+            while True:
+                left = np.flatnonzero(~self._sent)
+                if not len(left):
+                    break
+                chunk = left[:per]
+                self._sent[chunk] = True
+                stats.add(await self._send_pages(chunk, per_batch=per))
+            self._record(len(self.rounds), "postcopy", push_started, stats, missing[:0])
+            await self.svc.ask(self.peer, switch, MigrationDone, self.id, s.timeout)
+        finally:
+            server.cancel()
+            stream.close()
+        self.postcopy_stats = {"missing_pages": float(len(missing)), "urgent_pages": float(self._urgent_pages)}
+
+    _urgent_pages = 0
+
+    def on_fault(self, ids: np.ndarray) -> None:
+        """The destination's guest faulted on ``ids``: send them next, on the urgent stream."""
+        self._urgent.append(ids)
+        if self._urgent_wake is not None and not self._urgent_wake.done():
+            self._urgent_wake.set_result(None)
+
+    async def _serve_faults(self, stream: Any) -> None:
+        rt = self.rt
+        while True:
+            if not self._urgent:
+                self._urgent_wake = rt.create_future()
+                await self._urgent_wake
+                continue
+            ids = np.unique(np.concatenate(self._urgent))
+            self._urgent.clear()
+            ids = ids[(ids >= 0) & (ids < self.vm.page_count)]
+            if not len(ids):
+                continue
+            self._sent[ids] = True
+            batch = self._encode(ids)
+            if batch.stats.cpu_seconds:
+                await rt.compute(batch.stats.cpu_seconds)
+            await stream.send(UrgentPages(self.id), batch.payload)
+            self._urgent_pages += len(ids)
+            self.totals.add(batch.stats)
