@@ -1,0 +1,212 @@
+"""The real backend's VM: a memory buffer dirtied by a workload thread, with a dirty log.
+
+This is the built-in hypervisor driver (``novacron.migration.driver``) for real runs: the guest's
+memory is a ``bytearray`` of pages, the guest is a thread that writes to it at the workload's rate,
+and dirty tracking is a bitmap the writer sets *after* writing a page, under a lock that
+``sync_dirty_log`` also takes. So a page written while the engine reads it is always marked dirty
+again and re-sent; no write is ever lost between rounds (the same guarantee KVM's dirty log gives).
+
+On the destination of a post-copy migration the thread checks every page it is about to write:
+one that has not arrived yet stalls the thread, which asks for it through the event loop
+(``on_fault`` runs on the loop thread) and waits until :meth:`apply` brings it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from novacron.encoding.testdata import MemoryGenerator
+from novacron.migration.driver import PAGE_SIZE, ModelPages, Pages, RealPages
+from novacron.migration.workload import Workload, idle
+from novacron.transport.dataplane import ContentMix
+
+
+class BufferVM:
+    """A guest of ``page_count`` real pages (see the module docstring). Call :meth:`close`."""
+
+    def __init__(
+        self,
+        page_count: int,
+        *,
+        mix: ContentMix | None = None,
+        workload: Workload | None = None,
+        page_size: int = PAGE_SIZE,
+        seed: int = 0,
+        tick: float = 0.002,
+        empty: bool = False,
+    ) -> None:
+        if page_count < 1:
+            raise ValueError(f"a VM needs at least one page, got page_count={page_count}")
+        self.page_count = page_count
+        self.page_size = page_size
+        self.workload = workload or idle()
+        self.tick = tick
+        self.buffer = bytearray(page_count * page_size)
+        self.rows = np.frombuffer(self.buffer, dtype=np.uint8).reshape(page_count, page_size)
+        self._rng = np.random.default_rng(seed)
+        if not empty:
+            self._fill(mix or ContentMix(zero=0.3, text=0.3, random=0.4), seed)
+        self.present = np.full(page_count, not empty, dtype=bool)
+        self._dirty = np.zeros(page_count, dtype=bool)
+        self._lock = threading.Condition()
+        self._running = not empty
+        self._throttle = 0.0
+        self._postcopy = False
+        self._on_fault: Callable[[np.ndarray], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = threading.Event()
+        self.writes = 0
+        self.faults = 0
+        self.fault_requests = 0
+        self.stalled = 0.0
+        self.written_here = np.zeros(page_count, dtype=bool)  # pages this guest wrote since start
+        self._thread = threading.Thread(target=self._guest, name="buffer-vm-guest", daemon=True)
+        self._thread.start()
+
+    def _fill(self, mix: ContentMix, seed: int) -> None:
+        """Pages of each class; text pages are drawn from a pool of generated ones (generating
+        every page would dominate start-up for large VMs)."""
+        gen = MemoryGenerator(seed, self.page_size)
+        shares = np.array([mix.zero, mix.text, mix.random])
+        classes = self._rng.choice(3, size=self.page_count, p=shares / shares.sum())
+        text = np.flatnonzero(classes == 1)
+        pool = np.frombuffer(b"".join(gen.page("text") for _ in range(min(256, len(text)))), np.uint8)
+        if len(text):
+            pool = pool.reshape(-1, self.page_size)
+            self.rows[text] = pool[self._rng.integers(0, len(pool), len(text))]
+            # make each text page distinct: stamp its id in its first bytes
+            self.rows[text, :8] = np.frombuffer(text.astype("<u8").tobytes(), np.uint8).reshape(-1, 8)
+        rand = np.flatnonzero(classes == 2)
+        self.rows[rand] = self._rng.integers(0, 256, (len(rand), self.page_size), dtype=np.uint8)
+
+    def close(self) -> None:
+        """Stop the guest thread (idempotent)."""
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> BufferVM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the guest thread --------------------------------------------------------------------
+    def _guest(self) -> None:
+        guest_time = 0.0
+        last = time.monotonic()
+        write_fraction = getattr(self.workload, "write_fraction", 0.05)
+        span = max(1, int(write_fraction * self.page_size))
+        while not self._stop.wait(self.tick):
+            now = time.monotonic()
+            elapsed, last = now - last, now
+            with self._lock:
+                running, throttle = self._running, self._throttle
+            if not running:
+                continue
+            run = elapsed * (1.0 - throttle)
+            ids = np.unique(self.workload.writes(guest_time, run, self._rng))
+            guest_time += run
+            if not len(ids):
+                continue
+            if self._postcopy:
+                self._wait_for(ids)
+            offsets = self._rng.integers(0, self.page_size - span + 1, len(ids))
+            cols = offsets[:, None] + np.arange(span)
+            values = self._rng.integers(0, 256, (len(ids), span), dtype=np.uint8)
+            with self._lock:
+                if not self._running:
+                    continue  # paused meanwhile: these writes never happened
+                self.rows[ids[:, None], cols] = values
+                self._dirty[ids] = True  # after the data: a racing reader sees the bit later
+                self.written_here[ids] = True
+                self.writes += len(ids)
+
+    def _wait_for(self, ids: np.ndarray) -> None:
+        with self._lock:
+            absent = ids[~self.present[ids]]
+        if not len(absent):
+            return
+        self.faults += len(absent)
+        self.fault_requests += 1
+        started = time.monotonic()
+        if self._loop is not None and self._on_fault is not None:
+            self._loop.call_soon_threadsafe(self._on_fault, absent)
+        with self._lock:
+            self._lock.wait_for(lambda: self._stop.is_set() or bool(self.present[absent].all()))
+        self.stalled += time.monotonic() - started
+
+    # -- SourceVM ----------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def throttle(self) -> float:
+        return self._throttle
+
+    def sync_dirty_log(self) -> np.ndarray:
+        with self._lock:
+            ids = np.flatnonzero(self._dirty)
+            self._dirty[ids] = False
+        return ids
+
+    def read(self, ids: np.ndarray) -> RealPages:
+        return RealPages(ids, self.rows[ids])  # fancy indexing copies
+
+    def read_rows(self, ids: np.ndarray) -> np.ndarray:
+        return self.rows[ids]
+
+    def pause(self) -> None:
+        with self._lock:
+            self._running = False
+
+    def resume(self) -> None:
+        with self._lock:
+            self._running = True
+
+    def set_throttle(self, fraction: float) -> None:
+        if not 0 <= fraction < 1:
+            raise ValueError(f"throttle must be in [0, 1), got {fraction}")
+        with self._lock:
+            self._throttle = fraction
+
+    def digest(self) -> str:
+        with self._lock:
+            return hashlib.sha256(self.buffer).hexdigest()
+
+    # -- DestinationVM ---------------------------------------------------------------------------
+    def apply(self, pages: Pages) -> None:
+        if isinstance(pages, ModelPages):
+            raise TypeError("a BufferVM takes RealPages (bytes), not the simulator's ModelPages")
+        with self._lock:
+            ids, data = pages.ids, pages.data
+            if self._postcopy:  # the guest runs here: a page it holds is newer than any copy in flight
+                fresh = ~self.present[ids]
+                ids, data = ids[fresh], data[fresh]
+            self.rows[ids] = data
+            self.present[ids] = True
+            self._lock.notify_all()
+
+    def start_postcopy(self, missing: np.ndarray, on_fault: Callable[[np.ndarray], None]) -> None:
+        """Resume here with ``missing`` pages absent; must be called on the event loop's thread."""
+        self._loop = asyncio.get_running_loop()
+        self._on_fault = on_fault
+        with self._lock:
+            self.present[missing] = False
+            self._postcopy = True
+            self._running = True
+
+    def missing_count(self) -> int:
+        with self._lock:
+            return int(self.page_count - np.count_nonzero(self.present))
+
+    def stats(self) -> dict[str, float]:
+        return {"faults": self.faults, "fault_requests": self.fault_requests, "stalled_s": self.stalled}
