@@ -44,7 +44,7 @@ from novacron.encoding.frame import HEADER_SIZE
 from novacron.encoding.selector import RuleSelector
 from novacron.runtime import Payload, VirtualPayload
 
-from .driver import CLASS_NAMES, RANDOM, TEXT, ZERO, ModelPages, Pages, RealPages
+from .driver import CLASS_NAMES, RANDOM, TEXT, ZERO, ModelPages, RealPages
 from .settings import MigrationSettings
 
 MAGIC = b"NCMB"
@@ -116,7 +116,11 @@ class BatchEncoder:
     """Encodes the batches of one migration (it owns the sender's delta cache)."""
 
     def __init__(
-        self, settings: MigrationSettings, page_count: int, page_size: int, cost_model: CostModel | None = None
+        self,
+        settings: MigrationSettings,
+        page_count: int,
+        page_size: int,
+        cost_model: CostModel | None = None,
     ) -> None:
         self.settings = settings
         self.page_size = page_size
@@ -210,7 +214,9 @@ class BatchEncoder:
                 self._cache.put(pid, data[i].tobytes())
         full = ~zero & ~delta
         full_data = np.ascontiguousarray(data[full]).reshape(-1)
-        features = estimate(memoryview(full_data)) if full_data.size else DataFeatures(0, False, 0, 0, 0, 0, 1)
+        features = (
+            estimate(memoryview(full_data)) if full_data.size else DataFeatures(0, False, 0, 0, 0, 0, 1)
+        )
         codec, level = self._choose(features, link_bps)
         full_frame = encode(memoryview(full_data), codec, level if codec != "none" else None)
         order = np.concatenate([np.flatnonzero(zero), np.flatnonzero(delta), np.flatnonzero(full)])

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from novacron.encoding import CostModel
-from novacron.runtime import Message, Payload, Runtime, TransferError, VirtualPayload
+from novacron.runtime import Message, Payload, Runtime, VirtualPayload
 from novacron.transport import AMST
 
 from .driver import DestinationVM, ModelPages, SourceVM
@@ -115,7 +115,9 @@ class Migrator:
             rt.on_message(cls, handler)
 
     # -- source role --------------------------------------------------------------------------
-    async def migrate(self, vm: SourceVM, peer: str, settings: MigrationSettings | None = None) -> MigrationReport:
+    async def migrate(
+        self, vm: SourceVM, peer: str, settings: MigrationSettings | None = None
+    ) -> MigrationReport:
         """Move ``vm`` to ``peer``; see :mod:`.precopy` and :mod:`.postcopy` for the engines."""
         from .source import SourceRun  # the engines import this module's helpers
 

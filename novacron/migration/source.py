@@ -27,7 +27,14 @@ from novacron.transport.policy import StreamController, choose_congestion
 
 from .autoconverge import AutoConverge
 from .driver import SourceVM
-from .messages import MigrationAbort, MigrationBegin, MigrationDone, MigrationReady, MigrationSwitch, MigrationSwitched
+from .messages import (
+    MigrationAbort,
+    MigrationBegin,
+    MigrationDone,
+    MigrationReady,
+    MigrationSwitch,
+    MigrationSwitched,
+)
 from .pages import BatchEncoder, BatchError, BatchStats, EncodedBatch
 from .report import MigrationReport, RoundReport
 from .service import TAG, MigrationError, Migrator, UrgentPages
@@ -57,7 +64,12 @@ class SourceRun:
         self.rounds: list[RoundReport] = []
         self.totals = BatchStats()
         self.autoconverge = (
-            AutoConverge(settings.throttle_trigger, settings.throttle_initial, settings.throttle_increment, settings.throttle_max)
+            AutoConverge(
+                settings.throttle_trigger,
+                settings.throttle_initial,
+                settings.throttle_increment,
+                settings.throttle_max,
+            )
             if settings.auto_converge
             else None
         )
@@ -86,7 +98,9 @@ class SourceRun:
                 await self._postcopy()
         except (TransferError, MigrationError, BatchError) as exc:
             self._abort(str(exc))
-            raise MigrationError(f"migration {self.id} to {self.peer} failed: {exc}", self._report(f"failed: {exc}")) from exc
+            raise MigrationError(
+                f"migration {self.id} to {self.peer} failed: {exc}", self._report(f"failed: {exc}")
+            ) from exc
         return self._report("completed")
 
     def _abort(self, reason: str) -> None:
@@ -141,7 +155,7 @@ class SourceRun:
         paused_at = self.rt.now()
         vm.pause()
         final = np.union1d(todo, vm.sync_dirty_log())
-        stats = await self._send_pages(final)
+        stats = await self._send_pages(final, paced=False)
         self._record(len(self.rounds), "stop-and-copy", paused_at, stats, final[:0])
         digest = vm.digest()
         switched: MigrationSwitched = await self.svc.ask(
@@ -185,8 +199,13 @@ class SourceRun:
             return self.encoder.encode_real(pages, self.link_bps)  # type: ignore[arg-type]
         return self.encoder.encode_model(pages, self.link_bps)  # type: ignore[arg-type]
 
-    async def _send_pages(self, ids: np.ndarray, per_batch: int | None = None) -> BatchStats:
-        """Send ``ids`` in batches, ``pipeline`` of them in flight (encoding overlaps sending)."""
+    async def _send_pages(
+        self, ids: np.ndarray, per_batch: int | None = None, paced: bool = True
+    ) -> BatchStats:
+        """Send ``ids`` in batches, ``pipeline`` of them in flight (encoding overlaps sending).
+
+        ``paced``: honour ``max_bandwidth_bps`` (QEMU lifts its rate limit for the stop-and-copy,
+        where every millisecond is downtime)."""
         rt, s = self.rt, self.settings
         per = per_batch or max(1, s.batch_bytes // self.vm.page_size)
         round_stats = BatchStats()
@@ -197,7 +216,8 @@ class SourceRun:
                 batch = self._encode(ids[start : start + per])
                 if batch.stats.cpu_seconds:
                     await rt.compute(batch.stats.cpu_seconds)
-                await self._pace(batch.stats.bytes_out)
+                if paced:
+                    await self._pace(batch.stats.bytes_out)
                 in_flight.append(rt.spawn(self._send_batch(batch, round_stats)))
                 if len(in_flight) >= s.pipeline:
                     await in_flight.popleft()
@@ -222,7 +242,9 @@ class SourceRun:
 
     async def _send_batch(self, batch: EncodedBatch, round_stats: BatchStats) -> None:
         streams = self.streams
-        await self.svc.amst.send(self.peer, batch.payload, streams=streams, congestion=self.congestion, tag=TAG)
+        await self.svc.amst.send(
+            self.peer, batch.payload, streams=streams, congestion=self.congestion, tag=TAG
+        )
         now = self.rt.now()
         interval, self._last_done = now - self._last_done, now
         if interval > 0:
@@ -248,7 +270,9 @@ class SourceRun:
         bitmap = np.zeros(vm.page_count, dtype=bool)
         bitmap[missing] = True
         switch = MigrationSwitch(self.id, "", postcopy=True, missing=np.packbits(bitmap).tobytes())
-        switched: MigrationSwitched = await self.svc.ask(self.peer, switch, MigrationSwitched, self.id, s.timeout)
+        switched: MigrationSwitched = await self.svc.ask(
+            self.peer, switch, MigrationSwitched, self.id, s.timeout
+        )
         self.downtime = max(0.0, rt.now() - paused_at - self.rtt / 2)
         if not switched.ok:
             raise MigrationError(f"{self.peer} did not start the VM: {switched.reason}")
@@ -271,7 +295,10 @@ class SourceRun:
         finally:
             server.cancel()
             stream.close()
-        self.postcopy_stats = {"missing_pages": float(len(missing)), "urgent_pages": float(self._urgent_pages)}
+        self.postcopy_stats = {
+            "missing_pages": float(len(missing)),
+            "urgent_pages": float(self._urgent_pages),
+        }
 
     _urgent_pages = 0
 

@@ -192,4 +192,3 @@ class ModelVM:
             self._waiting = None
             if not future.done():  # type: ignore[attr-defined]
                 future.set_result(None)  # type: ignore[attr-defined]
-

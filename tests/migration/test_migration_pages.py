@@ -1,0 +1,101 @@
+"""Migration batches of real pages: what goes as zero, delta or full, and bad input."""
+
+import numpy as np
+import pytest
+
+from novacron.encoding.testdata import MemoryGenerator
+from novacron.migration import BatchEncoder, BatchError, MigrationSettings, RealPages, decode_real
+
+PAGE = 4096
+SLOW_LINK = 10e6  # deltas and compression pay
+FAST_LINK = 100e9  # neither pays
+
+
+def memory(n=64, seed=0):
+    gen = MemoryGenerator(seed)
+    kinds = ["zero", "text", "random", "text"]
+    return np.frombuffer(b"".join(gen.page(kinds[i % 4]) for i in range(n)), np.uint8).reshape(n, PAGE).copy()
+
+
+def roundtrip(encoder, dest, ids, rows, link):
+    batch = encoder.encode_real(RealPages(ids, rows[ids]), link)
+    plain, deltas = decode_real(batch.payload, len(dest), PAGE, lambda i: dest[i])
+    dest[plain.ids] = plain.data
+    dest[deltas.ids] = deltas.data
+    return batch.stats
+
+
+def test_a_batch_round_trips_and_zero_pages_travel_as_ids():
+    rows, dest = memory(), np.zeros((64, PAGE), np.uint8)
+    stats = roundtrip(BatchEncoder(MigrationSettings.dwcp(), 64, PAGE), dest, np.arange(64), rows, SLOW_LINK)
+    assert np.array_equal(dest, rows)
+    assert stats.zero == 16 and stats.full == 48 and stats.delta == 0
+    assert stats.bytes_out < 0.6 * stats.bytes_in  # zero pages free, text compressed
+
+
+def test_re_sent_pages_go_as_deltas_against_the_destinations_copy():
+    rows, dest = memory(), np.zeros((64, PAGE), np.uint8)
+    encoder = BatchEncoder(MigrationSettings.dwcp(), 64, PAGE)
+    roundtrip(encoder, dest, np.arange(64), rows, SLOW_LINK)
+    dirty = np.array([1, 2, 5, 6])
+    rows[dirty, 100:140] = 7  # small in-place writes
+    stats = roundtrip(encoder, dest, dirty, rows, SLOW_LINK)
+    assert np.array_equal(dest, rows)
+    assert stats.delta == 4 and stats.bytes_out < 0.1 * stats.bytes_in
+
+
+def test_on_a_fast_link_nothing_is_compressed_or_delta_encoded():
+    rows, dest = memory(), np.zeros((64, PAGE), np.uint8)
+    encoder = BatchEncoder(MigrationSettings.dwcp(), 64, PAGE)
+    roundtrip(encoder, dest, np.arange(64), rows, FAST_LINK)
+    rows[3, :10] = 1
+    stats = roundtrip(encoder, dest, np.array([3]), rows, FAST_LINK)
+    assert stats.codec == "none" and stats.delta == 0 and np.array_equal(dest, rows)
+
+
+def test_the_baseline_sends_every_non_zero_page_raw():
+    rows, dest = memory(), np.zeros((64, PAGE), np.uint8)
+    stats = roundtrip(
+        BatchEncoder(MigrationSettings.qemu_defaults(), 64, PAGE), dest, np.arange(64), rows, SLOW_LINK
+    )
+    assert stats.codec == "none" and stats.zero == 16 and stats.bytes_out >= 48 * PAGE
+    assert np.array_equal(dest, rows)
+
+
+def good_batch():
+    rows = memory(8)
+    return (
+        BatchEncoder(MigrationSettings.dwcp(), 8, PAGE)
+        .encode_real(RealPages(np.arange(8), rows), SLOW_LINK)
+        .payload
+    )
+
+
+@pytest.mark.parametrize(
+    "mangle, message",
+    [
+        (lambda b: b[:10], "shorter than"),
+        (lambda b: b"XXXX" + b[4:], "magic"),
+        (lambda b: b[:4] + b"\x09" + b[5:], "version"),
+        (lambda b: b[:-100], "corrupt|truncated"),
+        (lambda b: b[:-5] + bytes([b[-5] ^ 0xFF]) + b[-4:], "corrupt"),
+    ],
+)
+def test_a_malformed_batch_raises_a_clear_error(mangle, message):
+    with pytest.raises(BatchError, match=message):
+        decode_real(mangle(good_batch()), 8, PAGE, lambda i: np.zeros((len(i), PAGE), np.uint8))
+
+
+def test_a_batch_naming_a_page_outside_the_vm_is_refused():
+    with pytest.raises(BatchError, match="names page"):
+        decode_real(good_batch(), 4, PAGE, lambda i: np.zeros((len(i), PAGE), np.uint8))
+
+
+def test_a_delta_against_the_wrong_base_is_refused_not_misapplied():
+    rows, dest = memory(8), np.zeros((8, PAGE), np.uint8)
+    encoder = BatchEncoder(MigrationSettings.dwcp(), 8, PAGE)
+    roundtrip(encoder, dest, np.arange(8), rows, SLOW_LINK)
+    rows[1, :16] = 9
+    batch = encoder.encode_real(RealPages(np.array([1]), rows[[1]]), SLOW_LINK).payload
+    with pytest.raises(BatchError, match="corrupt"):
+        decode_real(batch, 8, PAGE, lambda i: np.full((len(i), PAGE), 3, np.uint8))  # not what was sent

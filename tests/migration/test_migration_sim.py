@@ -1,0 +1,149 @@
+"""Pre-copy and post-copy in the simulator: correct memory, the stop rule, auto-converge,
+failures, the analytic model, determinism, sharing the link."""
+
+import numpy as np
+import pytest
+from migration_testkit import MIX, MiB, SimMigration, link
+
+from novacron.migration import MigrationError, MigrationSettings, UniformWorkload, model
+from novacron.runtime import VirtualPayload
+from novacron.transport.dataplane import ContentMix
+
+RANDOM = ContentMix(0.0, 0.0, 1.0)
+BASELINE_UNCAPPED = MigrationSettings.qemu_defaults(max_bandwidth_bps=None)
+
+
+def test_precopy_moves_the_memory_exactly_and_resumes_on_the_destination():
+    m = SimMigration()
+    report = m.run(MigrationSettings.dwcp(), workload=UniformWorkload(3000, 4096))
+    assert report.ok and report.converged
+    assert np.array_equal(m.destination.versions, m.source.versions)
+    assert np.array_equal(m.destination.classes, m.source.classes)
+    assert m.destination.running and not m.source.running
+    assert report.downtime <= 0.3 + 0.01  # within the limit (plus the switch-over message)
+    assert report.rounds[-1].phase == "stop-and-copy"
+    assert report.rounds[0].pages == 64 * MiB // 4096  # round 0 sends everything
+
+
+def test_the_same_seed_gives_the_same_migration_and_another_seed_another():
+    def once(seed):
+        m = SimMigration(seed=seed)
+        r = m.run(MigrationSettings.dwcp(), workload=UniformWorkload(3000, 4096))
+        return r.total_time, r.downtime, r.bytes_sent, [x.pages for x in r.rounds], m.sim.trace_hash()
+
+    assert once(3) == once(3)
+    assert once(3) != once(4)
+
+
+def test_dwcp_sends_zero_pages_as_ids_and_compresses_text_pages():
+    m = SimMigration()
+    dwcp = m.run(MigrationSettings.dwcp(), mix=MIX)
+    base = SimMigration().run(BASELINE_UNCAPPED, mix=MIX)
+    assert dwcp.bytes_sent < 0.6 * dwcp.memory_bytes  # 30% zero, 30% text compressed
+    assert 0.69 * base.memory_bytes < base.bytes_sent < 0.72 * base.memory_bytes  # zero pages only
+
+
+def test_re_sent_pages_go_as_xbzrle_deltas():
+    # (no zero pages: a zero page written to was never cached, so it goes in full, as in QEMU)
+    m = SimMigration(link(bandwidth=100e6))
+    mix = ContentMix(0.0, 0.5, 0.5)
+    report = m.run(MigrationSettings.dwcp(streams=2), mix=mix, workload=UniformWorkload(2000, 2048))
+    later = [r for r in report.rounds[1:] if r.pages]
+    assert later and sum(r.delta for r in later) > 0.9 * sum(r.pages for r in later)
+    assert np.array_equal(m.destination.versions, m.source.versions)
+
+
+def test_a_workload_that_outruns_the_link_never_converges_without_auto_converge():
+    settings = BASELINE_UNCAPPED.with_(max_rounds=8)
+    # 60k writes/s over a 128 MiB working set, against ~30k pages/s of link: each round re-dirties
+    # ~78% of the working set, which takes ~0.8 s to send, never under the 0.3 s limit.
+    heavy = UniformWorkload(rate=60000, working_set=32768)
+    m = SimMigration()
+    report = m.run(settings, memory=256 * MiB, workload=heavy)
+    assert report.ok and not report.converged and report.precopy_rounds == 8
+    assert report.downtime > 0.3  # the stop-and-copy had to take the whole working set
+    assert np.array_equal(m.destination.versions, m.source.versions)  # still correct
+
+    m2 = SimMigration()
+    throttled = m2.run(settings.with_(auto_converge=True, max_rounds=30), memory=256 * MiB, workload=heavy)
+    assert throttled.converged and throttled.downtime <= 0.31
+    assert throttled.final_throttle >= 0.2  # QEMU's initial step at least
+    throttles = [r.throttle for r in throttled.rounds]
+    assert throttles == sorted(throttles)  # only ever stepped up
+    assert np.array_equal(m2.destination.versions, m2.source.versions)
+
+
+def test_a_link_failure_fails_the_migration_cleanly_and_the_source_keeps_running():
+    async def cut(rt):
+        await rt.sleep(0.2)  # mid round 0
+        m.sim.faults.partition(["src"], ["dst"])
+
+    m = SimMigration()
+    with pytest.raises(MigrationError) as failure:
+        m.run(MigrationSettings.dwcp(timeout=5.0), workload=UniformWorkload(1000, 1024), during=cut)
+    report = failure.value.report
+    assert report is not None and report.outcome.startswith("failed")
+    assert m.source.running and m.source.throttle == 0.0
+    assert not m.destination.running
+
+
+def test_the_engine_matches_the_analytic_pre_copy_model_where_it_holds():
+    pages = 256 * MiB // 4096
+    for rate, working_set in [(5000, pages // 4), (15000, pages // 8)]:
+        m = SimMigration(link(rtt=0.0005, bandwidth=1e9))
+        r = m.run(
+            BASELINE_UNCAPPED, memory=256 * MiB, mix=RANDOM, workload=UniformWorkload(rate, working_set)
+        )
+        expected = model.precopy(pages, rate, working_set, 1e9)
+        assert r.precopy_rounds == len(expected.rounds)
+        for sent, predicted in zip(
+            [x.pages for x in r.rounds[1:]], [*expected.rounds[1:], expected.stop_pages], strict=True
+        ):
+            assert sent == pytest.approx(predicted, rel=0.08)
+        assert r.total_time == pytest.approx(expected.total_time, rel=0.05)
+
+
+def test_a_migration_shares_the_link_with_other_traffic():
+    alone = SimMigration().run(BASELINE_UNCAPPED, memory=128 * MiB, mix=RANDOM)
+
+    async def competing(rt):
+        await rt.transfer("dst", VirtualPayload(256 * MiB), streams=1)
+
+    shared = SimMigration().run(BASELINE_UNCAPPED, memory=128 * MiB, mix=RANDOM, during=competing)
+    assert shared.ok and shared.total_time > 1.6 * alone.total_time  # about half the link
+
+
+def test_the_baseline_obeys_qemus_bandwidth_cap():
+    m = SimMigration(link(bandwidth=10e9))
+    settings = MigrationSettings.qemu_defaults()
+    r = m.run(settings, memory=256 * MiB, mix=RANDOM)
+    # a token bucket over batches: at most one batch ahead of the cap
+    assert r.total_time >= (r.bytes_sent - settings.batch_bytes) * 8 / settings.max_bandwidth_bps
+    assert r.total_time <= 1.05 * r.bytes_sent * 8 / settings.max_bandwidth_bps  # and no slower
+
+
+def test_postcopy_resumes_at_once_then_pulls_faulted_pages_first():
+    hot = UniformWorkload(20000, 4096)
+    m = SimMigration(link(rtt=0.02, bandwidth=1e9), dest_workload=hot)
+    report = m.run(MigrationSettings.dwcp(engine="postcopy", postcopy_after=0), workload=hot)
+    dest, src = m.destination, m.source
+    assert report.ok and report.downtime < 0.05  # only the switch-over message
+    assert dest.missing_count() == 0
+    assert report.postcopy["urgent_pages"] > 0 and dest.stats()["faults"] > 0
+    untouched = dest.versions == src.versions
+    assert np.array_equal(dest.classes[untouched], src.classes[untouched])
+    assert (dest.versions[~untouched] > src.versions[~untouched]).all()  # only the guest's own writes differ
+
+
+def test_a_destination_without_a_vm_factory_refuses():
+    from novacron.migration import Migrator, ModelVM
+    from novacron.sim import Simulation
+
+    sim = Simulation(link(), seed=0)
+    sim.start(lambda rt: Migrator(rt))
+
+    async def go(rt):
+        return await rt.app.migrate(ModelVM(rt, 16), "dst", MigrationSettings.dwcp())
+
+    with pytest.raises(MigrationError, match="accepts no migrations"):
+        sim.run_until_complete("src", go, timeout=100)
