@@ -78,7 +78,8 @@ class SourceRun:
         self.downtime = 0.0
         self.converged = False
         self._bucket = self.started  # bandwidth cap: when the next byte may go
-        self._last_done = self.started
+        self._round_started = self.started
+        self._round_done = BatchStats()
         self._urgent: list[np.ndarray] = []
         self._urgent_wake: Any = None
         self.postcopy_stats: dict[str, float] = {}
@@ -169,7 +170,11 @@ class SourceRun:
         if not self.page_rates:
             return float("inf")
         rate = float(self.predictor.predict(np.asarray(self.page_rates[-4 * _HISTORY :]), 1)[0])
-        return dirty_pages * self.vm.page_size / rate if rate > 0 else float("inf")
+        if rate <= 0:
+            return float("inf")
+        # + 2 RTT: each AMST transfer opens its streams (1 RTT) and hears back (1/2 RTT), and the
+        # switch-over message takes 1/2 RTT more: on a WAN that is most of a 300 ms budget.
+        return dirty_pages * self.vm.page_size / rate + 2 * self.rtt
 
     def _record(self, index: int, phase: str, started: float, stats: BatchStats, dirty: np.ndarray) -> None:
         duration = self.rt.now() - started
@@ -210,17 +215,19 @@ class SourceRun:
         per = per_batch or max(1, s.batch_bytes // self.vm.page_size)
         round_stats = BatchStats()
         in_flight: deque = deque()
-        self._last_done = rt.now()
+        self._round_started = rt.now()
+        self._round_done = BatchStats()
         try:
             for start in range(0, len(ids), per):
+                # Encode the next batch while earlier ones are on the wire, then wait for a slot.
                 batch = self._encode(ids[start : start + per])
                 if batch.stats.cpu_seconds:
                     await rt.compute(batch.stats.cpu_seconds)
+                while len(in_flight) >= s.pipeline:
+                    await in_flight.popleft()
                 if paced:
                     await self._pace(batch.stats.bytes_out)
                 in_flight.append(rt.spawn(self._send_batch(batch, round_stats)))
-                if len(in_flight) >= s.pipeline:
-                    await in_flight.popleft()
             while in_flight:
                 await in_flight.popleft()
         finally:
@@ -245,16 +252,20 @@ class SourceRun:
         await self.svc.amst.send(
             self.peer, batch.payload, streams=streams, congestion=self.congestion, tag=TAG
         )
-        now = self.rt.now()
-        interval, self._last_done = now - self._last_done, now
-        if interval > 0:
-            self.page_rates.append(batch.stats.bytes_in / interval)
-            wire_bps = batch.stats.bytes_out * 8 / interval
-            self.link_bps = max(wire_bps, self.link_bps if len(self.page_rates) > 1 else 0.0)
-            if self.controller is not None:
-                self.streams = self.controller.observe(self.peer, streams, wire_bps)
         round_stats.add(batch.stats)
         self.totals.add(batch.stats)
+        # Throughput samples: what this round moved so far over how long it has run. (Per-batch
+        # durations mislead when batches overlap: two that finish together would give one sample
+        # of half the rate and one of nearly infinite rate.)
+        done = self._round_done
+        done.add(batch.stats)
+        elapsed = self.rt.now() - self._round_started
+        if elapsed > 0:
+            self.page_rates.append(done.bytes_in / elapsed)
+            wire_bps = done.bytes_out * 8 / elapsed
+            self.link_bps = wire_bps
+            if self.controller is not None:
+                self.streams = self.controller.observe(self.peer, streams, wire_bps)
 
     # -- post-copy --------------------------------------------------------------------------------
     async def _postcopy(self) -> None:
