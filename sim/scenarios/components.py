@@ -49,6 +49,8 @@ class ScenarioRun:
     nodes: NodeResolver
     apps: dict[str, Callable[[Runtime], Any]] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    #: per node, the parts of its app built so far (a later app may use an earlier one's objects)
+    parts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add_app(self, name: str, app: Callable[[Runtime], Any]) -> None:
         """Run ``app(rt)`` on every node (after the apps added before it), now and after restarts."""
@@ -63,7 +65,11 @@ class ScenarioRun:
         parts = list(self.apps.items())
 
         def composed(rt: Runtime) -> dict[str, Any]:
-            return {name: app(rt) for name, app in parts}
+            built: dict[str, Any] = {}
+            self.parts[rt.node_id] = built
+            for name, app in parts:
+                built[name] = app(rt)
+            return built
 
         self.sim.start(composed)
 
@@ -89,6 +95,7 @@ def builtin_components() -> list[Component]:
     from .fault_schedule import FaultComponent
     from .heartbeats import HeartbeatComponent
     from .latency import LatencyComponent
+    from .migration import MigrationComponent
 
     return [
         LatencyComponent(),
@@ -96,6 +103,7 @@ def builtin_components() -> list[Component]:
         DWCPComponent(),
         HeartbeatComponent(),
         ConsensusComponent(),
+        MigrationComponent(),
         FaultComponent(),
     ]
 

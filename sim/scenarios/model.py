@@ -280,6 +280,30 @@ class ConsensusSpec(Spec):
     op_timeout: Duration = 3.0
 
 
+class MigrationSpec(Spec):
+    """One live migration (``novacron.migration``) of a simulated VM from ``source`` to
+    ``destination`` starting at ``at``; the report gives its total time, downtime and rounds."""
+
+    name: Name
+    source: str
+    destination: str
+    at: Time = 0.0
+    memory: Size = 1024**3
+    content: ContentSpec = Field(default_factory=lambda: ContentSpec(zero=0.3, text=0.3, random=0.4))
+    dirty_rate: float = Field(2500.0, ge=0.0)  # page writes per second of guest time
+    working_set: Size = 256 * 1024**2
+    settings: Literal["dwcp", "qemu"] = "dwcp"
+    engine: Literal["precopy", "postcopy"] = "precopy"
+
+    @model_validator(mode="after")
+    def _two_nodes(self) -> MigrationSpec:
+        if self.source == self.destination:
+            raise ValueError("a migration needs two different nodes (source == destination)")
+        if self.working_set > self.memory:
+            raise ValueError("working_set cannot exceed memory")
+        return self
+
+
 # --- faults --------------------------------------------------------------------------------------
 
 
@@ -442,6 +466,7 @@ class Scenario(Spec):
     workload: list[BulkTransfers] = Field(default_factory=list)
     dwcp: DWCPSpec | None = None
     consensus: ConsensusSpec | None = None
+    migration: list[MigrationSpec] = Field(default_factory=list)
     faults: list[FaultSpec] = Field(default_factory=list)
     stream_timeout: Duration = 60.0
 
