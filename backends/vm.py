@@ -1,7 +1,7 @@
-"""The real backend's VM: a memory buffer dirtied by a workload thread, with a dirty log.
+"""The real backend's VM: a memory buffer (anonymous mmap) dirtied by a workload thread, with a dirty log.
 
 This is the built-in hypervisor driver (``novacron.migration.driver``) for real runs: the guest's
-memory is a ``bytearray`` of pages, the guest is a thread that writes to it at the workload's rate,
+memory is an anonymous ``mmap`` of pages, the guest is a thread that writes to it at the workload's rate,
 and dirty tracking is a bitmap the writer sets *after* writing a page, under a lock that
 ``sync_dirty_log`` also takes. So a page written while the engine reads it is always marked dirty
 again and re-sent; no write is ever lost between rounds (the same guarantee KVM's dirty log gives).
@@ -14,7 +14,7 @@ one that has not arrived yet stalls the thread, which asks for it through the ev
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import mmap
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from novacron.encoding.testdata import MemoryGenerator
-from novacron.migration.driver import PAGE_SIZE, ModelPages, Pages, RealPages
+from novacron.migration.driver import PAGE_SIZE, ModelPages, Pages, RealPages, memory_digest
 from novacron.migration.workload import Workload, idle
 from novacron.transport.dataplane import ContentMix
 
@@ -40,16 +40,23 @@ class BufferVM:
         seed: int = 0,
         tick: float = 0.002,
         empty: bool = False,
+        prefault: bool = False,
     ) -> None:
+        """``prefault`` touches every page now, as QEMU's ``-mem-prealloc`` does, so that the
+        first write of each page during an incoming migration does not take a page fault."""
         if page_count < 1:
             raise ValueError(f"a VM needs at least one page, got page_count={page_count}")
         self.page_count = page_count
         self.page_size = page_size
         self.workload = workload or idle()
         self.tick = tick
-        self.buffer = bytearray(page_count * page_size)
+        # Anonymous memory, zero until written: pages never written cost nothing (a bytearray
+        # would zero-fill, and fault in, the whole guest up front).
+        self.buffer = mmap.mmap(-1, page_count * page_size)
         self.rows = np.frombuffer(self.buffer, dtype=np.uint8).reshape(page_count, page_size)
         self._rng = np.random.default_rng(seed)
+        if prefault:
+            self.rows[:, 0] = 0
         if not empty:
             self._fill(mix or ContentMix(zero=0.3, text=0.3, random=0.4), seed)
         self.present = np.full(page_count, not empty, dtype=bool)
@@ -86,7 +93,7 @@ class BufferVM:
         self.rows[rand] = self._rng.integers(0, 256, (len(rand), self.page_size), dtype=np.uint8)
 
     def close(self) -> None:
-        """Stop the guest thread (idempotent)."""
+        """Stop the guest thread (idempotent). The memory stays readable until garbage collected."""
         self._stop.set()
         with self._lock:
             self._lock.notify_all()
@@ -159,7 +166,13 @@ class BufferVM:
         return ids
 
     def read(self, ids: np.ndarray) -> RealPages:
-        return RealPages(ids, self.rows[ids])  # fancy indexing copies
+        """The pages' bytes: a view of guest memory for a run of consecutive pages (round 0 is
+        all runs), a copy otherwise. A view may change under the reader; that is fine, because
+        the encoder copies each page once into the batch it checksums, and a page written in
+        between is dirty again and goes in a later round."""
+        if len(ids) and int(ids[-1]) - int(ids[0]) + 1 == len(ids) and bool(np.all(np.diff(ids) == 1)):
+            return RealPages(ids, self.rows[int(ids[0]) : int(ids[-1]) + 1])
+        return RealPages(ids, self.rows[ids])
 
     def read_rows(self, ids: np.ndarray) -> np.ndarray:
         return self.rows[ids]
@@ -180,7 +193,7 @@ class BufferVM:
 
     def digest(self) -> str:
         with self._lock:
-            return hashlib.sha256(self.buffer).hexdigest()
+            return memory_digest(self.buffer)
 
     # -- DestinationVM ---------------------------------------------------------------------------
     def apply(self, pages: Pages) -> None:
@@ -191,7 +204,10 @@ class BufferVM:
             if self._postcopy:  # the guest runs here: a page it holds is newer than any copy in flight
                 fresh = ~self.present[ids]
                 ids, data = ids[fresh], data[fresh]
-            self.rows[ids] = data
+            if len(ids) and int(ids[-1]) - int(ids[0]) + 1 == len(ids) and bool(np.all(np.diff(ids) == 1)):
+                self.rows[int(ids[0]) : int(ids[-1]) + 1] = data  # a run of pages: one memcpy
+            else:
+                self.rows[ids] = data
             self.present[ids] = True
             self._lock.notify_all()
 

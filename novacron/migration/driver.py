@@ -13,11 +13,15 @@ read of its page is always seen by a later sync (never lost).
 
 from __future__ import annotations
 
+import hashlib
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+from novacron.encoding.frame import checksum
 
 #: Content classes of a page (the cost model's classes).
 ZERO, TEXT, RANDOM = 0, 1, 2
@@ -50,6 +54,19 @@ class RealPages:
 
 
 Pages = ModelPages | RealPages
+
+#: Block size of :func:`memory_digest`.
+DIGEST_BLOCK = 1 << 20
+
+
+def memory_digest(memory: bytes | bytearray | memoryview) -> str:
+    """A digest of guest memory cheap enough to take during the downtime: SHA-256 over the CRC-32
+    of every 1 MiB block (CRC-32 runs at memory speed with ISA-L; SHA-256 of a 4 GiB guest would
+    add seconds to the downtime). It detects any accidental difference with probability
+    1 - 2^-32 per differing block; it is not meant to resist a forger."""
+    view = memoryview(memory).cast("B")
+    crcs = [checksum(view[i : i + DIGEST_BLOCK]) for i in range(0, len(view), DIGEST_BLOCK)]
+    return hashlib.sha256(struct.pack(f"<{len(crcs)}I", *crcs) + struct.pack("<Q", len(view))).hexdigest()
 
 
 class SourceVM(Protocol):

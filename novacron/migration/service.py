@@ -97,6 +97,7 @@ class Migrator:
         self.mode_of = mode_of or self._mode_from_labels
         self.cost_model = cost_model or CostModel.load()
         self.incoming: dict[str, Incoming] = {}
+        self.batch_buffers: list[bytearray] = []  # reused by every migration from this node
         self._by_src: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._waiters: dict[tuple[type, str], Any] = {}
@@ -131,8 +132,11 @@ class Migrator:
 
     def _mode_from_labels(self, peer: str) -> str:
         """Without a mode detector: same site is a datacenter link, same region hybrid, else
-        internet (what the detector would find on the topologies NovaCron builds)."""
+        internet (what the detector would find on the topologies NovaCron builds); nodes without
+        region labels are ``hybrid``, the data plane's assumption before it knows."""
         me, other = self.rt.info, self.rt.peer_info(peer)
+        if not me.region or not other.region:
+            return "hybrid"
         if me.site == other.site:
             return "datacenter"
         return "hybrid" if me.region and me.region == other.region else "internet"
@@ -209,10 +213,9 @@ class Migrator:
                 raise BatchError("a simulated batch must carry ModelPages")
             vm.apply(payload.meta)
             return
-        plain, deltas = decode_real(payload, vm.page_count, vm.page_size, vm.read_rows)  # type: ignore[attr-defined]
-        vm.apply(plain)
-        if len(deltas):
-            vm.apply(deltas)
+        for pages in decode_real(payload, vm.page_count, vm.page_size, vm.read_rows):  # type: ignore[attr-defined]
+            if len(pages):
+                vm.apply(pages)
 
     def _on_batch(self, src: str, payload: Payload) -> None:
         incoming = self.incoming.get(self._by_src.get(src, ""))

@@ -58,7 +58,7 @@ class SourceRun:
         else:
             self.controller, self.streams, self.congestion = None, settings.streams, None
         self.link_bps = DEFAULT_LINK_BPS[self.mode]
-        self.encoder = BatchEncoder(settings, vm.page_count, vm.page_size, svc.cost_model)
+        self.encoder = BatchEncoder(settings, vm.page_count, vm.page_size, svc.cost_model, svc.batch_buffers)
         self.predictor = _PREDICTORS[settings.predictor]()
         self.page_rates: list[float] = []  # page bytes/s per completed batch
         self.rounds: list[RoundReport] = []
@@ -92,7 +92,11 @@ class SourceRun:
             ready: MigrationReady = await self.svc.ask(self.peer, begin, MigrationReady, self.id, s.timeout)
             if not ready.ok:
                 raise MigrationError(f"{self.peer} refused the migration: {ready.reason}")
-            self.rtt = self.rt.now() - self.started
+            # The first answer waited for the destination to allocate the VM; ask again (the
+            # destination answers a repeated Begin at once) for the round-trip time itself.
+            pinged = self.rt.now()
+            await self.svc.ask(self.peer, begin, MigrationReady, self.id, s.timeout)
+            self.rtt = self.rt.now() - pinged
             if s.engine == "precopy":
                 await self._precopy()
             else:
@@ -252,6 +256,7 @@ class SourceRun:
         await self.svc.amst.send(
             self.peer, batch.payload, streams=streams, congestion=self.congestion, tag=TAG
         )
+        self.encoder.release(batch.payload)
         round_stats.add(batch.stats)
         self.totals.add(batch.stats)
         # Throughput samples: what this round moved so far over how long it has run. (Per-batch
@@ -263,7 +268,9 @@ class SourceRun:
         if elapsed > 0:
             self.page_rates.append(done.bytes_in / elapsed)
             wire_bps = done.bytes_out * 8 / elapsed
-            self.link_bps = wire_bps
+            # The link is at least as fast as the mode's nominal rate: measured goodput includes
+            # our own encoding time, and would talk the selector into ever more compression.
+            self.link_bps = max(DEFAULT_LINK_BPS[self.mode], wire_bps)
             if self.controller is not None:
                 self.streams = self.controller.observe(self.peer, streams, wire_bps)
 

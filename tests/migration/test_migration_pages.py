@@ -19,9 +19,8 @@ def memory(n=64, seed=0):
 
 def roundtrip(encoder, dest, ids, rows, link):
     batch = encoder.encode_real(RealPages(ids, rows[ids]), link)
-    plain, deltas = decode_real(batch.payload, len(dest), PAGE, lambda i: dest[i])
-    dest[plain.ids] = plain.data
-    dest[deltas.ids] = deltas.data
+    for pages in decode_real(batch.payload, len(dest), PAGE, lambda i: dest[i]):
+        dest[pages.ids] = pages.data
     return batch.stats
 
 
