@@ -264,7 +264,11 @@ class SourceRun:
         # of half the rate and one of nearly infinite rate.)
         done = self._round_done
         done.add(batch.stats)
+        # Net of the fixed cost of a transfer (streams opened: 1 RTT; the receiver's answer:
+        # 1/2 RTT), which the downtime estimate adds back once: a short last round is mostly
+        # round trips, and counting them in the rate as well would count them twice.
         elapsed = self.rt.now() - self._round_started
+        elapsed = max(elapsed - 1.5 * self.rtt, 0.1 * elapsed)
         if elapsed > 0:
             self.page_rates.append(done.bytes_in / elapsed)
             wire_bps = done.bytes_out * 8 / elapsed

@@ -35,7 +35,7 @@ class MigrationComponent:
         ]
         reports: list[dict] = []
         rounds: list[dict] = []
-        run.data[self.name] = (reports, rounds)
+        run.data[self.name] = (reports, rounds, specs)
         by_source: dict[str, list] = {}
         for spec in specs:
             by_source.setdefault(spec.source.removeprefix("node:"), []).append(spec)
@@ -53,12 +53,19 @@ class MigrationComponent:
     def sections(self, run: ScenarioRun) -> list[Section]:
         if self.name not in run.data:
             return []
-        reports, rounds = run.data[self.name]
+        reports, rounds, specs = run.data[self.name]
+        finished = {r["name"] for r in reports}
+        unfinished = [
+            {"name": s.name, "source": s.source, "destination": s.destination, "settings": s.settings,
+             "engine": s.engine, "outcome": "still running at the end of the run"}
+            for s in specs
+            if s.name not in finished
+        ]  # fmt: skip
         columns = [
             *("name", "source", "destination", "settings", "engine", "outcome", "total_time_s"),
             *("downtime_s", "sent_over_memory", "rounds", "converged", "final_throttle", "streams"),
         ]
-        summary = pd.DataFrame(reports, columns=columns)
+        summary = pd.DataFrame([*reports, *unfinished], columns=columns)
         return [
             Section("migration", "Live migrations", summary, plot=plot_migrations),
             Section("migration_rounds", "Migration rounds", pd.DataFrame(rounds), in_summary=False),
