@@ -98,3 +98,26 @@ def test_a_delta_against_the_wrong_base_is_refused_not_misapplied():
     batch = encoder.encode_real(RealPages(np.array([1]), rows[[1]]), SLOW_LINK).payload
     with pytest.raises(BatchError, match="corrupt"):
         decode_real(batch, 8, PAGE, lambda i: np.full((len(i), PAGE), 3, np.uint8))  # not what was sent
+
+
+def test_raw_pages_are_checked_too():
+    rows = memory(8)
+    payload = bytearray(
+        BatchEncoder(MigrationSettings.dwcp(), 8, PAGE)
+        .encode_real(RealPages(np.arange(8), rows), FAST_LINK)
+        .payload
+    )
+    payload[-1] ^= 0x01  # a flipped bit in the last raw page
+    with pytest.raises(BatchError, match="checksum mismatch"):
+        decode_real(payload, 8, PAGE, lambda i: np.zeros((len(i), PAGE), np.uint8))
+
+
+def test_the_memory_digest_sees_a_single_changed_byte():
+    from novacron.migration.driver import memory_digest
+
+    memory_a = bytearray(3 << 20)
+    memory_b = bytearray(memory_a)
+    assert memory_digest(memory_a) == memory_digest(memory_b)
+    memory_b[(2 << 20) + 5] = 1
+    assert memory_digest(memory_a) != memory_digest(memory_b)
+    assert memory_digest(bytearray(1 << 20)) != memory_digest(bytearray(2 << 20))  # the size counts
