@@ -107,3 +107,29 @@ def test_a_destination_crash_mid_migration_fails_cleanly_and_the_source_keeps_ru
     writes = vm.writes
     harness.loop.run_until_complete(asyncio.sleep(0.05))
     assert vm.writes > writes  # the guest still runs
+
+
+def test_a_writer_faster_than_the_link_converges_only_with_auto_converge(cluster):
+    """QEMU's 128 MiB/s-style cap, here 400 Mbit/s, makes the link slow on loopback; the guest
+    re-dirties its 32 MiB working set (0.7 s of link time) faster than a round sends it."""
+    harness, start, _ = cluster
+    destinations = start()
+    heavy = UniformWorkload(rate=80000, working_set=8192)
+    capped = MigrationSettings.qemu_defaults(max_bandwidth_bps=400e6, max_rounds=3, batch_bytes=4 << 20)
+    vm = BufferVM(16384, workload=heavy, seed=5)
+    try:
+        stuck = migrate(harness, vm, capped)
+        assert stuck.ok and not stuck.converged and stuck.precopy_rounds == 3
+        assert stuck.rounds[-1].pages > 4000  # the stop-and-copy sent most of the working set
+        vm2 = BufferVM(16384, workload=heavy, seed=6)
+        try:
+            helped = migrate(harness, vm2, capped.with_(auto_converge=True, max_rounds=30))
+            assert helped.ok and helped.converged and helped.final_throttle >= 0.2
+            assert (
+                hashlib.sha256(vm2.buffer).digest()
+                == hashlib.sha256(list(destinations.values())[-1].buffer).digest()
+            )
+        finally:
+            vm2.close()
+    finally:
+        vm.close()
