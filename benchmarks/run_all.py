@@ -17,6 +17,7 @@ BENCHMARKS = [
     "bench_sim_election.py",
     "bench_sim_commit_latency.py",
     "bench_consensus_real.py",
+    "bench_migration_real.py",
 ]
 
 if __name__ == "__main__":
