@@ -352,6 +352,10 @@ class AsyncioRuntime:
         """
         _check_delay(seconds)
 
+    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        """Runs ``fn(*args)`` on a worker thread of the loop's default executor."""
+        return await asyncio.to_thread(fn, *args)
+
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
         loop = self._running_loop()
         if not asyncio.iscoroutine(coro):

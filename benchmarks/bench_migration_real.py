@@ -8,7 +8,8 @@ check at switch-over) costs on top of AMST. A second row adds a guest writing 3,
 (the migration then also re-sends dirtied pages; goodput counts memory bytes only).
 Target (issue 6): migration goodput >= 0.8x AMST's, interleaved runs, medians.
 
-Run: .venv/bin/python benchmarks/bench_migration_real.py [--size-mib 256] [--streams 4] [--repeats 3]
+Run: .venv/bin/python benchmarks/bench_migration_real.py [--size-mib 512] [--streams 4] [--repeats 3]
+     [--batch-mib 32]
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from novacron.migration import MigrationSettings, Migrator, UniformWorkload
 from novacron.transport.dataplane import ContentMix
 
 
-async def main(size_mib: int, streams: int, repeats: int) -> None:
+async def main(size_mib: int, streams: int, repeats: int, batch_mib: int = 32) -> None:
     pages = size_mib * 256
     cluster = LocalCluster(Path(tempfile.mkdtemp()) / "bench", seed=0)
     for node in ("n0", "n1"):
@@ -42,7 +43,7 @@ async def main(size_mib: int, streams: int, repeats: int) -> None:
     migrators = {n: Migrator(cluster.runtime(n), vm_factory=factory) for n in ("n0", "n1")}
     plain_rx = migrators["n1"].amst  # plain transfers use the very AMST migration uses
     plain_rx.on_receive("plain", lambda s, p: None)
-    settings = MigrationSettings.dwcp(streams=streams)
+    settings = MigrationSettings.dwcp(streams=streams, batch_bytes=batch_mib << 20)
     rows = {"AMST transfer": [], "migration (idle guest)": [], "migration (3,000 writes/s)": []}
     for _ in range(repeats):
         vm = BufferVM(pages, mix=ContentMix(0, 0, 1), seed=1)
@@ -83,8 +84,11 @@ async def main(size_mib: int, streams: int, repeats: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--batch-mib", type=int, default=32, help="migration batch size (MigrationSettings.batch_bytes)"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.size_mib, args.streams, args.repeats))
+    asyncio.run(main(args.size_mib, args.streams, args.repeats, args.batch_mib))

@@ -223,8 +223,10 @@ class SourceRun:
         self._round_done = BatchStats()
         try:
             for start in range(0, len(ids), per):
-                # Encode the next batch while earlier ones are on the wire, then wait for a slot.
-                batch = self._encode(ids[start : start + per])
+                # Encode the next batch while earlier ones are on the wire (off the event loop
+                # where the runtime can: the copy and checksum use another core), then wait for
+                # a slot.
+                batch = await rt.offload(self._encode, ids[start : start + per])
                 if batch.stats.cpu_seconds:
                     await rt.compute(batch.stats.cpu_seconds)
                 while len(in_flight) >= s.pipeline:

@@ -123,6 +123,17 @@ class Clock(Protocol):
         """
         ...
 
+    def offload(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+        """Run ``fn(*args)`` off the node's event loop where the runtime can, and return its result.
+
+        For self-contained CPU work on buffers (copying pages, checksums, compression) that
+        would otherwise stall every other protocol on the node: the real backend runs it on a
+        worker thread (numpy, ISA-L/zlib, zstd and lz4 release the GIL, so it uses another
+        core); the simulator runs it at once, in no virtual time (charge its modelled cost with
+        :meth:`compute`). ``fn`` must not touch state the node's other code uses meanwhile.
+        """
+        ...
+
 
 @runtime_checkable
 class Storage(Protocol):

@@ -108,6 +108,23 @@ def test_futures_carry_results_between_callbacks_and_coroutines(harness):
     assert harness.run("n0", scenario) == 42
 
 
+def test_offloaded_work_returns_its_result_and_raises_its_errors(harness):
+    harness.start(NODES[:1])
+
+    def fail():
+        raise ValueError("bad input")
+
+    async def scenario(rt):
+        total = await rt.offload(sum, range(1000))
+        try:
+            await rt.offload(fail)
+        except ValueError as exc:
+            return total, str(exc)
+        return total, None
+
+    assert harness.run("n0", scenario) == (499500, "bad input")
+
+
 def test_messages_reach_every_peer_in_order(harness):
     received = {n: [] for n in NODES}
 

@@ -206,6 +206,9 @@ class EpochRuntime:
     def compute(self, seconds: float) -> Any:
         return self._rt.compute(seconds)
 
+    def offload(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self._rt.offload(fn, *args)
+
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> Any:
         return self._rt.spawn(coro)
 
