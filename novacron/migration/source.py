@@ -176,9 +176,11 @@ class SourceRun:
         rate = float(self.predictor.predict(np.asarray(self.page_rates[-4 * _HISTORY :]), 1)[0])
         if rate <= 0:
             return float("inf")
-        # + 2 RTT: each AMST transfer opens its streams (1 RTT) and hears back (1/2 RTT), and the
-        # switch-over message takes 1/2 RTT more: on a WAN that is most of a 300 ms budget.
-        return dirty_pages * self.vm.page_size / rate + 2 * self.rtt
+        # + 2.5 RTT, the fixed part of the downtime: the last transfer opens its streams (1 RTT),
+        # its last chunk lands (1/2) and the receiver's TransferDone comes back (1/2), then the
+        # switch-over message goes (1/2) and the destination resumes. (The reply's own 1/2 RTT
+        # is not downtime.) On a WAN that is most of a 300 ms budget.
+        return dirty_pages * self.vm.page_size / rate + 2.5 * self.rtt
 
     def _record(self, index: int, phase: str, started: float, stats: BatchStats, dirty: np.ndarray) -> None:
         duration = self.rt.now() - started
