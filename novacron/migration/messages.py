@@ -45,6 +45,8 @@ class PageRequest(Message, tag="mig-pagereq"):
 
 class MigrationDone(Message, tag="mig-done"):
     migration: str
+    faults: int = 0  # pages the guest faulted on before they arrived
+    stalled: float = 0.0  # vCPU seconds the guest waited for them
 
 
 class MigrationAbort(Message, tag="mig-abort"):

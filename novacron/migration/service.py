@@ -249,7 +249,7 @@ class Migrator:
             incoming.switched = self._switch(incoming, switch)
         self.rt.send(src, incoming.switched)
         if incoming.done:  # post-copy finished: say so again (the first MigrationDone may be lost)
-            self.rt.send(src, MigrationDone(incoming.id))
+            self.rt.send(src, self._done(incoming))
 
     def _switch(self, incoming: Incoming, switch: MigrationSwitch) -> MigrationSwitched:
         vm = incoming.vm
@@ -298,7 +298,12 @@ class Migrator:
             incoming.done = True
             if incoming.retry is not None:
                 incoming.retry.cancel()
-        self.rt.send(incoming.src, MigrationDone(incoming.id))
+        self.rt.send(incoming.src, self._done(incoming))
+
+    @staticmethod
+    def _done(incoming: Incoming) -> MigrationDone:
+        stats = incoming.vm.stats()
+        return MigrationDone(incoming.id, int(stats.get("faults", 0)), float(stats.get("stalled_s", 0.0)))
 
     def _on_abort(self, src: str, abort: MigrationAbort) -> None:
         incoming = self.incoming.get(abort.migration)

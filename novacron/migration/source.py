@@ -317,13 +317,15 @@ class SourceRun:
                 self._sent[chunk] = True
                 stats.add(await self._send_pages(chunk, per_batch=per))
             self._record(len(self.rounds), "postcopy", push_started, stats, missing[:0])
-            await self.svc.ask(self.peer, switch, MigrationDone, self.id, s.timeout)
+            done: MigrationDone = await self.svc.ask(self.peer, switch, MigrationDone, self.id, s.timeout)
         finally:
             server.cancel()
             stream.close()
         self.postcopy_stats = {
             "missing_pages": float(len(missing)),
             "urgent_pages": float(self._urgent_pages),
+            "guest_faults": float(done.faults),
+            "guest_stalled_s": done.stalled,
         }
 
     _urgent_pages = 0

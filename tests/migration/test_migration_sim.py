@@ -130,6 +130,9 @@ def test_postcopy_resumes_at_once_then_pulls_faulted_pages_first():
     assert report.ok and report.downtime < 0.05  # only the switch-over message
     assert dest.missing_count() == 0
     assert report.postcopy["urgent_pages"] > 0 and dest.stats()["faults"] > 0
+    # the guest's cost of post-copy comes back in the report
+    assert report.postcopy["guest_faults"] == dest.stats()["faults"]
+    assert report.postcopy["guest_stalled_s"] == pytest.approx(dest.stats()["stalled_s"])
     untouched = dest.versions == src.versions
     assert np.array_equal(dest.classes[untouched], src.classes[untouched])
     assert (dest.versions[~untouched] > src.versions[~untouched]).all()  # only the guest's own writes differ
