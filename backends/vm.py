@@ -22,12 +22,12 @@ from collections.abc import Callable
 import numpy as np
 
 from novacron.encoding.testdata import MemoryGenerator
-from novacron.migration.driver import PAGE_SIZE, ModelPages, Pages, RealPages, memory_digest
+from novacron.migration.driver import PAGE_SIZE, GuestState, ModelPages, Pages, RealPages, memory_digest
 from novacron.migration.workload import Workload, idle
 from novacron.transport.dataplane import ContentMix
 
 
-class BufferVM:
+class BufferVM(GuestState):
     """A guest of ``page_count`` real pages (see the module docstring). Call :meth:`close`."""
 
     def __init__(
@@ -151,14 +151,6 @@ class BufferVM:
         self.stalled += time.monotonic() - started
 
     # -- SourceVM ----------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self._running
-
-    @property
-    def throttle(self) -> float:
-        return self._throttle
-
     def sync_dirty_log(self) -> np.ndarray:
         with self._lock:
             ids = np.flatnonzero(self._dirty)
@@ -186,8 +178,7 @@ class BufferVM:
             self._running = True
 
     def set_throttle(self, fraction: float) -> None:
-        if not 0 <= fraction < 1:
-            raise ValueError(f"throttle must be in [0, 1), got {fraction}")
+        fraction = self.checked_throttle(fraction)
         with self._lock:
             self._throttle = fraction
 

@@ -69,6 +69,28 @@ def memory_digest(memory: bytes | bytearray | memoryview) -> str:
     return hashlib.sha256(struct.pack(f"<{len(crcs)}I", *crcs) + struct.pack("<Q", len(view))).hexdigest()
 
 
+class GuestState:
+    """What both built-in VMs keep about their guest: running or paused, and the share of its
+    vCPU time auto-converge takes away."""
+
+    _running: bool = False
+    _throttle: float = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def throttle(self) -> float:
+        return self._throttle
+
+    @staticmethod
+    def checked_throttle(fraction: float) -> float:
+        if not 0 <= fraction < 1:
+            raise ValueError(f"throttle must be in [0, 1), got {fraction}")
+        return fraction
+
+
 class SourceVM(Protocol):
     """The VM being migrated away, as the engine sees it."""
 

@@ -22,14 +22,14 @@ import numpy as np
 from novacron.runtime import Runtime
 from novacron.transport.dataplane import ContentMix
 
-from .driver import PAGE_SIZE, TEXT, ZERO, ModelPages, Pages, RealPages
+from .driver import PAGE_SIZE, TEXT, ZERO, GuestState, ModelPages, Pages, RealPages
 from .workload import Workload, idle
 
 #: How often the destination guest of a post-copy migration runs a slice of its writes.
 POSTCOPY_TICK = 0.005
 
 
-class ModelVM:
+class ModelVM(GuestState):
     """An abstract guest of ``page_count`` pages (source or destination of a migration)."""
 
     def __init__(
@@ -98,14 +98,6 @@ class ModelVM:
         self._dirty[ids] = True
 
     # -- SourceVM ----------------------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self._running
-
-    @property
-    def throttle(self) -> float:
-        return self._throttle
-
     def sync_dirty_log(self) -> np.ndarray:
         self._advance()
         ids = np.flatnonzero(self._dirty)
@@ -125,8 +117,7 @@ class ModelVM:
         self._running = True
 
     def set_throttle(self, fraction: float) -> None:
-        if not 0 <= fraction < 1:
-            raise ValueError(f"throttle must be in [0, 1), got {fraction}")
+        fraction = self.checked_throttle(fraction)
         self._advance()
         self._throttle = fraction
 

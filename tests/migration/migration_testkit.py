@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from novacron.migration import MigrationSettings, Migrator, ModelVM, idle
 from novacron.sim import Simulation, Topology
+from novacron.sim.migration import Link, pair
 from novacron.transport.dataplane import ContentMix
 
 MiB = 1 << 20
@@ -12,13 +13,7 @@ MIX = ContentMix(zero=0.3, text=0.3, random=0.4)
 
 def link(rtt: float = 0.001, bandwidth: float = 1e9, loss: float = 0.0) -> Topology:
     """Nodes ``src`` and ``dst`` in two sites joined by one link."""
-    topo = Topology("pair")
-    topo.add_site("a", "ra", fabric_latency=0.0)
-    topo.add_site("b", "rb", fabric_latency=0.0)
-    topo.add_node("src", "a", nic_latency=0.0, nic_bandwidth=100e9)
-    topo.add_node("dst", "b", nic_latency=0.0, nic_bandwidth=100e9)
-    topo.connect_sites("a", "b", rtt=rtt, bandwidth=bandwidth, loss=loss)
-    return topo
+    return pair(Link(rtt, bandwidth, loss))
 
 
 class SimMigration:
