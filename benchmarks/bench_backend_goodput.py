@@ -11,7 +11,7 @@ and the comparison is skipped with a message. Target: NovaCron >= 0.8x iperf3.
 NovaCron's figure is end to end: from ``await rt.transfer(...)`` to the
 receiver's acknowledgement (which it sends once its handler has run on the
 whole, reassembled payload), including connection set-up, per-stream
-CRC32C checks and reassembly into one buffer. The first transfer of each
+CRC-32 checks and reassembly into one buffer. The first transfer of each
 stream count is a warm-up at full size and is not counted: it pays for the
 receiver's buffer (see ``RuntimeOptions.transfer_buffer_pool``), as a
 long-running node does once.

@@ -23,11 +23,19 @@ TLS socket (:class:`ssl.SSLSocket` in non-blocking mode) goes through the
 same code: OpenSSL's want-read / want-write become the same waits.
 
 A reader that has to wait sets ``SO_RCVLOWAT`` to what it still expects
-(at most 256 KiB), so the kernel wakes it once per large copy rather than per
-burst of segments. Record streams measured 8-12% more goodput with it (1 and
-8 streams, same run, 32 -> 34-35 Gbit/s). The catch: a peer trickling a
-record slower than 256 KiB per stall timeout (under 9 KB/s at the default
-30 s) looks stalled.
+(at most 1 MiB), so the kernel wakes it once per large copy rather than per
+burst of segments. Record streams measured 8-12% more goodput with it at
+256 KiB (1 and 8 streams, same run, 32 -> 34-35 Gbit/s); AMST's 4 MiB
+chunks another 5-10% at 1 MiB. A wait that times out checks whether bytes
+arrived below the mark before calling the peer stalled, so a peer trickling
+a record slowly is still not cut off.
+
+For big records among a node's busy streams, :meth:`LoopSocket.in_thread`
+hands the socket to a worker thread for the duration of one record
+(:meth:`~LoopSocket.blocking_send`, :meth:`~LoopSocket.blocking_read`, with
+``poll`` for the waits): with multi-megabyte records the hop is cheap, and
+the copies of several streams then run on several cores. Plain TCP only: an
+SSL socket must not be shared between threads.
 
 Waits have a *stall* timeout (no progress at all for that long), which is
 what a stream timeout means; a wait can also be told to wait forever (an
@@ -40,12 +48,16 @@ time.
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 import ssl
 from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: The most a reader asks the kernel to gather before waking it (``SO_RCVLOWAT``).
-_MAX_LOW_WATER = 256 * 1024
+_MAX_LOW_WATER = 1024 * 1024
 
 #: What a non-blocking read or write raises when it would block.
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
@@ -79,6 +91,7 @@ class LoopSocket:
         self._close_reason = "closed"
         self._low_water = 1  # the kernel's default SO_RCVLOWAT
         self.closed = False
+        self._in_thread = False  # a worker thread is moving bytes (see in_thread)
         #: bytes written by :meth:`send_all` since the socket was created
         self.bytes_written = 0
         loop.add_reader(self._fd, self._readable)
@@ -165,7 +178,15 @@ class LoopSocket:
                 writing = isinstance(exc, ssl.SSLWantWriteError)
                 if not writing:
                     self._expect(view.nbytes)
-                await self._wait(writing, stall_timeout)
+                try:
+                    await self._wait(writing, stall_timeout)
+                except TimeoutError:
+                    if writing or self._low_water <= 1:
+                        raise
+                    try:  # bytes may have come, just fewer than the low-water mark: progress
+                        return self.sock.recv_into(view)
+                    except _WOULD_BLOCK:
+                        raise TimeoutError(f"no progress for {stall_timeout:g}s") from None
 
     def _expect(self, nbytes: int) -> None:
         """Set ``SO_RCVLOWAT`` for the next wait: one wake-up and one big copy per
@@ -199,18 +220,115 @@ class LoopSocket:
             got += n
         return True
 
+    # --- bulk I/O in a worker thread -----------------------------------------------------------------
+
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(self, *args)`` in a worker thread, which may use :meth:`blocking_send`
+        and :meth:`blocking_read` meanwhile (and nothing else may touch the socket).
+
+        For large records on plain TCP: the event loop is then free for other
+        streams while the kernel copies this one's bytes, and a node moving
+        many streams uses more than one core. The socket is not watched for
+        readability meanwhile (its bytes are the worker's). :meth:`close`
+        during the call shuts the socket down, which fails the worker's
+        system call at once, and closes it when the worker is out. A caller
+        cancelled meanwhile closes the socket (a record is half-moved) and
+        does not wait for the worker.
+        """
+        from .streams import run_in_thread  # (streams does not import this module)
+
+        if self.closed:
+            raise ConnectionAbortedError(self._close_reason)
+        self._in_thread = True
+        self._loop.remove_reader(self._fd)
+        future = run_in_thread(fn, self, *args)
+        future.add_done_callback(self._out_of_thread)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            self.close("cancelled mid-record")
+            raise
+        except OSError:
+            if self.closed:  # closed meanwhile: say so, as a wait on the loop would
+                raise ConnectionAbortedError(self._close_reason) from None
+            raise
+
+    def _out_of_thread(self, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled():
+            future.exception()  # (retrieved: a cancelled caller no longer awaits it)
+        self._in_thread = False
+        if self.closed:  # close() was called meanwhile and left the descriptor to us
+            self._release()
+        else:
+            self._loop.add_reader(self._fd, self._readable)
+
+    def blocking_send(self, buffers: list[memoryview], stall_timeout: float | None) -> None:
+        """:meth:`send_all` for a worker thread (see :meth:`in_thread`)."""
+        pending = [b for b in buffers if b.nbytes]
+        while pending:
+            try:
+                n = self.sock.sendmsg(pending)
+            except _WOULD_BLOCK:
+                self._poll(select.POLLOUT, stall_timeout)
+                continue
+            self.bytes_written += n
+            while pending and n >= pending[0].nbytes:
+                n -= pending.pop(0).nbytes
+            if n:
+                pending[0] = pending[0][n:]
+
+    def blocking_read(self, view: memoryview, stall_timeout: float | None) -> None:
+        """Fill ``view`` from a worker thread (see :meth:`in_thread`); an end of stream
+        before it is full is an :class:`IncompleteRead`."""
+        got, total = 0, view.nbytes
+        while got < total:
+            try:
+                n = self.sock.recv_into(view[got:])
+            except _WOULD_BLOCK:
+                self._expect(total - got)
+                try:
+                    self._poll(select.POLLIN, stall_timeout)
+                except TimeoutError:
+                    try:  # bytes may have come, just fewer than the low-water mark: progress
+                        n = self.sock.recv_into(view[got:])
+                    except _WOULD_BLOCK:
+                        raise TimeoutError(f"no progress for {stall_timeout:g}s") from None
+                else:
+                    continue
+            if n == 0:
+                raise IncompleteRead(f"connection closed after {got} of {total} bytes")
+            got += n
+
+    def _poll(self, events: int, timeout: float | None) -> None:
+        poller = select.poll()
+        poller.register(self._fd, events)
+        if not poller.poll(None if timeout is None else max(1, int(timeout * 1000))):
+            raise TimeoutError(f"no progress for {timeout:g}s")
+
     def close(self, reason: str = "closed") -> None:
         """Close the socket now; a coroutine waiting on it gets ``ConnectionAbortedError(reason)``."""
         if self.closed:
             return
         self.closed = True
         self._close_reason = reason
+        if self._in_thread:
+            # A worker is in a system call on it: shutting it down wakes the worker with
+            # an error at once; the descriptor is closed when the worker is out (closing
+            # it now could let a new socket reuse the number under the worker's feet).
+            try:
+                socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        self._release()
+
+    def _release(self) -> None:
         self._loop.remove_reader(self._fd)
         if self._write_waiter is not None:
             self._loop.remove_writer(self._fd)
         for waiter in (self._read_waiter, self._write_waiter):
             if waiter is not None and not waiter.done():
-                waiter.set_exception(ConnectionAbortedError(reason))
+                waiter.set_exception(ConnectionAbortedError(self._close_reason))
         self.sock.close()
 
 

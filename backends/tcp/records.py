@@ -5,7 +5,8 @@ A stream carries *records*, each a typed header (a
 handler for that header type. On the wire (``NCs1`` connections, see
 :mod:`.wire`) a record is a length-prefixed :class:`~.wire.RecordEnvelope`
 frame (the header encoded by :data:`~novacron.runtime.codec`, the data
-length, a CRC32C over header and data) followed by the data itself.
+length, a checksum over header and data: ISA-L's CRC-32 by default, see
+:data:`.streams.PREFERRED_CHECKSUM`) followed by the data itself.
 
 Where the work happens, and why:
 
@@ -17,11 +18,14 @@ Where the work happens, and why:
 * **Moving records** happens on the event loop, on the now non-blocking
   socket (:class:`.loopsocket.LoopSocket`): ``sendmsg`` of the envelope and
   the caller's memoryview in one system call on the sending side,
-  ``recv_into`` a reusable per-stream buffer on the receiving side. A
-  thread hop per record measured two to four times slower on loopback (see
-  :mod:`.loopsocket`), and the receiving handler must run on the loop anyway.
-  The cost is that one node's records are moved by one core; the kernel's
-  copy dominates that work, which is also what ``iperf3`` does per process.
+  ``recv_into`` a reusable per-stream buffer (or where the protocol places
+  the data) on the receiving side. A thread hop per 512 KiB record measured
+  two to four times slower on loopback (see :mod:`.loopsocket`), and the
+  receiving handler must run on the loop anyway. The exception: a record of
+  :data:`BIG_RECORD` or more while other streams of the node are mid-record
+  too is moved (and checksummed) by a worker thread on plain TCP, or only
+  checksummed by one with TLS, so that a node's busy streams are not all
+  copied by one core (AMST over 8 streams: ~0.75x -> ~1.0x of ``rt.transfer``).
 
 Failure rules: a stream that breaks (reset, peer closed or crashed, no
 progress for ``RuntimeOptions.stream_timeout`` mid-record) fails for good;
@@ -61,6 +65,22 @@ Deliver = Callable[[str, Message, memoryview], bool]
 #: Where a record's data may be received directly (zero-copy), or None for the stream's own buffer.
 Place = Callable[[str, Message, int], "memoryview | None"]
 
+#: A record at least this big, on a stream whose node has other streams
+#: mid-record the same way, is moved off the event loop: on plain TCP a worker
+#: thread sends or receives it, checksum included (:meth:`LoopSocket.in_thread`);
+#: with TLS (an SSL socket stays with one thread) only its checksum is computed
+#: in a worker. The loop meanwhile moves the other streams' bytes, so a node
+#: with many busy streams copies on more than one core (with AMST's 4 MiB chunks,
+#: a thread hop per record is cheap). A lone stream stays on the loop: there is
+#: nothing to overlap with, and a hop per record only adds latency (2-4x slower
+#: at 512 KiB records, see :mod:`.loopsocket`).
+BIG_RECORD = 1024 * 1024
+
+#: A receiver checksums a record's data piece by piece as it arrives, while
+#: each piece is still in the core's cache (a 4 MiB record checksummed whole,
+#: after the read, no longer fits in a 2 MiB L2).
+CHECKSUM_PIECE = 1024 * 1024
+
 #: A receive buffer is kept between records up to this size; bigger ones
 #: (rare huge records) are dropped after use instead of pinning memory.
 _KEEP_BUFFER = 8 * 1024 * 1024
@@ -72,6 +92,27 @@ def _set_nodelay(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError:
         pass
+
+
+def _read_blocking(io: LoopSocket, data: memoryview, stall: float, checksum: st.Checksum, seed: int) -> int:
+    """In a worker thread (:meth:`LoopSocket.in_thread`): a record's data and its checksum,
+    piece by piece (see :data:`CHECKSUM_PIECE`)."""
+    crc = seed
+    for pos in range(0, data.nbytes, CHECKSUM_PIECE):
+        piece = data[pos : pos + CHECKSUM_PIECE]
+        io.blocking_read(piece, stall)
+        crc = checksum(piece, crc)
+    return crc
+
+
+class Activity:
+    """How many of a node's streams are mid-record, each way (see :data:`BIG_RECORD`)."""
+
+    __slots__ = ("sending", "receiving")
+
+    def __init__(self) -> None:
+        self.sending = 0
+        self.receiving = 0
 
 
 class RecordStream:
@@ -116,11 +157,26 @@ class RecordStream:
             raise self._unusable()
         if self._sending:
             raise RuntimeError("one send at a time per stream: await the previous send first")
-        envelope, view = self._encode(header, data)
+        view, encoded = self._check(header, data)
         self._sending = True
+        activity = self._plane.activity
+        activity.sending += 1
         before = self._io.bytes_written
+        threaded = False
+        stall = self._ctx.options.stream_timeout
         try:
-            await self._io.send_all([envelope, view], self._ctx.options.stream_timeout)
+            seed = self._checksum(encoded, 0)
+            off_loop = view.nbytes >= BIG_RECORD and activity.sending > 1
+            if off_loop and not self._io.tls:
+                threaded = True
+                await self._io.in_thread(self._send_blocking, header, encoded, view, seed, stall)
+            else:
+                if off_loop:
+                    checksum = await st.run_in_thread(self._checksum, memoryview(view), seed)
+                else:
+                    checksum = self._checksum(view, seed)
+                envelope = self._envelope(header, encoded, view.nbytes, checksum)
+                await self._io.send_all([envelope, view], stall)
         except TimeoutError:
             self._fail(f"no progress for {self._ctx.options.stream_timeout:g}s")
             raise self._unusable() from None
@@ -128,17 +184,25 @@ class RecordStream:
             self._fail(f"connection lost: {exc or type(exc).__name__}")
             raise self._unusable() from None
         except asyncio.CancelledError:
-            if self._io.bytes_written != before:  # half a record on the wire: the stream is unusable
+            if threaded or self._io.bytes_written != before:  # (part of) a record may be on the wire
                 self._fail("a send was cancelled mid-record")
             raise
         finally:
             self._sending = False
+            activity.sending -= 1
         stats = self._ctx.stats
         stats.records_sent += 1
         stats.record_bytes_sent += view.nbytes
 
-    def _encode(self, header: Message, data: Payload) -> tuple[memoryview, memoryview]:
-        """The envelope frame (prefix included) and the data, checked against the limits."""
+    def _send_blocking(
+        self, io: LoopSocket, header: Message, encoded: bytes, view: memoryview, seed: int, stall: float
+    ) -> None:
+        """In a worker thread (:meth:`LoopSocket.in_thread`): checksum, envelope, bytes."""
+        checksum = self._checksum(view, seed)
+        io.blocking_send([self._envelope(header, encoded, view.nbytes, checksum), view], stall)
+
+    def _check(self, header: Message, data: Payload) -> tuple[memoryview, bytes]:
+        """The data as a flat view and the encoded header, checked against the limits."""
         view = payload_view(data)
         opts = self._ctx.options
         if view.nbytes > opts.max_record_bytes:
@@ -146,14 +210,22 @@ class RecordStream:
                 f"record data of {view.nbytes} bytes exceeds max_record_bytes ({opts.max_record_bytes})"
             )
         encoded = codec.encode(header)
-        checksum = self._checksum(view, self._checksum(encoded, 0))
-        body = wire.encode(wire.RecordEnvelope(header=encoded, length=view.nbytes, checksum=checksum))
-        if len(body) > opts.max_frame_size:
-            raise ValueError(
-                f"{type(header).__name__} encodes to {len(encoded)} bytes, above the maximum "
-                f"frame size of {opts.max_frame_size}; put bulk bytes in the record's data"
-            )
-        return memoryview(LENGTH_PREFIX.pack(len(body)) + body), view
+        if len(encoded) > opts.max_frame_size:  # (refused before any checksum; see _envelope)
+            raise self._too_big(header, encoded)
+        return view, encoded
+
+    def _envelope(self, header: Message, encoded: bytes, length: int, checksum: int) -> memoryview:
+        """The envelope frame, length prefix included."""
+        body = wire.encode(wire.RecordEnvelope(header=encoded, length=length, checksum=checksum))
+        if len(body) > self._ctx.options.max_frame_size:
+            raise self._too_big(header, encoded)
+        return memoryview(LENGTH_PREFIX.pack(len(body)) + body)
+
+    def _too_big(self, header: Message, encoded: bytes) -> ValueError:
+        return ValueError(
+            f"{type(header).__name__} encodes to {len(encoded)} bytes, above the maximum "
+            f"frame size of {self._ctx.options.max_frame_size}; put bulk bytes in the record's data"
+        )
 
     def _unusable(self) -> TransferError:
         if self.failure is not None:
@@ -224,8 +296,10 @@ class InboundStream:
         where: str,
         place: Place | None = None,
         delivered: Callable[[InboundStream], None] | None = None,
+        activity: Activity | None = None,
     ) -> None:
         self.ctx = ctx
+        self._activity = activity if activity is not None else Activity()
         self.src = src
         self.where = where
         self._place = place
@@ -248,8 +322,9 @@ class InboundStream:
         except TimeoutError as exc:
             self._broken(f"stalled mid-record: {exc}")
         except IncompleteRead as exc:
-            self.ctx.stats.rejected["truncated"] += 1
-            self._broken(f"truncated record: {exc}")
+            if not self._aborted:  # (an abort shuts down a socket a worker reads)
+                self.ctx.stats.rejected["truncated"] += 1
+                self._broken(f"truncated record: {exc}")
         except OSError as exc:
             if not self._aborted:
                 self._broken(f"connection lost: {exc or type(exc).__name__}")
@@ -264,6 +339,17 @@ class InboundStream:
         if not await io.read_exactly(memoryview(self._prefix), stall, idle_first=True):
             return False
         (size,) = LENGTH_PREFIX.unpack(self._prefix)
+        self._activity.receiving += 1
+        try:
+            return await self._receive_rest(size)
+        finally:
+            self._activity.receiving -= 1
+
+    async def _receive_rest(self, size: int) -> bool:
+        """The rest of a record whose envelope is ``size`` bytes."""
+        io = self._io
+        opts = self.ctx.options
+        stall = opts.stream_timeout
         if size > opts.max_frame_size:
             raise _Rejected("oversize", f"record envelope of {size} bytes (limit {opts.max_frame_size})")
         body = bytearray(size)
@@ -291,8 +377,20 @@ class InboundStream:
         else:
             data = memoryview(self._buffer_for(envelope.length))[: envelope.length]
         try:
-            await io.read_exactly(data, stall)
-            computed = self._checksum(data, self._checksum(envelope.header, 0))
+            seed = self._checksum(envelope.header, 0)
+            off_loop = envelope.length >= BIG_RECORD and self._activity.receiving > 1
+            # (views of their own: ``data`` may be released while a thread still reads)
+            if off_loop and not io.tls:
+                computed = await io.in_thread(_read_blocking, memoryview(data), stall, self._checksum, seed)
+            elif off_loop:
+                await io.read_exactly(data, stall)
+                computed = await st.run_in_thread(self._checksum, memoryview(data), seed)
+            else:
+                computed = seed
+                for pos in range(0, data.nbytes, CHECKSUM_PIECE):
+                    piece = data[pos : pos + CHECKSUM_PIECE]
+                    await io.read_exactly(piece, stall)
+                    computed = self._checksum(piece, computed)
             if computed != envelope.checksum:
                 raise _Rejected(
                     "checksum_mismatch",
@@ -345,6 +443,7 @@ class StreamPlane:
         self._place = place
         self._outbound: set[RecordStream] = set()
         self._inbound: set[InboundStream] = set()
+        self.activity = Activity()
         self._slots: set[st.SocketSlot] = set()  # connections being set up in a thread
         self._ids = itertools.count(1)
         self._stopped = False
@@ -490,7 +589,7 @@ class StreamPlane:
         _set_nodelay(sock)
         src, checksum = hello.node_id, hello.checksum
         inbound = InboundStream(
-            ctx, sock, src, checksum, self._deliver, where, self._place, self._record_delivered
+            ctx, sock, src, checksum, self._deliver, where, self._place, self._record_delivered, self.activity
         )
         self._inbound.add(inbound)
         ctx.stats.streams_accepted += 1

@@ -3,10 +3,11 @@
 Chunks wait in one shared queue and every stream pulls the next one when
 its previous send completes (*work stealing*: a fast stream simply takes
 more chunks, a slow one fewer, and nothing is assigned up front). When the
-queue runs dry while chunks are still in flight, an idle stream re-sends the
-oldest chunk that is in flight elsewhere and not yet duplicated (the
-*endgame*, as in BitTorrent): a straggling stream can no longer hold up the
-tail, and the receiver ignores whichever copy arrives second.
+queue runs dry while chunks are still in flight, an idle stream (all its own
+chunks acknowledged) re-sends the oldest chunk that is in flight elsewhere and
+not yet duplicated, one at a time (the *endgame*, as in BitTorrent): a
+straggling stream can no longer hold up the tail, and the receiver ignores
+whichever copy arrives second.
 
 Chunks count as delivered when the receiver acknowledges them. When a
 stream fails, every chunk it carried that has not been acknowledged goes
@@ -71,9 +72,13 @@ class ChunkScheduler:
             chunk = self._queue.popleft()
             if chunk not in self._acked:
                 return self._assign(chunk, stream, progress, duplicate=False)
-        if not self.endgame:
+        if not self.endgame or progress.unacked:
             return None
         # Endgame: help the slowest, oldest in-flight chunk that no one else duplicates.
+        # Only a stream whose own chunks have all been acknowledged helps: its pipe is
+        # empty, so the copy leaves at once. (A stream whose last chunks still sit in
+        # its socket buffer would only queue copies behind them: with deep buffers
+        # that duplicated up to every chunk in flight, megabytes per stream.)
         for chunk, carriers in self._in_flight.items():
             if chunk not in self._duplicated and stream not in carriers:
                 self._duplicated.add(chunk)
