@@ -27,7 +27,7 @@ class MigrationReady(Message, tag="mig-ready"):
 
 class MigrationSwitch(Message, tag="mig-switch"):
     migration: str
-    digest: str  # of the paused source memory (pre-copy); "" for post-copy
+    digest: str  # of the paused source memory (pre-copy); "": no check (post-copy, or not asked)
     postcopy: bool = False
     missing: bytes = b""  # post-copy: bitmap (numpy packbits) of pages not yet on the destination
 

@@ -263,8 +263,7 @@ class Migrator:
             if vm.missing_count() == 0:
                 self._finish_postcopy(incoming)
             return MigrationSwitched(switch.migration, True)
-        digest = vm.digest()
-        if digest != switch.digest:
+        if switch.digest and vm.digest() != switch.digest:
             incoming.state = "failed"
             return MigrationSwitched(switch.migration, False, "memory digest differs from the source's")
         vm.resume()

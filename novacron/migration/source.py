@@ -162,7 +162,7 @@ class SourceRun:
         final = np.union1d(todo, vm.sync_dirty_log())
         stats = await self._send_pages(final, paced=False)
         self._record(len(self.rounds), "stop-and-copy", paused_at, stats, final[:0])
-        digest = vm.digest()
+        digest = await self.rt.offload(vm.digest) if self.settings.verify_memory else ""
         switched: MigrationSwitched = await self.svc.ask(
             self.peer, MigrationSwitch(self.id, digest), MigrationSwitched, self.id, self.settings.timeout
         )

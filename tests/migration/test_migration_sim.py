@@ -150,3 +150,26 @@ def test_a_destination_without_a_vm_factory_refuses():
 
     with pytest.raises(MigrationError, match="accepts no migrations"):
         sim.run_until_complete("src", go, timeout=100)
+
+
+def test_a_destination_whose_memory_differs_refuses_to_resume_and_the_source_carries_on():
+    async def corrupt(rt):
+        while not m.destinations or not m.destination.present[2000]:  # outside the working set
+            await rt.sleep(0.01)
+        m.destination.versions[2000] += 7  # as if a page were damaged after it arrived
+
+    m = SimMigration()
+    with pytest.raises(MigrationError, match="digest differs"):
+        m.run(MigrationSettings.dwcp(), workload=UniformWorkload(1000, 1024), during=corrupt)
+    assert m.source.running and not m.destination.running
+
+
+def test_without_the_digest_check_the_same_damage_goes_unnoticed():
+    async def corrupt(rt):
+        while not m.destinations or not m.destination.present[2000]:
+            await rt.sleep(0.01)
+        m.destination.versions[2000] += 7
+
+    m = SimMigration()
+    report = m.run(MigrationSettings.dwcp(verify_memory=False), during=corrupt)
+    assert report.ok and not np.array_equal(m.destination.versions, m.source.versions)
