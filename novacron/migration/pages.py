@@ -22,7 +22,7 @@ simulator charges what the real encoder would send.
 
 Wire format (little-endian)::
 
-    magic "NCMB" | version u8 | pad 3 | count u32 | deltas u32 | page_size u32
+    magic "NCMB" | version u8 | flags u8 | pad 2 | count u32 | deltas u32 | page_size u32
     ids      u32 x count       (zero pages first, then delta pages, then full pages)
     kinds    u8  x count
     lengths  u32 x deltas      (each delta frame's length)
@@ -50,8 +50,10 @@ from .driver import CLASS_NAMES, RANDOM, TEXT, ZERO, ModelPages, RealPages
 from .settings import MigrationSettings
 
 MAGIC = b"NCMB"
-VERSION = 1
-_HEAD = struct.Struct("<4sB3xIII")
+VERSION = 2
+_HEAD = struct.Struct("<4sBB2xIII")
+#: Header flag: the raw full-page frame carries no checksum of its own (the transport's suffices).
+FLAG_RAW_UNCHECKED = 0x01
 KIND_ZERO, KIND_DELTA, KIND_FULL = 0, 1, 2
 #: Beyond this share of changed bytes XBZRLE's output approaches the page itself: send it full.
 DELTA_GIVE_UP_RATIO = 0.9
@@ -215,8 +217,11 @@ class BatchEncoder:
             out[:] = data[int(rows[0]) : int(rows[-1]) + 1]  # a run of pages: one memcpy
         else:
             np.take(data, rows, axis=0, out=out)
-        crc = checksum(view[head + HEADER_SIZE :])
+        checked = self.settings.checksum_raw_pages
+        crc = checksum(view[head + HEADER_SIZE :]) if checked else 0
         header = FrameHeader(Kind.PLAIN, get_codec("none"), 0, size, size, size, crc).pack()
+        if not checked:  # tell the receiver not to check what the transport already checked
+            struct.pack_into("<B", view, 5, FLAG_RAW_UNCHECKED)
         view[head : head + HEADER_SIZE] = header
         return view
 
@@ -268,7 +273,7 @@ class BatchEncoder:
             ]
         )
         tables = [
-            _HEAD.pack(MAGIC, VERSION, n, len(frames), self.page_size),
+            _HEAD.pack(MAGIC, VERSION, 0, n, len(frames), self.page_size),
             pages.ids[order].astype("<u4").tobytes(),
             kinds.tobytes(),
             np.array([len(f) for f in frames], dtype="<u4").tobytes(),
@@ -303,11 +308,13 @@ def decode_real(
     view = memoryview(payload)
     if len(view) < _HEAD.size:
         raise BatchError(f"batch of {len(view)} bytes is shorter than its {_HEAD.size}-byte header")
-    magic, version, count, deltas, size = _HEAD.unpack_from(view, 0)
+    magic, version, flags, count, deltas, size = _HEAD.unpack_from(view, 0)
     if magic != MAGIC:
         raise BatchError(f"bad batch magic {bytes(magic)!r} (expected {MAGIC!r})")
     if version != VERSION:
         raise BatchError(f"unsupported batch version {version} (this node speaks {VERSION})")
+    if flags & ~FLAG_RAW_UNCHECKED:
+        raise BatchError(f"unknown batch flags {flags:#04x}")
     if size != page_size:
         raise BatchError(f"batch page_size {size} differs from the VM's {page_size}")
     if deltas > count:
@@ -341,7 +348,11 @@ def decode_real(
                 raise BatchError(f"delta frame {i} decodes to {len(page)} bytes, not one page")
             delta_rows[i] = np.frombuffer(page, np.uint8)
             pos += int(length)
-        full = _decode_full(view[pos:], max(page_size, (count - n_zero - n_delta) * page_size))
+        full = _decode_full(
+            view[pos:],
+            max(page_size, (count - n_zero - n_delta) * page_size),
+            bool(flags & FLAG_RAW_UNCHECKED),
+        )
     except EncodingError as exc:
         raise BatchError(f"corrupt page data in batch: {exc}") from exc
     n_full = count - n_zero - n_delta
@@ -352,12 +363,13 @@ def decode_real(
     return zero_pages, RealPages(ids[n_zero + n_delta :], full_rows), RealPages(delta_ids, delta_rows)
 
 
-def _decode_full(frame: memoryview, max_size: int) -> bytes | memoryview:
-    """The full pages' frame: raw frames are checked in place and returned as a view (no copy)."""
+def _decode_full(frame: memoryview, max_size: int, unchecked: bool) -> bytes | memoryview:
+    """The full pages' frame: raw frames are returned as a view (no copy), checked in place
+    unless the sender relied on the transport's own checksums (``unchecked``)."""
     header = parse_header(frame, max_size=max_size)
     if header.kind == Kind.PLAIN and header.codec.codec_id == 0:
         body = frame[HEADER_SIZE:]
-        if checksum(body) != header.checksum:
+        if not unchecked and checksum(body) != header.checksum:
             raise EncodingError("checksum mismatch: the decoded bytes are not the ones that were encoded")
         return body
     return decode(frame, max_size=max_size)

@@ -100,16 +100,30 @@ def test_a_delta_against_the_wrong_base_is_refused_not_misapplied():
         decode_real(batch, 8, PAGE, lambda i: np.full((len(i), PAGE), 3, np.uint8))  # not what was sent
 
 
-def test_raw_pages_are_checked_too():
+def test_raw_pages_are_checked_when_asked():
     rows = memory(8)
     payload = bytearray(
-        BatchEncoder(MigrationSettings.dwcp(), 8, PAGE)
+        BatchEncoder(MigrationSettings.dwcp(checksum_raw_pages=True), 8, PAGE)
         .encode_real(RealPages(np.arange(8), rows), FAST_LINK)
         .payload
     )
     payload[-1] ^= 0x01  # a flipped bit in the last raw page
     with pytest.raises(BatchError, match="checksum mismatch"):
         decode_real(payload, 8, PAGE, lambda i: np.zeros((len(i), PAGE), np.uint8))
+
+
+def test_by_default_raw_pages_rely_on_the_transports_checksums_but_lengths_are_still_checked():
+    rows, dest = memory(8), np.zeros((8, PAGE), np.uint8)
+    payload = bytes(
+        BatchEncoder(MigrationSettings.dwcp(), 8, PAGE)
+        .encode_real(RealPages(np.arange(8), rows), FAST_LINK)
+        .payload
+    )
+    for pages in decode_real(payload, 8, PAGE, lambda i: dest[i]):
+        dest[pages.ids] = pages.data
+    assert np.array_equal(dest, rows)
+    with pytest.raises(BatchError, match="truncated"):
+        decode_real(payload[:-100], 8, PAGE, lambda i: dest[i])
 
 
 def test_the_memory_digest_sees_a_single_changed_byte():
