@@ -13,8 +13,9 @@ The four baselines:
 * :class:`EqualShare`: ``1/n`` each;
 * :class:`ProportionalToRemaining`: share proportional to the remaining megabits;
 * :class:`EarliestDeadlineFirst`: in deadline order (ties: higher priority, then smaller remaining),
-  each transfer gets everything it can use this step (``remaining / (forecast * dt)``) until the link
-  is full; any leftover is spread over the served transfers in proportion to their shares;
+  each transfer gets everything it can use this step (``remaining / (forecast * dt)``, times an
+  optional safety ``margin``, 1 by default) until the link is full; any leftover is spread over the
+  served transfers in proportion to their shares;
 * :class:`RobustMPCAllocator`: plans over the forecast horizon with a conservative forecast
   (RobustMPC: harmonic mean discounted by the recent error). In deadline order it admits each
   transfer whose deadline is still feasible, reserving the constant rate it needs to finish on time
@@ -135,19 +136,74 @@ def _edf_order(transfers: list[Transfer]) -> list[int]:
     )
 
 
+def edf_order(transfers: Sequence[Transfer]) -> list[int]:
+    """Indices of ``transfers`` in EDF service order: deadline, then higher priority, then smaller."""
+    return _edf_order(list(transfers))
+
+
+def usable_shares(forecast: np.ndarray, transfers: Sequence[Transfer], dt: float) -> np.ndarray:
+    """The share of the link each transfer can use this step: ``remaining / (forecast[0] * dt)``."""
+    first = max(float(np.asarray(forecast, dtype=float).reshape(-1)[0]), FLOOR_MBPS)
+    return np.array([t.remaining_mb for t in transfers], dtype=float) / (first * dt)
+
+
+def greedy_fill(usable: np.ndarray, order: Sequence[int]) -> np.ndarray:
+    """Serve in ``order``: each gets ``min(usable, what is left)`` until the link is full; then any
+    leftover is spread over the served ones in proportion to their shares (work-conserving).
+
+    This is EDF's fill with the service order as a parameter: the learned allocator
+    (:class:`novacron.sim.envs.bandwidth.ScoredAllocationWrapper`) only changes the order.
+    """
+    usable = np.asarray(usable, dtype=float)
+    shares = np.zeros(len(usable))
+    budget = 1.0
+    for i in order:
+        shares[i] = min(max(usable[i], 0.0), budget)
+        budget -= shares[i]
+        if budget <= 0:
+            break
+    return _fill(shares)
+
+
+def water_fill(weights: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Shares proportional to ``weights`` (> 0), capped at ``usable``; what a capped transfer cannot
+    use goes to the others in proportion to their weights. Sums to 1 (if everyone is capped, the
+    leftover is spread in proportion to the capped shares, as :func:`greedy_fill` does)."""
+    weights = np.maximum(np.asarray(weights, dtype=float), 0.0)
+    usable = np.maximum(np.asarray(usable, dtype=float), 0.0)
+    shares = np.zeros(len(weights))
+    free = weights > 0
+    budget = 1.0
+    while budget > 1e-12 and free.any():
+        proposal = budget * weights * free / weights[free].sum()
+        capped = free & (shares + proposal >= usable)
+        if not capped.any():
+            shares += proposal
+            budget = 0.0
+            break
+        budget -= float((usable[capped] - shares[capped]).sum())
+        shares[capped] = usable[capped]
+        free &= ~capped
+    return _fill(shares)
+
+
 class EarliestDeadlineFirst(Allocator):
+    """EDF; ``margin`` > 1 asks ``margin`` times the share a transfer can use on the forecast link, a
+    cushion against forecast errors (1: the plain baseline; tuned on validation files in
+    ``experiments/pba_allocation.py``, where it is reported as ``edf_margin``)."""
+
     name = "edf"
 
+    def __init__(self, *args, margin: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        if margin <= 0:
+            raise ValueError(f"margin must be > 0, got {margin}")
+        self.margin = float(margin)
+        if self.margin != 1.0:
+            self.name = "edf_margin"
+
     def shares(self, forecast, transfers, dt):
-        shares = np.zeros(len(transfers))
-        budget = 1.0
-        for i in _edf_order(transfers):
-            usable = transfers[i].remaining_mb / (forecast[0] * dt)
-            shares[i] = min(usable, budget)
-            budget -= shares[i]
-            if budget <= 0:
-                break
-        return _fill(shares)
+        return greedy_fill(self.margin * usable_shares(forecast, transfers, dt), _edf_order(transfers))
 
 
 class RobustMPCAllocator(Allocator):
@@ -206,5 +262,9 @@ __all__ = [
     "RobustMPCAllocator",
     "Transfer",
     "baselines",
+    "edf_order",
+    "greedy_fill",
     "streams_for",
+    "usable_shares",
+    "water_fill",
 ]

@@ -41,10 +41,16 @@ Reward (documented contract)
 
 :func:`allocator_action` turns an :class:`~novacron.prediction.allocation.Allocator` into an action,
 so the baselines run in the same environment as the learned policy.
+
+:class:`ScoredAllocationWrapper` is the documented option for learned allocators: same episodes and
+reward, but transfers presented in EDF order with extra features, and an action in ``[-1, 1]^K``
+that is a residual on EDF (zero action = EDF) or softmax shares. Raw continuous shares (the env's own
+action) were much harder to learn: PPO lost to EDF by ~18% after 600k steps.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,7 +60,15 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
-from novacron.prediction.allocation import Allocator, Transfer, streams_for
+from novacron.prediction.allocation import (
+    Allocator,
+    Transfer,
+    edf_order,
+    greedy_fill,
+    streams_for,
+    usable_shares,
+    water_fill,
+)
 from novacron.prediction.predictors import EWMA, Predictor
 from novacron.prediction.traces import MBPS, data_dir, load_trace, trace_files
 
@@ -113,6 +127,7 @@ class BandwidthAllocationEnv(gym.Env):
         self.observation_space = spaces.Box(0.0, 1.0, shape=(size,), dtype=np.float32)
         self.action_space = spaces.Box(0.0, 1.0, shape=(self.max_transfers,), dtype=np.float32)
         self._cap: np.ndarray | None = None
+        self._forecast_at, self._forecast = -1, np.zeros(0)
 
     @staticmethod
     def _load(traces) -> list[np.ndarray]:
@@ -137,6 +152,7 @@ class BandwidthAllocationEnv(gym.Env):
         if options and "trace_index" in options:
             self.trace_index = int(options["trace_index"])
         self._cap = self.capacities[self.trace_index]
+        self._forecast_at = -1
         self._mean_cap = max(float(self._cap.mean()), 1e-3)
         self.t = self.history  # index of the sample that is the capacity of the current step
         self.end = min(len(self._cap), self.history + self.max_steps)
@@ -236,7 +252,12 @@ class BandwidthAllocationEnv(gym.Env):
 
     def forecast(self, predictor: Predictor | None = None) -> np.ndarray:
         """Forecast capacity (Mbps) of the next ``horizon`` steps, from the samples seen so far."""
-        return np.asarray((predictor or self.predictor).predict(self.observed(), self.horizon), dtype=float)
+        if predictor is not None and predictor is not self.predictor:
+            return np.asarray(predictor.predict(self.observed(), self.horizon), dtype=float)
+        if self._forecast_at != self.t:  # the env's own forecast: computed once per step
+            self._forecast = np.asarray(self.predictor.predict(self.observed(), self.horizon), dtype=float)
+            self._forecast_at = self.t
+        return self._forecast.copy()
 
     def transfers(self) -> tuple[np.ndarray, list[Transfer]]:
         """(slot indices, transfers) of the active slots, for an :class:`Allocator`."""
@@ -287,3 +308,180 @@ def run_episode(env: BandwidthAllocationEnv, policy, seed: int, options: dict | 
         total += reward
         done = terminated or truncated
     return {"return": total, **info["metrics"]}
+
+
+#: per-slot features of :class:`ScoredAllocationWrapper` (slots in EDF order)
+RANKED_FEATURES = (
+    "remaining",
+    "time_to_deadline",
+    "priority",
+    "urgency",
+    "feasibility",
+    "edf_backlog",
+    "edf_share",
+    "active",
+)
+
+
+def _squash(x: np.ndarray) -> np.ndarray:
+    """``x / (1 + x)``: [0, inf) -> [0, 1), 1 -> 0.5 (keeps "how infeasible", unlike a clip)."""
+    x = np.maximum(x, 0.0)
+    return x / (1.0 + x)
+
+
+class ScoredAllocationWrapper(gym.Wrapper):
+    """Action and observation parameterisation for learned allocators (reward untouched).
+
+    The wrapped env is unchanged (same dynamics, reward, seeds): the wrapper only maps a learned
+    action onto the env's share action, and adds features to the observation. Transfers are
+    presented in **EDF order** (position 0 is the earliest deadline; empty slots last), so a policy
+    sees a canonical ordering instead of arbitrary slot numbers.
+
+    Observation (float32 in [0, 1]): the env's global part (throughput history, forecast, scale),
+    the fraction of slots busy, then per position :data:`RANKED_FEATURES`: the env's remaining,
+    time to deadline, priority and urgency; ``feasibility`` = squash(remaining / forecast Mb until
+    its deadline); ``edf_backlog`` = squash(remaining of it and of every transfer ahead of it in EDF
+    order / forecast Mb until its deadline), > 0.5 means EDF expects it to miss; ``edf_share`` (the
+    share EDF would give it now); active flag. squash(x) = x / (1 + x).
+
+    Action ``Box(-1, 1, (K,))``, one value per EDF position (values on empty positions ignored):
+
+    * ``mode="residual"`` (default): residual on EDF's shares. EDF serves in deadline order, each
+      transfer getting the share it can use this step on the forecast link (``remaining /
+      (forecast * dt)``) until the link is full. Here position ``j`` asks for that share times
+      ``exp(demand_scale * a_j)`` (more than it needs, as a margin against a forecast that is too
+      high, or less, to leave room for the others), then the same greedy fill. A zero action *is*
+      EDF (with ``margin``: EDF asking ``margin`` times what it can use, the ``edf_margin``
+      baseline, see :class:`~novacron.prediction.allocation.EarliestDeadlineFirst`): learning
+      starts at the baseline.
+    * ``mode="reorder"``: the service order is by ``position - reorder * a_j`` (a_j = +1 moves a
+      transfer up to ``reorder`` positions earlier), then EDF's greedy fill (with ``margin``); zero
+      is EDF too.
+    * ``mode="softmax"``: shares are the softmax of ``logit_scale * a`` over the active transfers,
+      water-filled (capped at what each can use this step, the rest to the others).
+
+    All give shares summing to 1 over the active transfers: never over-allocated, never idle while
+    something is active.
+    """
+
+    MODES = ("residual", "reorder", "softmax")
+
+    def __init__(
+        self,
+        env: gym.Env,
+        *,
+        mode: str = "residual",
+        demand_scale: float = float(np.log(4.0)),
+        margin: float = 1.0,
+        reorder: float = 4.0,
+        logit_scale: float = 3.0,
+    ) -> None:
+        super().__init__(env)
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+        if margin <= 0:
+            raise ValueError(f"margin must be > 0, got {margin}")
+        self.mode, self.demand_scale, self.margin = mode, float(demand_scale), float(margin)
+        self.reorder, self.logit_scale = float(reorder), float(logit_scale)
+        base: BandwidthAllocationEnv = env.unwrapped  # type: ignore[assignment]
+        self.base = base
+        k = base.max_transfers
+        self.n_global = base.history + base.horizon + 1
+        size = self.n_global + 1 + k * len(RANKED_FEATURES)
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(size,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(k,), dtype=np.float32)
+        self._ranked = np.zeros(0, dtype=int)  # slot index of each EDF position (active only)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        return self._observation(obs), info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(self.shares(action))
+        return self._observation(obs), reward, terminated, truncated, info
+
+    def shares(self, action) -> np.ndarray:
+        """The env action (shares per slot) for a wrapper action (scores per EDF position)."""
+        env = self.base
+        out = np.zeros(env.max_transfers, dtype=np.float32)
+        n = len(self._ranked)
+        if n == 0:
+            return out
+        score = np.clip(np.asarray(action, dtype=float).reshape(-1)[:n], -1.0, 1.0)
+        if self.mode == "residual":
+            shares = greedy_fill(self.margin * self._usable * np.exp(self.demand_scale * score), range(n))
+        elif self.mode == "reorder":
+            key = np.arange(n) - self.reorder * score
+            order = np.argsort(key, kind="stable")
+            shares = greedy_fill(self.margin * self._usable, order)
+        else:
+            logits = self.logit_scale * score
+            shares = water_fill(np.exp(logits - logits.max()), self._usable)
+        out[self._ranked] = shares
+        return out
+
+    def _observation(self, env_obs: np.ndarray) -> np.ndarray:
+        env = self.base
+        k, dt = env.max_transfers, env.dt
+        slots, transfers = env.transfers()
+        forecast = np.maximum(env.forecast(), 1e-3)
+        order = edf_order(transfers)
+        self._ranked = slots[order] if transfers else np.zeros(0, dtype=int)
+        ranked = [transfers[i] for i in order]
+        self._usable = usable_shares(forecast, ranked, dt) if ranked else np.zeros(0)
+        per = np.zeros((k, len(RANKED_FEATURES)))
+        if ranked:
+            n = len(ranked)
+            env_per = env_obs[self.n_global :].reshape(k, len(TRANSFER_FEATURES))[self._ranked]
+            remaining = np.array([t.remaining_mb for t in ranked])
+            steps = np.array([max(t.deadline_steps, 1) for t in ranked])
+            cum = np.concatenate([[0.0], np.cumsum(forecast)])
+            capacity = (
+                cum[np.minimum(steps, len(forecast))] + np.maximum(steps - len(forecast), 0) * forecast[-1]
+            ) * dt
+            per[:n, 0:4] = env_per[:, 0:4]
+            per[:n, 4] = _squash(remaining / capacity)
+            per[:n, 5] = _squash(np.cumsum(remaining) / capacity)
+            per[:n, 6] = greedy_fill(self._usable, range(n))
+            per[:n, 7] = 1.0
+        busy = float(env.active.sum()) / k
+        obs = np.concatenate([env_obs[: self.n_global], [busy], per.ravel()])
+        return np.clip(obs, 0.0, 1.0).astype(np.float32)
+
+
+class PairedBaselineReward(gym.Wrapper):
+    """Training-only control variate: reward minus a baseline allocator's reward on the same episode.
+
+    Alongside the wrapped env, a *shadow* copy of its :class:`BandwidthAllocationEnv` replays the
+    same episode (same reset seed: same trace, same arrivals) under ``allocator``, and the reward
+    passed on at step ``t`` is ``r_t - b_t``, ``b_t`` the shadow's reward at step ``t``. In this env
+    the trace and the arrivals do not depend on the actions, so ``b_t`` is a function of the episode
+    alone: subtracting it changes neither the policy gradient's expectation nor the optimal policy,
+    but it removes most of the variance (how fast the link happens to be), which otherwise swamps
+    the small differences between good allocators. ``info["env_reward"]`` keeps the env's reward.
+
+    Resets without a seed (SB3's auto-reset) draw one from the wrapper's own generator, so both
+    copies always see the same episode. Evaluate with the plain env: this wrapper is for training.
+    """
+
+    def __init__(self, env: gym.Env, allocator: Allocator) -> None:
+        super().__init__(env)
+        base: BandwidthAllocationEnv = env.unwrapped  # type: ignore[assignment]
+        self.shadow = copy.copy(base)  # same traces and parameters; state is rebuilt by reset()
+        self.shadow.np_random = np.random.default_rng(0)
+        self.allocator = allocator
+        self._seeds = np.random.default_rng()
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            self._seeds = np.random.default_rng(seed)
+        episode_seed = int(self._seeds.integers(2**31 - 1))
+        obs, info = self.env.reset(seed=episode_seed, options=options)
+        self.shadow.reset(seed=episode_seed, options=options)
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        _, baseline, *_ = self.shadow.step(allocator_action(self.shadow, self.allocator))
+        info["env_reward"] = reward
+        return obs, float(reward - baseline), terminated, truncated, info

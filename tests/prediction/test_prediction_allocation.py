@@ -80,3 +80,41 @@ def test_prediction_allocation_streams_follow_share_within_bounds():
     assert list(streams_for(np.array([0.0, 0.01, 0.5, 1.0]), 4, 16)) == [0, 4, 10, 16]
     with pytest.raises(ValueError):
         streams_for(np.array([0.5]), 8, 4)
+
+
+def test_prediction_allocation_greedy_fill_is_edf_fill_in_any_order():
+    from novacron.prediction.allocation import edf_order, greedy_fill, usable_shares
+
+    transfers = [Transfer(50, 9), Transfer(4, 1), Transfer(50, 3)]
+    usable = usable_shares(np.array([10.0]), transfers, 1.0)
+    assert usable == pytest.approx([5.0, 0.4, 5.0])
+    assert greedy_fill(usable, edf_order(transfers)) == pytest.approx(
+        EarliestDeadlineFirst().allocate([10.0], transfers).shares
+    )
+    assert greedy_fill(usable, [0, 1, 2]) == pytest.approx([1.0, 0.0, 0.0])
+    assert greedy_fill(np.array([0.1, 0.3]), [1, 0]) == pytest.approx([0.25, 0.75])  # leftover spread
+
+
+def test_prediction_allocation_water_fill_caps_and_redistributes():
+    from novacron.prediction.allocation import water_fill
+
+    # equal weights, the first can only use 0.1: the other two split the rest
+    assert water_fill(np.ones(3), np.array([0.1, 5.0, 5.0])) == pytest.approx([0.1, 0.45, 0.45])
+    assert water_fill(np.array([3.0, 1.0]), np.array([5.0, 5.0])) == pytest.approx([0.75, 0.25])
+    # everyone capped: the leftover is spread in proportion (work-conserving)
+    assert water_fill(np.ones(2), np.array([0.1, 0.3])) == pytest.approx([0.25, 0.75])
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        n = int(rng.integers(1, 9))
+        shares = water_fill(rng.random(n) + 1e-3, rng.exponential(0.3, n))
+        assert (shares >= 0).all() and shares.sum() == pytest.approx(1.0)
+
+
+def test_prediction_allocation_edf_margin_asks_more_than_the_forecast_need():
+    transfers = [Transfer(4, 1), Transfer(50, 3)]
+    assert EarliestDeadlineFirst().allocate([10.0], transfers).shares == pytest.approx([0.4, 0.6])
+    edf = EarliestDeadlineFirst(margin=1.5)
+    assert edf.name == "edf_margin" and EarliestDeadlineFirst().name == "edf"
+    assert edf.allocate([10.0], transfers).shares == pytest.approx([0.6, 0.4])
+    with pytest.raises(ValueError):
+        EarliestDeadlineFirst(margin=0.0)
