@@ -12,7 +12,11 @@
   deterministic ``predict``); ``--sb3-predict`` times SB3's ``predict`` instead.
 * ``novacron itp train --algo maskable_ppo --timesteps N --out model.zip`` trains
   on the first 70 % of the pod list (evaluation uses the last 30 % by default),
-  printing SB3's progress and writing its CSV log next to the model.
+  printing SB3's progress and writing its CSV log next to the model; ``--arch
+  host_scoring`` uses the permutation-equivariant per-host scorer of
+  :func:`novacron.placement.rl.host_scoring_policy` instead of SB3's flat MLP. (The
+  full recipe, imitation warm start and validation-based selection, is
+  ``experiments/itp_train.py``.)
   ``--algo masked_dqn`` trains :class:`novacron.placement.rl.MaskedDQN` instead
   (optionally over several ``--train-loads``, one drawn per episode), saving a
   checkpoint every ``--checkpoint-episodes`` episodes and a CSV of episode returns.
@@ -67,6 +71,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train an RL placement policy")
     _scenario_args(tr, default_split="train")
     tr.add_argument("--algo", choices=MODEL_POLICIES, default="maskable_ppo")
+    tr.add_argument(
+        "--arch",
+        choices=("mlp", "host_scoring"),
+        default="mlp",
+        help="maskable_ppo network: SB3's flat MLP, or per-host scores from one shared MLP "
+        "(permutation-equivariant; what experiments/itp_train.py uses)",
+    )
     tr.add_argument("--timesteps", type=int, default=50_000, help="environment steps (default 50000)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--n-envs", type=int, default=1, help="parallel environments (SubprocVecEnv if > 1)")
@@ -224,9 +235,18 @@ def run_train(args: argparse.Namespace) -> int:
     log_dir = args.out.with_suffix("")
     logger = configure(str(log_dir), ["csv"] if args.quiet else ["stdout", "csv"])
     n_steps = max(16, min(512, args.timesteps // args.n_envs))
+    policy, policy_kwargs = "MlpPolicy", None
+    if getattr(args, "arch", "mlp") == "host_scoring":
+        from novacron.placement.rl import host_scoring_policy
+        from novacron.sim.envs.placement import HOST_FEATURES
+
+        policy = host_scoring_policy()
+        max_hosts = args.max_hosts or args.hosts
+        policy_kwargs = {"max_hosts": max_hosts, "host_features": len(HOST_FEATURES)}
     model = MaskablePPO(
-        "MlpPolicy",
-        venv,
+        policy,
+        policy_kwargs=policy_kwargs,
+        env=venv,
         n_steps=n_steps,
         batch_size=min(64, n_steps * args.n_envs),
         gamma=0.99,

@@ -1,8 +1,9 @@
 """Heuristic placement baselines behind one :class:`Policy` interface.
 
 Every policy sees the simulator and returns a host index for the current task
-(or :data:`DEFER`). Heuristics never defer: they are work-conserving, and the
-simulator only asks when at least one host fits. Scores are numpy-vectorised
+(or :data:`DEFER`). The placement heuristics never defer: they are work-conserving,
+and the simulator only asks when at least one host fits (``admission_nearest_fit``,
+below, is the exception: it adds admission control). Scores are numpy-vectorised
 over hosts, so a decision costs a few microseconds for tens of hosts.
 
 * ``random``: uniform over feasible hosts (seeded).
@@ -15,6 +16,12 @@ over hosts, so a decision costs a few microseconds for tens of hosts.
   the task's demand and the host's free capacity, both as shares of the host.
 * ``nearest_fit``: geographic: the feasible host with the lowest RTT to the task's
   origin, best fit among equals.
+* ``admission_nearest_fit``: ``nearest_fit`` plus admission control, the one
+  heuristic that defers: a task whose resource-time (its dominant share of the
+  cluster's CPU, memory or GPU times its lifetime, in units of the patience
+  ``max_wait``) exceeds :data:`ADMISSION_THRESHOLD` is never started, so it runs out of
+  patience and is rejected, which keeps capacity for many smaller tasks. The
+  threshold was chosen on the validation split (``experiments/itp_admission.py``).
 """
 
 from __future__ import annotations
@@ -142,6 +149,32 @@ class NearestFitPolicy(_Stateless):
         return _pick_min(4.0 * rtt + _free_shares(sim, task, after=True).sum(axis=0), sim.mask())
 
 
+#: resource-time (share of the cluster x lifetime / max_wait) above which admission control rejects
+ADMISSION_THRESHOLD = 0.35
+
+
+def resource_time(sim: PlacementSim, task: int) -> float:
+    """The task's dominant share of the cluster's capacity times its lifetime, in units of ``max_wait``."""
+    h, t = sim.cluster.hosts, sim.tasks
+    share = max(t.cpu[task] / h.cpu.sum(), t.mem[task] / h.mem.sum())
+    gpu_total = float(h.gpus.sum()) * GPU_MILLI
+    if gpu_total > 0:
+        share = max(share, t.num_gpu[task] * t.gpu_milli[task] / gpu_total)
+    return float(share * t.duration[task] / sim.max_wait)
+
+
+class AdmissionNearestFitPolicy(NearestFitPolicy):
+    name = "admission_nearest_fit"
+
+    def __init__(self, threshold: float | None = None) -> None:
+        self.threshold = ADMISSION_THRESHOLD if threshold is None else float(threshold)
+
+    def select(self, sim: PlacementSim) -> int:
+        if resource_time(sim, sim.current) > self.threshold:
+            return DEFER
+        return super().select(sim)
+
+
 HEURISTICS: dict[str, Callable[[], Policy]] = {
     p.name: p
     for p in (
@@ -152,6 +185,7 @@ HEURISTICS: dict[str, Callable[[], Policy]] = {
         WorstFitPolicy,
         DotProductPolicy,
         NearestFitPolicy,
+        AdmissionNearestFitPolicy,
     )
 }
 

@@ -6,7 +6,11 @@ the number of tasks) is the *latency-weighted acceptance*::
     score = mean over tasks of  accepted_i * (1 - RTT_WEIGHT * rtt_i / rtt_max)
 
 so a policy gains most by placing every task, and a little more by placing it
-near its origin. ``rtt_max`` is the largest RTT between the cluster's regions.
+near its origin. Every task counts the same whatever its size or lifetime, so
+at high load a policy can raise the score by turning away the few tasks that
+would hold much of the cluster for a long time (admission control);
+``accepted_work`` (the share of the offered resource-time that was placed) shows
+what that costs. ``rtt_max`` is the largest RTT between the cluster's regions.
 Decision latency is passed in by the caller: timing uses the OS clock, which
 protocol code under ``novacron/`` must not touch (the CLI measures it).
 """
@@ -42,6 +46,7 @@ class EpisodeMetrics:
     decisions: int
     defers: int
     decision_latency_us: float  # mean per decision; nan if not measured
+    accepted_work: float  # share of the offered resource-time (dominant share x lifetime) that was placed
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -56,6 +61,11 @@ def summarise(sim: PlacementSim, decision_seconds: float | None = None) -> Episo
     rewards = np.where(acc, 1.0 - RTT_WEIGHT * out.rtt_ms / rtt_max if rtt_max > 0 else 1.0, 0.0)
     dur = sim.tasks.duration[acc]
     wait = out.wait[acc]
+    h, t = sim.cluster.hosts, sim.tasks
+    share = np.maximum(t.cpu / h.cpu.sum(), t.mem / h.mem.sum())
+    if h.gpus.sum() > 0:
+        share = np.maximum(share, t.num_gpu * t.gpu_milli / (h.gpus.sum() * 1000.0))
+    work = share * t.duration
     latency = float("nan")
     if decision_seconds is not None and out.decisions > 0:
         latency = decision_seconds / out.decisions * 1e6
@@ -72,6 +82,7 @@ def summarise(sim: PlacementSim, decision_seconds: float | None = None) -> Episo
         decisions=out.decisions,
         defers=out.defers,
         decision_latency_us=latency,
+        accepted_work=float(work[acc].sum() / work.sum()) if work.sum() > 0 else float("nan"),
     )
 
 

@@ -16,14 +16,20 @@ Masked DQN
     it drops into the same evaluation loops; ``save`` / ``load`` use a
     ``torch.save`` file (config + weights).
 
+Host-scoring policy
+    :func:`host_scoring_policy` is a MaskablePPO policy class whose actor scores
+    every host with one shared MLP (host features + task features -> logit) and
+    the defer action from pooled host embeddings (:class:`HostScoringExtractor`):
+    slot order does not matter, and what it learns about one host applies to all.
+
 Fast inference
     :class:`FastMaskedPolicy` wraps a trained MaskablePPO (or a :class:`MaskedDQN`):
     it keeps only the actor path (features -> policy MLP -> action logits) and
     picks the argmax of the masked logits, skipping SB3's per-call
     preprocessing, distribution objects and value head. The MLP runs as a few
     numpy matrix products on copies of the weights (about 6x faster than a
-    ``torch.no_grad`` forward for a single observation); other architectures
-    fall back to the torch forward. For
+    ``torch.no_grad`` forward for a single observation), and so does the
+    host-scoring actor; other architectures fall back to the torch forward. For
     MaskablePPO its choice equals ``model.predict(obs, action_masks=mask,
     deterministic=True)`` (the mode of the masked categorical).
 
@@ -281,6 +287,122 @@ class MaskedDQN:
         return model
 
 
+# ---------------------------------------------------------------------------- host-scoring policy
+
+
+class HostScoringExtractor(nn.Module):
+    """Permutation-equivariant scorer for ``novacron/Placement-v0`` observations.
+
+    One small MLP embeds every host slot together with the task features (shared
+    weights across hosts, so what it learns about one host applies to all and the
+    policy does not depend on slot order); a linear head turns each embedding
+    into that host's logit. The defer logit comes from an MLP over the task
+    features and the mean and max of the embeddings of present hosts. Output:
+    ``[host logits (max_hosts), defer logit, pooled features]``; the policy's
+    action head takes the first ``max_hosts + 1`` entries, the value head reads all.
+    """
+
+    def __init__(self, observation_space, max_hosts: int, host_features: int, hidden: int = 64) -> None:
+        super().__init__()
+        n_obs = int(observation_space.shape[0])
+        self.max_hosts, self.host_features = int(max_hosts), int(host_features)
+        self.task_features = n_obs - self.max_hosts * self.host_features
+        if self.task_features <= 0:
+            raise ValueError(f"observation of size {n_obs} is too small for {max_hosts} x {host_features}")
+        self.pooled_dim = 2 * hidden + self.task_features
+        self.features_dim = self.max_hosts + 1 + self.pooled_dim
+        self.host_net = nn.Sequential(
+            nn.Linear(self.host_features + self.task_features, hidden),
+            nn.Tanh(),
+            nn.Linear(hidden, hidden),
+            nn.Tanh(),
+        )
+        self.host_score = nn.Linear(hidden, 1)
+        self.defer_net = nn.Sequential(nn.Linear(self.pooled_dim, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        for head in (self.host_score, self.defer_net[-1]):
+            nn.init.orthogonal_(head.weight, gain=0.01)
+            nn.init.zeros_(head.bias)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        batch = obs.shape[0]
+        split = self.max_hosts * self.host_features
+        hosts = obs[:, :split].reshape(batch, self.max_hosts, self.host_features)
+        task = obs[:, split:]
+        x = torch.cat([hosts, task.unsqueeze(1).expand(batch, self.max_hosts, self.task_features)], dim=-1)
+        emb = self.host_net(x)  # (batch, hosts, hidden), tanh in [-1, 1]
+        present = hosts[..., :1]  # slot 0 of the host features is the presence flag
+        mean = (emb * present).sum(dim=1) / present.sum(dim=1).clamp(min=1.0)
+        top = (emb * present + (present - 1.0) * 2.0).max(dim=1).values
+        pooled = torch.cat([mean, top, task], dim=-1)
+        scores = self.host_score(emb).squeeze(-1)
+        return torch.cat([scores, self.defer_net(pooled), pooled], dim=-1)
+
+
+class FirstN(nn.Module):
+    """The first ``out_features`` entries of the input (the logits the extractor already made)."""
+
+    def __init__(self, out_features: int) -> None:
+        super().__init__()
+        self.out_features = int(out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., : self.out_features]
+
+
+def host_scoring_policy():
+    """The MaskablePPO policy class using :class:`HostScoringExtractor` (sb3-contrib imported lazily)."""
+    global _HOST_SCORING_POLICY
+    if _HOST_SCORING_POLICY is None:
+        from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+        from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+        class _Extractor(BaseFeaturesExtractor):
+            def __init__(self, observation_space, max_hosts: int, host_features: int, hidden: int = 64):
+                inner = HostScoringExtractor(observation_space, max_hosts, host_features, hidden)
+                super().__init__(observation_space, features_dim=inner.features_dim)
+                self.inner = inner
+
+            def forward(self, obs):
+                return self.inner(obs)
+
+        class HostScoringPolicy(MaskableActorCriticPolicy):
+            """Actor: equivariant host logits + defer logit; critic: MLP over the pooled features."""
+
+            def __init__(self, *args, max_hosts: int, host_features: int, hidden: int = 64, **kwargs):
+                kwargs.setdefault("net_arch", {"pi": [], "vf": [128, 128]})
+                kwargs["features_extractor_class"] = _Extractor
+                kwargs["features_extractor_kwargs"] = {
+                    "max_hosts": max_hosts,
+                    "host_features": host_features,
+                    "hidden": hidden,
+                }
+                super().__init__(*args, **kwargs)
+
+            def _build(self, lr_schedule) -> None:
+                super()._build(lr_schedule)
+                self.action_net = FirstN(self.action_space.n)
+                for head in (
+                    self.features_extractor.inner.host_score,
+                    self.features_extractor.inner.defer_net[-1],
+                ):
+                    nn.init.orthogonal_(head.weight, gain=0.01)
+                    nn.init.zeros_(head.bias)
+                self.optimizer = self.optimizer_class(
+                    self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+                )
+
+        HostScoringPolicy.__module__ = __name__
+        HostScoringPolicy.__qualname__ = "HostScoringPolicy"
+        _Extractor.__module__ = __name__
+        _Extractor.__qualname__ = "HostScoringFeatures"
+        HostScoringPolicy._extractor_class = _Extractor
+        _HOST_SCORING_POLICY = HostScoringPolicy
+    return _HOST_SCORING_POLICY
+
+
+_HOST_SCORING_POLICY = None
+
+
 # ---------------------------------------------------------------------------- fast inference
 
 
@@ -303,8 +425,14 @@ class FastMaskedPolicy:
             net = nn.Sequential(extractor, policy.mlp_extractor.policy_net, policy.action_net)
         self.net = net.eval()
         self.n_actions = int(net[-1].out_features)
-        self._layers = self._numpy_layers(self.net)
-        n_in = next(m.in_features for m in net.modules() if isinstance(m, nn.Linear))
+        scorer = getattr(net[0], "inner", None)
+        self._host_scoring = _NumpyHostScoring(scorer) if isinstance(scorer, HostScoringExtractor) else None
+        self._layers = None if self._host_scoring else self._numpy_layers(self.net)
+        space = getattr(model, "observation_space", None)
+        if space is not None and getattr(space, "shape", None):
+            n_in = int(np.prod(space.shape))
+        else:
+            n_in = next(m.in_features for m in net.modules() if isinstance(m, nn.Linear))
         self.logits(np.zeros(n_in, dtype=np.float32))  # warm up: first calls pay one-off set-up costs
 
     @staticmethod
@@ -325,6 +453,8 @@ class FastMaskedPolicy:
 
     def logits(self, obs: np.ndarray) -> np.ndarray:
         """Action logits (Q-values for DQN) of one observation."""
+        if self._host_scoring is not None:
+            return self._host_scoring(obs)[: self.n_actions]
         if self._layers is None:
             with torch.no_grad():
                 return self.net(torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1))[0].numpy()
@@ -341,6 +471,35 @@ class FastMaskedPolicy:
         if action_masks is not None:
             out = np.where(action_masks, out, -np.inf)
         return int(np.argmax(out)), None
+
+
+class _NumpyHostScoring:
+    """:class:`HostScoringExtractor`'s logits for one observation, as numpy products (no torch call)."""
+
+    def __init__(self, net: HostScoringExtractor) -> None:
+        def weights(layer: nn.Linear):
+            w = np.ascontiguousarray(layer.weight.detach().numpy().T, dtype=np.float32)
+            return w, layer.bias.detach().numpy().astype(np.float32)
+
+        self.max_hosts, self.host_features = net.max_hosts, net.host_features
+        self.h1, self.h2 = weights(net.host_net[0]), weights(net.host_net[2])
+        self.score = weights(net.host_score)
+        self.d1, self.d2 = weights(net.defer_net[0]), weights(net.defer_net[2])
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.asarray(obs, dtype=np.float32).reshape(-1)
+        split = self.max_hosts * self.host_features
+        hosts = obs[:split].reshape(self.max_hosts, self.host_features)
+        task = obs[split:]
+        x = np.concatenate([hosts, np.broadcast_to(task, (self.max_hosts, len(task)))], axis=1)
+        emb = np.tanh(np.tanh(x @ self.h1[0] + self.h1[1]) @ self.h2[0] + self.h2[1])
+        present = hosts[:, :1]
+        mean = (emb * present).sum(axis=0) / max(float(present.sum()), 1.0)
+        top = (emb * present + (present - 1.0) * 2.0).max(axis=0)
+        pooled = np.concatenate([mean, top, task])
+        scores = emb @ self.score[0][:, 0] + self.score[1][0]
+        defer = np.tanh(pooled @ self.d1[0] + self.d1[1]) @ self.d2[0] + self.d2[1]
+        return np.concatenate([scores, defer])
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
@@ -362,3 +521,13 @@ def load_model(kind: str, path: str | Path):
     if kind == "masked_dqn":
         return MaskedDQN.load(path)
     raise ValueError(f"unknown model kind {kind!r}; choose from {', '.join(MODEL_KINDS)}")
+
+
+def __getattr__(name: str):
+    # the SB3 classes are built on first use (sb3-contrib is imported lazily); exposing them as
+    # module attributes lets pickle find them by reference when a saved model is loaded
+    if name == "HostScoringPolicy":
+        return host_scoring_policy()
+    if name == "HostScoringFeatures":
+        return host_scoring_policy()._extractor_class
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

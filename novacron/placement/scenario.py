@@ -43,7 +43,8 @@ class Scenario:
 
     ``load`` is the offered load on the bottleneck resource (see
     :func:`~novacron.placement.cluster.make_workload`); ``split`` picks the
-    time-ordered train (first 70 %) or test (last 30 %) part of the pod list;
+    time-ordered train (first 70 %) or test (last 30 %) part of the pod list, or
+    the two parts of train used for model selection, fit (0-55 %) and val (55-70 %);
     ``max_wait`` (seconds) is how long a task waits before it is rejected
     (default: the median lifetime in the episode).
 

@@ -60,6 +60,17 @@ class Outcomes:
     defers: int = 0
 
 
+@dataclass(frozen=True)
+class Releases:
+    """Running tasks as parallel arrays (see :meth:`PlacementSim.releases`)."""
+
+    end: np.ndarray  # seconds
+    host: np.ndarray  # int
+    cpu: np.ndarray
+    mem: np.ndarray
+    gpu: np.ndarray  # GPU milli in total (num_gpu * gpu_milli)
+
+
 class PlacementSim:
     """One episode: a cluster, a workload, and the event loop between decisions."""
 
@@ -138,6 +149,22 @@ class PlacementSim:
         if total <= 0:
             return 0.0
         return float(1.0 - (self.cpu_free * host_ok).sum() / total)
+
+    def releases(self) -> Releases:
+        """The running tasks as arrays: end time, host, and the CPU, memory, GPU they give back."""
+        run = self._running
+        if not run:
+            empty = np.zeros(0)
+            return Releases(empty, np.zeros(0, dtype=np.int64), empty, empty, empty)
+        t = self.tasks
+        task = np.fromiter((r[1] for r in run), dtype=np.int64, count=len(run))
+        return Releases(
+            end=np.fromiter((r[0] for r in run), dtype=np.float64, count=len(run)),
+            host=np.fromiter((r[2] for r in run), dtype=np.int64, count=len(run)),
+            cpu=t.cpu[task],
+            mem=t.mem[task],
+            gpu=t.num_gpu[task] * t.gpu_milli[task],
+        )
 
     # ----------------------------------------------------------------- actions
 

@@ -5,12 +5,21 @@ presents queued tasks in arrival order and skips those that fit nowhere right no
 
 Observation
     A flat float32 vector in [0, 1]: for each of ``max_hosts`` slots
-    :data:`HOST_FEATURES` (presence flag, free and total CPU/memory/GPU, GPUs
-    that could take the task, region, RTT to the task's origin, fits flag; all
-    zero for absent slots), then :data:`TASK_FEATURES` of the current task.
-    CPU and memory are scaled by the largest host of the node list, GPU by 8
-    GPUs x 1000 milli, RTT by the largest RTT between the cluster's regions,
-    lifetimes by ``log1p`` of a 30-day lifetime.
+    :data:`HOST_FEATURES` (all zero for absent slots), then :data:`TASK_FEATURES`
+    of the current task. Per host: presence flag, free and total CPU/memory/GPU,
+    GPUs that could take the task, region, RTT to the task's origin, fits flag,
+    whether the host is in the origin's nearest region, the free CPU/memory/GPU
+    shares left if the task went there (a best-fit signal), the time until its
+    next running task ends (in units of the patience ``max_wait``), the share it
+    gets back within one patience window, and whether the task would fit once
+    that is back. Per task: its demands, origin, lifetime, time waited, queue
+    length and episode progress, then its resource-time (dominant share of the
+    cluster times lifetime over ``max_wait``, log-scaled), the undecided and
+    total queued tasks, cluster CPU and GPU utilisation, the share of hosts
+    that fit it, whether a host in its nearest region fits, and the queue's
+    total dominant share. CPU and memory are scaled by the largest host of the
+    node list, GPU by 8 GPUs x 1000 milli, RTT by the largest RTT between the
+    cluster's regions, lifetimes by ``log1p`` of a 30-day lifetime.
 
 Action
     ``Discrete(max_hosts + 1)``: a host slot, or ``max_hosts`` to defer (the task
@@ -26,7 +35,9 @@ Reward (primary objective)
     :mod:`novacron.placement.metrics`, the number the heuristics are compared on.
 
 Episodes are deterministic under ``reset(seed=...)``: the seed picks the task
-window, origins and arrival scaling; the hosts are fixed by ``cluster_seed``.
+window, origins and arrival scaling (and, with ``loads=(...)``, the episode's
+load among those); the hosts are fixed by ``cluster_seed``. ``options={"load": x}``
+sets one episode's load.
 """
 
 from __future__ import annotations
@@ -56,6 +67,13 @@ HOST_FEATURES = (
     "region",
     "rtt_to_origin",
     "fits",
+    "local",
+    "cpu_free_after",
+    "mem_free_after",
+    "gpu_free_after",
+    "next_release",
+    "releasing_share",
+    "fits_after_release",
 )
 TASK_FEATURES = (
     "cpu",
@@ -67,6 +85,14 @@ TASK_FEATURES = (
     "waited",
     "queue_length",
     "progress",
+    "log_area",
+    "queue_behind",
+    "queue_total",
+    "cpu_utilisation",
+    "gpu_utilisation",
+    "hosts_fitting",
+    "local_fits",
+    "queue_area",
 )
 _MAX_LIFETIME_S = 30 * 86400.0
 
@@ -89,6 +115,9 @@ class PlacementEnv(gym.Env):
         split: str = "train",
         max_wait: float | None = None,
         scenario: Scenario | None = None,
+        loads: tuple[float, ...] | list[float] | None = None,
+        shaping: float = 0.0,
+        shaping_gamma: float = 0.99,
     ) -> None:
         super().__init__()
         if scenario is None:
@@ -103,6 +132,11 @@ class PlacementEnv(gym.Env):
                 max_wait=max_wait,
             )
         self.scenario = scenario
+        #: when given, each reset without an explicit ``options["load"]`` draws one of these loads
+        self.loads = tuple(float(x) for x in loads) if loads else None
+        #: potential-based shaping (Ng et al. 1999): reward + gamma * phi(s') - phi(s), with
+        #: phi = -shaping * (committed resource-time of running tasks, in cluster x max_wait units)
+        self.shaping, self.shaping_gamma = float(shaping), float(shaping_gamma)
         self.max_hosts = scenario.n_hosts if max_hosts is None else int(max_hosts)
         if self.max_hosts < scenario.n_hosts:
             raise ValueError(f"max_hosts ({self.max_hosts}) < n_hosts ({scenario.n_hosts})")
@@ -118,6 +152,8 @@ class PlacementEnv(gym.Env):
         self.action_space = spaces.Discrete(self.max_hosts + 1)
         self.sim: PlacementSim | None = None
         self._static = self._static_host_features()
+        h = self.cluster.hosts
+        self._totals = (float(h.cpu.sum()), float(h.mem.sum()), float(h.gpus.sum() * GPU_MILLI))
 
     # ------------------------------------------------------------------ gymnasium API
 
@@ -127,8 +163,12 @@ class PlacementEnv(gym.Env):
         scenario = self.scenario
         if options and "load" in options:
             scenario = replace(scenario, load=float(options["load"]))
+        elif self.loads:
+            scenario = replace(scenario, load=self.loads[int(self.np_random.integers(len(self.loads)))])
         self.sim = scenario.episode(episode_seed, self.cluster)
-        return self._observation(), {"episode_seed": episode_seed}
+        self.episode_load = scenario.load
+        self._phi = self._potential() if self.shaping else 0.0
+        return self._observation(), {"episode_seed": episode_seed, "load": scenario.load}
 
     def step(self, action):
         sim = self._require_sim()
@@ -145,8 +185,14 @@ class PlacementEnv(gym.Env):
             reward = placement_reward(rtt, self._rtt_norm)
         terminated = sim.done
         info: dict[str, Any] = {"invalid_action": invalid}
+        if self.shaping:
+            phi_next = 0.0 if terminated else self._potential()
+            info["unshaped_reward"] = reward
+            reward += self.shaping_gamma * phi_next - self._phi
+            self._phi = phi_next
         if terminated:
             info["metrics"] = summarise(sim).as_dict()
+            info["load"] = self.episode_load
         return self._observation(), float(reward), terminated, False, info
 
     def action_masks(self) -> np.ndarray:
@@ -182,15 +228,46 @@ class PlacementEnv(gym.Env):
         hosts = self._static.copy()
         hosts[:n, 1] = sim.cpu_free / self._cpu_norm
         hosts[:n, 3] = sim.mem_free / self._mem_norm
-        hosts[:n, 5] = np.clip(sim.gpu_free, 0.0, None).sum(axis=1) / (MAX_GPUS * GPU_MILLI)
+        gpu_free = np.clip(sim.gpu_free, 0.0, None).sum(axis=1)
+        hosts[:n, 5] = gpu_free / (MAX_GPUS * GPU_MILLI)
         task_features = np.zeros(len(TASK_FEATURES))
         task = sim.current
         if task is not None:
             t = sim.tasks
+            h = sim.cluster.hosts
+            mask = sim.mask()
+            rtt = sim.host_rtt_ms[t.origin[task]]
+            local = rtt <= rtt.min()
+            gpu_demand = float(t.num_gpu[task] * t.gpu_milli[task])
+            gpu_cap = h.gpus * float(GPU_MILLI)
             if t.num_gpu[task] > 0:
                 hosts[:n, 7] = (sim.gpu_free >= t.gpu_milli[task]).sum(axis=1) / MAX_GPUS
-            hosts[:n, 9] = sim.host_rtt_ms[t.origin[task]] / self._rtt_norm
-            hosts[:n, 10] = sim.mask()
+            hosts[:n, 9] = rtt / self._rtt_norm
+            hosts[:n, 10] = mask
+            hosts[:n, 11] = local
+            # free shares of each host after placing the task there (best-fit signal)
+            hosts[:n, 12] = (sim.cpu_free - t.cpu[task]) / h.cpu
+            hosts[:n, 13] = (sim.mem_free - t.mem[task]) / h.mem
+            hosts[:n, 14] = np.divide(gpu_free - gpu_demand, gpu_cap, out=np.zeros(n), where=gpu_cap > 0)
+            # what the running tasks give back within the patience window
+            rel = sim.releases()
+            soon = rel.end - sim.clock <= sim.max_wait
+            next_end = np.full(n, np.inf)
+            np.minimum.at(next_end, rel.host, rel.end - sim.clock)
+            hosts[:n, 15] = np.minimum(next_end / sim.max_wait, 1.0)
+            cpu_back = np.bincount(rel.host[soon], weights=rel.cpu[soon], minlength=n)
+            mem_back = np.bincount(rel.host[soon], weights=rel.mem[soon], minlength=n)
+            gpu_back = np.bincount(rel.host[soon], weights=rel.gpu[soon], minlength=n)
+            gpu_back_share = np.divide(gpu_back, gpu_cap, out=np.zeros(n), where=gpu_cap > 0)
+            hosts[:n, 16] = np.maximum(cpu_back / h.cpu, gpu_back_share)
+            hosts[:n, 17] = (
+                (sim.cpu_free + cpu_back >= t.cpu[task])
+                & (sim.mem_free + mem_back >= t.mem[task])
+                & (gpu_free + gpu_back >= gpu_demand)
+                & (h.gpus >= t.num_gpu[task])
+            )
+            undecided = len(sim.queue) - sim._cursor - 1
+            queued = np.asarray(sim.queue, dtype=np.int64)
             task_features[:] = (
                 t.cpu[task] / self._cpu_norm,
                 t.mem[task] / self._mem_norm,
@@ -201,6 +278,36 @@ class PlacementEnv(gym.Env):
                 (sim.clock - t.arrival[task]) / sim.max_wait,
                 len(sim.queue) / len(t),
                 (sim.outcomes.placed.sum() + sim.outcomes.rejected.sum()) / len(t),
+                # resource-time the task holds, as a share of the cluster over one patience window
+                np.log10(max(self._dominant_share(task) * t.duration[task] / sim.max_wait, 1e-6)) / 6.0 + 1.0,
+                undecided / 32.0,
+                len(sim.queue) / 32.0,
+                1.0 - sim.cpu_free.sum() / h.cpu.sum(),
+                1.0 - gpu_free.sum() / gpu_cap.sum() if gpu_cap.sum() > 0 else 0.0,
+                mask.sum() / n,
+                float((mask & local).any()),
+                sum(self._dominant_share(q) for q in queued[:64]) / 2.0,
             )
         obs = np.concatenate([hosts.ravel(), task_features])
         return np.clip(obs, 0.0, 1.0).astype(np.float32)
+
+    def _potential(self) -> float:
+        sim = self._require_sim()
+        rel = sim.releases()
+        if len(rel.end) == 0:
+            return 0.0
+        totals = self._totals
+        share = np.maximum(rel.cpu / totals[0], rel.mem / totals[1])
+        if totals[2] > 0:
+            share = np.maximum(share, rel.gpu / totals[2])
+        return -self.shaping * float((share * (rel.end - sim.clock)).sum()) / sim.max_wait
+
+    def _dominant_share(self, task: int) -> float:
+        """The task's largest demand as a share of the cluster's total CPU, memory or GPU."""
+        sim = self.sim
+        t = sim.tasks
+        totals = self._totals
+        share = max(t.cpu[task] / totals[0], t.mem[task] / totals[1])
+        if totals[2] > 0:
+            share = max(share, t.num_gpu[task] * t.gpu_milli[task] / totals[2])
+        return float(share)

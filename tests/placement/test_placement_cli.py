@@ -52,7 +52,8 @@ def test_placement_cli_bad_csv_is_a_clear_error(tmp_path, capsys):
 @pytest.mark.timeout(120)
 def test_placement_cli_tiny_train_then_evaluate_model(tmp_path, capsys):
     out = tmp_path / "ppo.zip"
-    assert run(["itp", "train", "--timesteps", "128", "--out", str(out), "--quiet", *SMALL]) == 0
+    argv = ["itp", "train", "--timesteps", "128", "--arch", "host_scoring", "--out", str(out), "--quiet"]
+    assert run([*argv, *SMALL]) == 0
     assert out.is_file() and (tmp_path / "ppo" / "progress.csv").is_file()
     capsys.readouterr()
     argv = ["itp", "evaluate", "--policy", "maskable_ppo", "--model", str(out), "--episodes", "1", "--json"]

@@ -117,7 +117,9 @@ def test_placement_heuristics_run_deterministically(name):
     b = run_episode(SMALL.episode(seed=4), make_policy(name), seed=4)
     assert a.as_dict().keys() == b.as_dict().keys()
     assert str(a) == str(b)  # nan-safe equality
-    assert 0 < a.acceptance_rate <= 1 and 0 <= a.fragmentation <= 1 and a.defers == 0
+    assert 0 < a.acceptance_rate <= 1 and 0 <= a.fragmentation <= 1
+    assert a.defers == 0 or name == "admission_nearest_fit"  # the only heuristic that defers
+    assert 0 < a.accepted_work <= 1
     assert 0 < a.score <= a.acceptance_rate
     assert np.isnan(a.decision_latency_us)
 
