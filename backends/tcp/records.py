@@ -74,7 +74,13 @@ Place = Callable[[str, Message, int], "memoryview | None"]
 #: a thread hop per record is cheap). A lone stream stays on the loop: there is
 #: nothing to overlap with, and a hop per record only adds latency (2-4x slower
 #: at 512 KiB records, see :mod:`.loopsocket`).
-BIG_RECORD = 1024 * 1024
+#:
+#: **Off by default** (``None``). Measured both ways, AMST 1 GiB over 8 streams against iperf3 -P 8
+#: on loopback: on a machine starved by other work (load 7-11 on 2 vCPUs) moving records off the
+#: loop won (about 1.1x iperf3 against about 0.6x); on the same machine idle it lost (0.42x with,
+#: 0.63x without, 3 interleaved runs each, 2026-11-28): the thread hop and GIL hand-offs cost more
+#: than a second core gains when the loop is not starved. Set a size (e.g. 1 MiB) to turn it on.
+BIG_RECORD: int | None = None
 
 #: A receiver checksums a record's data piece by piece as it arrives, while
 #: each piece is still in the core's cache (a 4 MiB record checksummed whole,
@@ -166,7 +172,7 @@ class RecordStream:
         stall = self._ctx.options.stream_timeout
         try:
             seed = self._checksum(encoded, 0)
-            off_loop = view.nbytes >= BIG_RECORD and activity.sending > 1
+            off_loop = BIG_RECORD is not None and view.nbytes >= BIG_RECORD and activity.sending > 1
             if off_loop and not self._io.tls:
                 threaded = True
                 await self._io.in_thread(self._send_blocking, header, encoded, view, seed, stall)
@@ -378,7 +384,9 @@ class InboundStream:
             data = memoryview(self._buffer_for(envelope.length))[: envelope.length]
         try:
             seed = self._checksum(envelope.header, 0)
-            off_loop = envelope.length >= BIG_RECORD and self._activity.receiving > 1
+            off_loop = (
+                BIG_RECORD is not None and envelope.length >= BIG_RECORD and self._activity.receiving > 1
+            )
             # (views of their own: ``data`` may be released while a thread still reads)
             if off_loop and not io.tls:
                 computed = await io.in_thread(_read_blocking, memoryview(data), stall, self._checksum, seed)

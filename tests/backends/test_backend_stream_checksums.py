@@ -43,7 +43,9 @@ class Sink:
 
 @pytest.fixture
 def offloads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """What record streams hand to a worker thread: "checksum", or moving a record's bytes."""
+    """What record streams hand to a worker thread: "checksum", or moving a record's bytes (with
+    moving big records off the loop turned on: it is off by default, see ``records.BIG_RECORD``)."""
+    monkeypatch.setattr(records, "BIG_RECORD", 1 << 20)
     seen: list[str] = []
     run_in_thread = streams.run_in_thread
 
