@@ -1,0 +1,18 @@
+"""Suite-wide set-up: nothing a test does may leave files outside its own temporary directories."""
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _sb3_logs_in_a_temporary_directory(tmp_path_factory):
+    """Stable-Baselines3 creates a log folder for every model it builds (``/tmp/SB3-<date>``
+    unless ``SB3_LOGDIR`` says otherwise); keep them in pytest's temporary directory."""
+    previous = os.environ.get("SB3_LOGDIR")
+    os.environ["SB3_LOGDIR"] = str(tmp_path_factory.mktemp("sb3-logs"))
+    yield
+    if previous is None:
+        os.environ.pop("SB3_LOGDIR", None)
+    else:
+        os.environ["SB3_LOGDIR"] = previous
