@@ -26,6 +26,7 @@ import numpy as np
 from novacron.encoding import CostModel
 from novacron.runtime import Message, Payload, Runtime, VirtualPayload
 from novacron.transport import AMST
+from novacron.transport.policy import StreamController
 
 from .driver import DestinationVM, ModelPages, SourceVM
 from .messages import (
@@ -98,6 +99,8 @@ class Migrator:
         self.cost_model = cost_model or CostModel.load()
         self.incoming: dict[str, Incoming] = {}
         self.batch_buffers: list[bytearray] = []  # reused by every migration from this node
+        #: stream counts learnt per peer (DWCP settings: the mode's range, then hill climbing)
+        self.stream_counts = StreamController(1, 512)
         self._by_src: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._waiters: dict[tuple[type, str], Any] = {}

@@ -41,8 +41,8 @@ from .service import TAG, MigrationError, Migrator, UrgentPages
 from .settings import MigrationSettings
 
 _PREDICTORS = {"last": LastValue, "harmonic": HarmonicMean, "robust": RobustMPC}
-#: Fewest samples the predictors look at (the MPC family uses the last 5).
-_HISTORY = 5
+#: Throughput samples the predictor is given (the MPC family looks at the last 5 of them).
+_HISTORY = 20
 
 
 class SourceRun:
@@ -50,10 +50,8 @@ class SourceRun:
         self.svc, self.rt, self.vm, self.peer, self.settings, self.id = svc, svc.rt, vm, peer, settings, id
         self.mode = svc.mode_of(peer)
         if settings.streams is None:
-            controller = getattr(svc, "controller", None) or StreamController(1, 512)
-            svc.controller = controller  # type: ignore[attr-defined]
-            self.controller: StreamController | None = controller
-            self.streams = controller.streams_for(peer, self.mode)
+            self.controller: StreamController | None = svc.stream_counts
+            self.streams = svc.stream_counts.streams_for(peer, self.mode)
             self.congestion: str | None = choose_congestion("adaptive", self.mode)
         else:
             self.controller, self.streams, self.congestion = None, settings.streams, None
@@ -82,6 +80,7 @@ class SourceRun:
         self._round_done = BatchStats()
         self._urgent: list[np.ndarray] = []
         self._urgent_wake: Any = None
+        self._urgent_pages = 0
         self.postcopy_stats: dict[str, float] = {}
 
     # -- the whole migration -------------------------------------------------------------------
@@ -173,7 +172,7 @@ class SourceRun:
     def _expected_downtime(self, dirty_pages: int) -> float:
         if not self.page_rates:
             return float("inf")
-        rate = float(self.predictor.predict(np.asarray(self.page_rates[-4 * _HISTORY :]), 1)[0])
+        rate = float(self.predictor.predict(np.asarray(self.page_rates[-_HISTORY:]), 1)[0])
         if rate <= 0:
             return float("inf")
         # + 2.5 RTT, the fixed part of the downtime: the last transfer opens its streams (1 RTT),
@@ -327,8 +326,6 @@ class SourceRun:
             "guest_faults": float(done.faults),
             "guest_stalled_s": done.stalled,
         }
-
-    _urgent_pages = 0
 
     def on_fault(self, ids: np.ndarray) -> None:
         """The destination's guest faulted on ``ids``: send them next, on the urgent stream."""
