@@ -25,14 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"n_hosts": 6, "n_tasks": 60, "load": 0.9}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_placement_fit_val_test_splits_are_disjoint_and_time_ordered():
     tasks = load_tasks()
     fit, val, train, test = (split_tasks(tasks, s) for s in ("fit", "val", "train", "test"))

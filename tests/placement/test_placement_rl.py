@@ -6,7 +6,6 @@ import argparse
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from novacron.cli import itp_cmd
@@ -21,14 +20,6 @@ from novacron.placement.rl import (
 from novacron.sim.envs.placement import PlacementEnv
 
 SMALL = {"n_hosts": 6, "n_tasks": 60, "load": 0.9}
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_placement_rl_masked_argmax_and_max_skip_masked_entries():
