@@ -4,9 +4,10 @@ A stream carries *records*, each a typed header (a
 :class:`~novacron.runtime.Message`) plus raw data, in order, to the peer's
 handler for that header type. On the wire (``NCs1`` connections, see
 :mod:`.wire`) a record is a length-prefixed :class:`~.wire.RecordEnvelope`
-frame (the header encoded by :data:`~novacron.runtime.codec`, the data
-length, a checksum over header and data: ISA-L's CRC-32 by default, see
-:data:`.streams.PREFERRED_CHECKSUM`) followed by the data itself.
+frame (the header encoded by :data:`~novacron.runtime.codec` and the data
+length) followed by the data itself and a :data:`~.wire.RECORD_TRAILER` with
+the checksum over header and data (ISA-L's CRC-32 by default, see
+:data:`.streams.PREFERRED_CHECKSUM`).
 
 Where the work happens, and why:
 
@@ -16,15 +17,16 @@ Where the work happens, and why:
   :func:`.streams.accept_stream`) in a worker thread: once per stream, and a
   TLS handshake's crypto then runs off the event loop.
 * **Moving records** happens on the event loop, on the now non-blocking
-  socket (:class:`.loopsocket.LoopSocket`): ``sendmsg`` of the envelope and
-  the caller's memoryview in one system call on the sending side,
-  ``recv_into`` a reusable per-stream buffer (or where the protocol places
-  the data) on the receiving side. A thread hop per 512 KiB record measured
+  socket (:class:`.loopsocket.LoopSocket`): ``sendmsg`` of memoryviews of
+  the caller's data, a :data:`CHECKSUM_PIECE` at a time, each checksummed
+  just before it goes, on the sending side; ``recv_into`` a reusable
+  per-stream buffer (or where the protocol places the data), checksummed
+  piece by piece as it arrives, on the receiving side. A thread hop per 512 KiB record measured
   two to four times slower on loopback (see :mod:`.loopsocket`), and the
   receiving handler must run on the loop anyway. The exception: a record of
   :data:`BIG_RECORD` or more while other streams of the node are mid-record
   too is moved (and checksummed) by a worker thread on plain TCP, or only
-  checksummed by one with TLS, so that a node's busy streams are not all
+  checksummed by one on the receiving side with TLS, so that a node's busy streams are not all
   copied by one core (AMST over 8 streams: ~0.75x -> ~1.0x of ``rt.transfer``).
 
 Failure rules: a stream that breaks (reset, peer closed or crashed, no
@@ -43,7 +45,7 @@ import itertools
 import logging
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from novacron.runtime import Message, Payload, TransferError, WireError, codec
@@ -68,8 +70,8 @@ Place = Callable[[str, Message, int], "memoryview | None"]
 #: A record at least this big, on a stream whose node has other streams
 #: mid-record the same way, is moved off the event loop: on plain TCP a worker
 #: thread sends or receives it, checksum included (:meth:`LoopSocket.in_thread`);
-#: with TLS (an SSL socket stays with one thread) only its checksum is computed
-#: in a worker. The loop meanwhile moves the other streams' bytes, so a node
+#: with TLS (an SSL socket stays with one thread) only a receiver's checksum is
+#: computed in a worker. The loop meanwhile moves the other streams' bytes, so a node
 #: with many busy streams copies on more than one core (with AMST's 4 MiB chunks,
 #: a thread hop per record is cheap). A lone stream stays on the loop: there is
 #: nothing to overlap with, and a hop per record only adds latency (2-4x slower
@@ -82,9 +84,10 @@ Place = Callable[[str, Message, int], "memoryview | None"]
 #: than a second core gains when the loop is not starved. Set a size (e.g. 1 MiB) to turn it on.
 BIG_RECORD: int | None = None
 
-#: A receiver checksums a record's data piece by piece as it arrives, while
-#: each piece is still in the core's cache (a 4 MiB record checksummed whole,
-#: after the read, no longer fits in a 2 MiB L2).
+#: Both ends checksum a record's data piece by piece, while each piece is in the
+#: core's cache: the sender just before the kernel copies it out, the receiver
+#: just after the kernel copied it in (a 4 MiB record checksummed whole no
+#: longer fits in a 2 MiB L2).
 CHECKSUM_PIECE = 1024 * 1024
 
 #: A receive buffer is kept between records up to this size; bigger ones
@@ -100,14 +103,17 @@ def _set_nodelay(sock: socket.socket) -> None:
         pass
 
 
-def _read_blocking(io: LoopSocket, data: memoryview, stall: float, checksum: st.Checksum, seed: int) -> int:
-    """In a worker thread (:meth:`LoopSocket.in_thread`): a record's data and its checksum,
-    piece by piece (see :data:`CHECKSUM_PIECE`)."""
+def _read_blocking(
+    io: LoopSocket, data: memoryview, trailer: memoryview, stall: float, checksum: st.Checksum, seed: int
+) -> int:
+    """In a worker thread (:meth:`LoopSocket.in_thread`): a record's data and trailer, and the
+    checksum of the data computed piece by piece (see :data:`CHECKSUM_PIECE`)."""
     crc = seed
     for pos in range(0, data.nbytes, CHECKSUM_PIECE):
         piece = data[pos : pos + CHECKSUM_PIECE]
         io.blocking_read(piece, stall)
         crc = checksum(piece, crc)
+    io.blocking_read(trailer, stall)
     return crc
 
 
@@ -163,7 +169,7 @@ class RecordStream:
             raise self._unusable()
         if self._sending:
             raise RuntimeError("one send at a time per stream: await the previous send first")
-        view, encoded = self._check(header, data)
+        view, envelope, seed = self._check(header, data)
         self._sending = True
         activity = self._plane.activity
         activity.sending += 1
@@ -171,18 +177,13 @@ class RecordStream:
         threaded = False
         stall = self._ctx.options.stream_timeout
         try:
-            seed = self._checksum(encoded, 0)
             off_loop = BIG_RECORD is not None and view.nbytes >= BIG_RECORD and activity.sending > 1
             if off_loop and not self._io.tls:
                 threaded = True
-                await self._io.in_thread(self._send_blocking, header, encoded, view, seed, stall)
+                await self._io.in_thread(self._send_blocking, envelope, view, seed, stall)
             else:
-                if off_loop:
-                    checksum = await st.run_in_thread(self._checksum, memoryview(view), seed)
-                else:
-                    checksum = self._checksum(view, seed)
-                envelope = self._envelope(header, encoded, view.nbytes, checksum)
-                await self._io.send_all([envelope, view], stall)
+                for buffers in self._pieces(envelope, view, seed):
+                    await self._io.send_all(buffers, stall)
         except TimeoutError:
             self._fail(f"no progress for {self._ctx.options.stream_timeout:g}s")
             raise self._unusable() from None
@@ -201,14 +202,34 @@ class RecordStream:
         stats.record_bytes_sent += view.nbytes
 
     def _send_blocking(
-        self, io: LoopSocket, header: Message, encoded: bytes, view: memoryview, seed: int, stall: float
+        self, io: LoopSocket, envelope: memoryview, view: memoryview, seed: int, stall: float
     ) -> None:
-        """In a worker thread (:meth:`LoopSocket.in_thread`): checksum, envelope, bytes."""
-        checksum = self._checksum(view, seed)
-        io.blocking_send([self._envelope(header, encoded, view.nbytes, checksum), view], stall)
+        """In a worker thread (:meth:`LoopSocket.in_thread`): the record, as :meth:`_pieces`."""
+        for buffers in self._pieces(envelope, view, seed):
+            io.blocking_send(buffers, stall)
 
-    def _check(self, header: Message, data: Payload) -> tuple[memoryview, bytes]:
-        """The data as a flat view and the encoded header, checked against the limits."""
+    def _pieces(self, envelope: memoryview, view: memoryview, seed: int) -> Iterator[list[memoryview]]:
+        """The record's bytes as the buffers of successive sends: envelope, data, trailer.
+
+        Each :data:`CHECKSUM_PIECE` of the data is checksummed just before it is sent, so the
+        kernel's copy finds it in this core's cache; a record whose checksum led (read it
+        all, then send it all) was read from memory twice (see :mod:`.wire`)."""
+        crc = seed
+        buffers = [envelope]
+        for pos in range(0, view.nbytes, CHECKSUM_PIECE):
+            piece = view[pos : pos + CHECKSUM_PIECE]
+            crc = self._checksum(piece, crc)
+            buffers.append(piece)
+            if pos + CHECKSUM_PIECE < view.nbytes:
+                yield buffers
+                buffers = []
+        buffers.append(memoryview(wire.RECORD_TRAILER.pack(crc)))
+        yield buffers
+
+    def _check(self, header: Message, data: Payload) -> tuple[memoryview, memoryview, int]:
+        """The data as a flat view, the envelope frame (length prefix included) and the
+        checksum of the encoded header (where the record's checksum starts), checked against
+        the limits before any byte is sent."""
         view = payload_view(data)
         opts = self._ctx.options
         if view.nbytes > opts.max_record_bytes:
@@ -216,16 +237,10 @@ class RecordStream:
                 f"record data of {view.nbytes} bytes exceeds max_record_bytes ({opts.max_record_bytes})"
             )
         encoded = codec.encode(header)
-        if len(encoded) > opts.max_frame_size:  # (refused before any checksum; see _envelope)
+        body = wire.encode(wire.RecordEnvelope(header=encoded, length=view.nbytes))
+        if len(body) > opts.max_frame_size:
             raise self._too_big(header, encoded)
-        return view, encoded
-
-    def _envelope(self, header: Message, encoded: bytes, length: int, checksum: int) -> memoryview:
-        """The envelope frame, length prefix included."""
-        body = wire.encode(wire.RecordEnvelope(header=encoded, length=length, checksum=checksum))
-        if len(body) > self._ctx.options.max_frame_size:
-            raise self._too_big(header, encoded)
-        return memoryview(LENGTH_PREFIX.pack(len(body)) + body)
+        return view, memoryview(LENGTH_PREFIX.pack(len(body)) + body), self._checksum(encoded, 0)
 
     def _too_big(self, header: Message, encoded: bytes) -> ValueError:
         return ValueError(
@@ -314,6 +329,7 @@ class InboundStream:
         self._checksum = st.CHECKSUMS[checksum]
         self._deliver = deliver
         self._prefix = bytearray(PREFIX_SIZE)
+        self._trailer = bytearray(wire.RECORD_TRAILER.size)
         self._buffer: bytearray | Any = bytearray(0)
         self._aborted = False
 
@@ -388,21 +404,26 @@ class InboundStream:
                 BIG_RECORD is not None and envelope.length >= BIG_RECORD and self._activity.receiving > 1
             )
             # (views of their own: ``data`` may be released while a thread still reads)
+            trailer = memoryview(self._trailer)
             if off_loop and not io.tls:
-                computed = await io.in_thread(_read_blocking, memoryview(data), stall, self._checksum, seed)
+                computed = await io.in_thread(
+                    _read_blocking, memoryview(data), trailer, stall, self._checksum, seed
+                )
             elif off_loop:
                 await io.read_exactly(data, stall)
                 computed = await st.run_in_thread(self._checksum, memoryview(data), seed)
+                await io.read_exactly(trailer, stall)
             else:
                 computed = seed
                 for pos in range(0, data.nbytes, CHECKSUM_PIECE):
                     piece = data[pos : pos + CHECKSUM_PIECE]
                     await io.read_exactly(piece, stall)
                     computed = self._checksum(piece, computed)
-            if computed != envelope.checksum:
+                await io.read_exactly(trailer, stall)
+            (announced,) = wire.RECORD_TRAILER.unpack(self._trailer)
+            if computed != announced:
                 raise _Rejected(
-                    "checksum_mismatch",
-                    f"record checksum {computed:#x}, sender announced {envelope.checksum:#x}",
+                    "checksum_mismatch", f"record checksum {computed:#x}, sender announced {announced:#x}"
                 )
             self.ctx.stats.record_bytes_received += envelope.length
             keep_going = self._hand_over(header, data)

@@ -16,15 +16,17 @@ TLS handshake, that says which kind of connection it is:
   :class:`StreamHello` frame naming the sending node and the checksum it
   uses, then any number of *records*, each a :class:`RecordEnvelope` frame
   (the record's header message, encoded by :data:`novacron.runtime.codec`,
-  the length of the data and its checksum) followed by exactly that many
-  raw data bytes. Stream connections are one-way too: the receiver never
-  writes on them.
+  and the length of the data) followed by exactly that many raw data bytes
+  and a 4-byte :data:`RECORD_TRAILER` with their checksum. Stream
+  connections are one-way too: the receiver never writes on them.
 
 The preamble lets one listening port serve every kind, and lets the data
 paths take over a raw socket before asyncio ever reads from it.
-The checksum travels in a trailer rather than in the header so that the
-sender computes it chunk by chunk while sending (one pass over memory)
-instead of reading the whole slice once more before the first byte leaves.
+Checksums travel in trailers rather than in headers (on data and stream
+connections alike) so that the sender computes them piece by piece while
+sending: the checksum's pass brings a piece into the core's cache and the
+kernel's copy reads it from there, instead of the whole slice or record being
+read from memory once for the checksum and once more for the copy.
 
 These structs are deliberately *not* :class:`~novacron.runtime.Message`
 subclasses: they have their own decoders, so protocol code can never
@@ -34,13 +36,14 @@ hello.
 
 from __future__ import annotations
 
+import struct
 from typing import Annotated, TypeVar
 
 import msgspec
 
 from novacron.runtime import WireError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: record checksums moved from the envelope to a trailer
 PREAMBLE_SIZE = 4
 MESSAGE_PREAMBLE = b"NCm1"
 DATA_PREAMBLE = b"NCd1"
@@ -104,15 +107,18 @@ class RecordEnvelope(msgspec.Struct, tag="novacron/record", forbid_unknown_field
 
     ``header`` is the record's header message as the codec encodes it; it
     travels inside the envelope (rather than as a frame of its own) so that
-    the length and checksum of the data arrive together with it, and so the
-    checksum can cover the header bytes too. ``checksum`` is computed over
-    ``header`` then the ``length`` data bytes, with the algorithm the
-    :class:`StreamHello` named.
+    the length of the data arrives together with it, and so the checksum can
+    cover the header bytes too. The data is followed by a
+    :data:`RECORD_TRAILER`: the checksum over ``header`` then the ``length``
+    data bytes, with the algorithm the :class:`StreamHello` named.
     """
 
     header: bytes
     length: NonNegative
-    checksum: NonNegative
+
+
+#: After each record's data: its checksum, unsigned 32-bit little-endian.
+RECORD_TRAILER = struct.Struct("<I")
 
 
 T = TypeVar("T")

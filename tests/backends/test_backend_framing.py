@@ -209,7 +209,7 @@ LIMITS = Limits(max_streams=8, max_transfer_bytes=100, checksums=frozenset({"crc
         ({"total": 101, "offset": 0}, "more than the limit"),
         ({"offset": 6}, "outside"),
         ({"checksum": "md5"}, "not available"),
-        ({"version": 2}, "version"),
+        ({"version": wire.PROTOCOL_VERSION + 1}, "version"),
     ],
 )
 def test_bad_stream_headers_are_refused(changes: dict, problem: str) -> None:

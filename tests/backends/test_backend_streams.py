@@ -391,12 +391,9 @@ def _hello(node_id: str = "a", checksum: str = streams.PREFERRED_CHECKSUM) -> by
 
 def _record(header: bytes, data: bytes, *, checksum: int | None = None, length: int | None = None) -> bytes:
     crc = streams.CHECKSUMS[streams.PREFERRED_CHECKSUM]
-    envelope = wire.RecordEnvelope(
-        header=header,
-        length=len(data) if length is None else length,
-        checksum=crc(data, crc(header, 0)) if checksum is None else checksum,
-    )
-    return encode_frame(wire.encode(envelope)) + data
+    envelope = wire.RecordEnvelope(header=header, length=len(data) if length is None else length)
+    trailer = wire.RECORD_TRAILER.pack(crc(data, crc(header, 0)) if checksum is None else checksum)
+    return encode_frame(wire.encode(envelope)) + data + trailer
 
 
 _GOOD = codec.encode(Chunk(0, 0, digest(b"payload")))
