@@ -244,8 +244,7 @@ class BatchEncoder:
         """Encode real page bytes into the wire format of the module docstring."""
         s, data = self.settings, pages.data
         n = len(pages.ids)
-        words = data.view(np.uint64).reshape(n, -1)
-        zero = ~words.any(axis=1) if s.zero_pages else np.zeros(n, dtype=bool)
+        zero = find_zero_pages(data) if s.zero_pages else np.zeros(n, dtype=bool)
         use_delta = self.delta_pays(link_bps)
         delta = np.zeros(n, dtype=bool)
         frames: list[bytes] = []
@@ -294,6 +293,20 @@ class BatchEncoder:
             codec=codec if codec == "none" else f"{codec}-{level}",
         )
         return EncodedBatch(payload, stats)
+
+
+def find_zero_pages(data: np.ndarray) -> np.ndarray:
+    """Which rows of ``data`` (pages x page bytes) are all zero.
+
+    Only pages whose first 8 bytes are zero are scanned whole: a page of data almost never
+    starts with eight zero bytes, so for most memory this reads one cache line per page instead
+    of every byte (a full scan cost ~0.09 s per GiB, more than copying the pages)."""
+    words = data.view(np.uint64).reshape(len(data), -1)
+    zero = words[:, 0] == 0
+    maybe = np.flatnonzero(zero)
+    if len(maybe):
+        zero[maybe] = ~words[maybe].any(axis=1)
+    return zero
 
 
 def decode_real(

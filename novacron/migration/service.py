@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -220,19 +220,42 @@ class Migrator:
             if len(pages):
                 vm.apply(pages)
 
-    def _on_batch(self, src: str, payload: Payload) -> None:
+    def _on_batch(self, src: str, payload: Payload) -> Awaitable[None] | None:
+        """A batch from AMST. Real pages are decoded and written off the event loop (the
+        copies into guest memory then use another core while the loop keeps receiving);
+        AMST holds the payload until that is done, and only then tells the source the batch
+        arrived."""
         incoming = self.incoming.get(self._by_src.get(src, ""))
         if incoming is None or incoming.state not in ("receiving", "running"):
             log.warning("dropping a migration batch from %s: no migration in progress from it", src)
-            return
+            return None
+        if isinstance(payload, VirtualPayload):
+            try:
+                self._apply(incoming, payload)
+            except BatchError as exc:
+                self._reject_batch(incoming, src, exc)
+            else:
+                self._accept_batch(incoming)
+            return None
+        return self._take_real_batch(incoming, src, payload)
+
+    async def _take_real_batch(self, incoming: Incoming, src: str, payload: Payload) -> None:
         try:
-            self._apply(incoming, payload)
-            incoming.batches += 1
-            self.note_pages_arrived(incoming)
+            await self.rt.offload(self._apply, incoming, payload)
         except BatchError as exc:
-            # Keep running; the source learns at switch-over (digest mismatch) and fails cleanly.
-            incoming.rejected.append(str(exc))
-            log.error("migration %s: rejected a batch from %s: %s", incoming.id, src, exc)
+            self._reject_batch(incoming, src, exc)
+        else:
+            self._accept_batch(incoming)
+
+    def _accept_batch(self, incoming: Incoming) -> None:
+        incoming.batches += 1
+        self.note_pages_arrived(incoming)
+
+    @staticmethod
+    def _reject_batch(incoming: Incoming, src: str, exc: BatchError) -> None:
+        # Keep running; the source learns at switch-over (digest mismatch) and fails cleanly.
+        incoming.rejected.append(str(exc))
+        log.error("migration %s: rejected a batch from %s: %s", incoming.id, src, exc)
 
     def _on_urgent(self, src: str, header: UrgentPages, data: Payload) -> None:
         incoming = self.incoming.get(header.migration)

@@ -175,11 +175,12 @@ class SourceRun:
         rate = float(self.predictor.predict(np.asarray(self.page_rates[-_HISTORY:]), 1)[0])
         if rate <= 0:
             return float("inf")
-        # + 2.5 RTT, the fixed part of the downtime: the last transfer opens its streams (1 RTT),
-        # its last chunk lands (1/2) and the receiver's TransferDone comes back (1/2), then the
-        # switch-over message goes (1/2) and the destination resumes. (The reply's own 1/2 RTT
-        # is not downtime.) On a WAN that is most of a 300 ms budget.
-        return dirty_pages * self.vm.page_size / rate + 2.5 * self.rtt
+        # + 1.5 RTT, the fixed part of the downtime: the last transfer's last chunk lands (1/2)
+        # and the receiver's TransferDone comes back (1/2), then the switch-over message goes
+        # (1/2) and the destination resumes. (Its streams are open already: AMST keeps them
+        # between transfers. The reply's own 1/2 RTT is not downtime.) On a WAN that is half
+        # of a 300 ms budget.
+        return dirty_pages * self.vm.page_size / rate + 1.5 * self.rtt
 
     def _record(self, index: int, phase: str, started: float, stats: BatchStats, dirty: np.ndarray) -> None:
         duration = self.rt.now() - started
@@ -267,11 +268,12 @@ class SourceRun:
         # of half the rate and one of nearly infinite rate.)
         done = self._round_done
         done.add(batch.stats)
-        # Net of the fixed cost of a transfer (streams opened: 1 RTT; the receiver's answer:
-        # 1/2 RTT), which the downtime estimate adds back once: a short last round is mostly
-        # round trips, and counting them in the rate as well would count them twice.
+        # Net of the fixed cost of a transfer (the receiver's answer: 1/2 RTT; streams stay
+        # open between transfers), which the downtime estimate adds back once: a short last
+        # round is mostly round trips, and counting them in the rate as well would count them
+        # twice.
         elapsed = self.rt.now() - self._round_started
-        elapsed = max(elapsed - 1.5 * self.rtt, 0.1 * elapsed)
+        elapsed = max(elapsed - 0.5 * self.rtt, 0.1 * elapsed)
         if elapsed > 0:
             self.page_rates.append(done.bytes_in / elapsed)
             wire_bps = done.bytes_out * 8 / elapsed

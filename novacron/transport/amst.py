@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,9 @@ from .messages import Chunk, ChunkAck, TransferDone, TransferQuery, TransferStat
 from .scheduler import ChunkScheduler
 
 log = logging.getLogger(__name__)
+
+#: ``handler(src, payload)`` for complete payloads of one tag (see ``AMST.on_receive``).
+Handler = Callable[[str, Payload], "Awaitable[None] | None"]
 
 DEFAULT_CHUNK = 512 * 1024
 #: Large payloads use chunks up to this size (see ``AMST.chunk_for``).
@@ -107,6 +110,8 @@ class _Outgoing:
     live_workers: int = 0
     last_progress: float = 0.0
     streams: dict[int, Stream] = field(default_factory=dict)  # each worker's current stream
+    waiting: dict[int, Stream] = field(default_factory=dict)  # workers waiting for work, their stream
+    handed_back: set[int] = field(default_factory=set)  # workers whose stream send() parked
 
 
 @dataclass(eq=False)
@@ -137,6 +142,16 @@ class AMST:
     transfer replaces before it gives up, and ``reconnect_timeout`` how long
     it keeps trying to open a replacement (a peer may be restarting).
 
+    Streams outlive transfers: a transfer takes idle streams to the peer
+    before it opens new ones, and hands back those still healthy when it
+    ends, up to ``max_idle_streams`` per peer, each kept at most
+    ``idle_timeout`` seconds (checked whenever the pool is used; :meth:`close`
+    closes them). Opening streams for every transfer cost a round trip each
+    time (on a WAN, part of a migration's downtime) and, on loopback, more
+    CPU than moving a 16 MiB payload (live migration sends one transfer per
+    batch of pages, as QEMU keeps its multifd channels open for the whole
+    migration).
+
     Integrity: stream records arrive intact or not at all (the contract; the
     real backend checksums every record from the sender's memory to the
     receiver's), so each chunk's bytes are already checked end to end and
@@ -158,6 +173,8 @@ class AMST:
         verify_chunks: bool = False,
         buffer_budget: int = 1 << 30,
         max_payload: int = 64 << 30,
+        max_idle_streams: int = 128,
+        idle_timeout: float = 60.0,
     ) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -170,12 +187,19 @@ class AMST:
         self.verify_chunks = verify_chunks
         self.buffers = BufferPool(buffer_budget)
         self.max_payload = max_payload
+        self.max_idle_streams = max_idle_streams
+        self.idle_timeout = idle_timeout
+        #: idle streams per (peer, congestion asked for), each with when it was parked
+        self._idle: dict[tuple[str, str | None], list[tuple[float, Stream]]] = {}
+        self.streams_opened = 0  # streams this AMST opened (pooled ones are counted once)
         self._ids = itertools.count(1)
         self._outgoing: dict[str, _Outgoing] = {}
         self._incoming: dict[tuple[str, str], _Incoming] = {}
         self._completed: dict[tuple[str, str], TransferDone] = {}
         self._completed_memory = completed_memory
-        self._handlers: dict[str, Callable[[str, Payload], None]] = {}
+        self._handlers: dict[str, Handler] = {}
+        #: transfers whose handler's awaitable is still running (complete, not yet answered)
+        self._handling: set[tuple[str, str]] = set()
         self.rejected_chunks = 0
         self._pending_acks: dict[tuple[str, str], list[int]] = {}
         self.chunks_placed = 0  # chunks the runtime received straight into the reassembly buffer
@@ -185,11 +209,15 @@ class AMST:
         rt.on_message(TransferQuery, self._on_query)
         rt.on_message(TransferStatus, self._on_status)
 
-    def on_receive(self, tag: str, handler: Callable[[str, Payload], None]) -> None:
+    def on_receive(self, tag: str, handler: Handler) -> None:
         """Deliver complete payloads sent with ``tag`` to ``handler(src, payload)``.
 
         The payload is a read-only view valid during the call only (its buffer is
-        reused, see :mod:`.buffers`): copy it with ``bytes()`` to keep it.
+        reused, see :mod:`.buffers`): copy it with ``bytes()`` to keep it. A handler
+        may instead return an awaitable (e.g. ``rt.offload`` of work on the payload,
+        so that it runs off the event loop): the payload then stays valid until the
+        awaitable is done, and only then does the sender hear that the transfer is
+        complete (failed, with the reason, if the awaitable raised).
         """
         self._handlers[tag] = handler
 
@@ -222,22 +250,31 @@ class AMST:
         self._outgoing[xfer.id] = xfer
         started = rt.now()
         opened: list[Stream] = []
+        workers: list[Any] = []
         try:
             opened = await self._open(peer, min(streams, len(sizes)), congestion)
             used = opened[0].congestion
-            workers = [rt.spawn(self._worker(xfer, i, s)) for i, s in enumerate(opened)]
+            workers = [rt.spawn(self._worker(xfer, i, s, congestion)) for i, s in enumerate(opened)]
             xfer.live_workers = len(workers)
             query = rt.spawn(self._query_loop(xfer))
             try:
                 outcome: TransferDone = await xfer.done
             finally:
                 query.cancel()
-                for w in workers:
-                    w.cancel()
+        except BaseException:
+            # Cancelled or failed before the end: a stream may be mid-record, none is reused.
+            for w in workers:
+                w.cancel()
+            for s in {*opened, *xfer.streams.values()}:
+                s.close()
+            raise
         finally:
             self._outgoing.pop(xfer.id, None)
-            for s in opened:
-                s.close()
+        # Streams whose workers wait for work go back to the pool now, so that a transfer the
+        # caller starts next reuses them; a worker still sending parks its own when it is done.
+        for sid, stream in list(xfer.waiting.items()):
+            xfer.handed_back.add(sid)
+            self._park(peer, congestion, stream)
         if not outcome.ok:
             raise TransferError(f"transfer {xfer.id} to {peer} failed: {outcome.reason}")
         progress = xfer.scheduler.streams
@@ -266,8 +303,13 @@ class AMST:
         return max(base, grown)
 
     async def _open(self, peer: str, n: int, congestion: str | None) -> list[Stream]:
-        tasks = [self.rt.spawn(self.rt.open_stream(peer, congestion=congestion)) for _ in range(n)]
-        streams, errors = [], []
+        """``n`` streams to ``peer``: idle ones first, new ones for the rest."""
+        streams = self._take_idle(peer, congestion, n)
+        tasks = [
+            self.rt.spawn(self.rt.open_stream(peer, congestion=congestion)) for _ in range(n - len(streams))
+        ]
+        self.streams_opened += len(tasks)
+        errors = []
         for task in tasks:
             try:
                 streams.append(await task)
@@ -276,6 +318,44 @@ class AMST:
         if not streams:
             raise TransferError(f"could not open any stream to {peer}: {errors[0]}")
         return streams
+
+    def _take_idle(self, peer: str, congestion: str | None, n: int) -> list[Stream]:
+        """Up to ``n`` healthy idle streams, most recently parked first."""
+        pool = self._expire(peer, congestion)
+        taken: list[Stream] = []
+        while pool and len(taken) < n:
+            _, stream = pool.pop()
+            if not stream.closed:
+                taken.append(stream)
+        return taken
+
+    def _park(self, peer: str, congestion: str | None, stream: Stream) -> None:
+        """Keep a stream for the next transfer to ``peer`` (or close it: pool full, broken)."""
+        pool = self._expire(peer, congestion)
+        if stream.closed:
+            return
+        pool.append((self.rt.now(), stream))
+        while len(pool) > self.max_idle_streams:
+            pool.pop(0)[1].close()
+
+    def _expire(self, peer: str, congestion: str | None) -> list[tuple[float, Stream]]:
+        """The pool for ``(peer, congestion)``, without streams idle past ``idle_timeout``."""
+        pool = self._idle.setdefault((peer, congestion), [])
+        horizon = self.rt.now() - self.idle_timeout
+        while pool and (pool[0][0] < horizon or pool[0][1].closed):
+            pool.pop(0)[1].close()
+        return pool
+
+    @property
+    def idle_streams(self) -> int:
+        return sum(len(pool) for pool in self._idle.values())
+
+    def close(self) -> None:
+        """Close the idle streams (transfers in flight keep theirs)."""
+        for pool in self._idle.values():
+            for _, stream in pool:
+                stream.close()
+        self._idle.clear()
 
     def _chunk_data(self, xfer: _Outgoing, index: int) -> tuple[Chunk, Payload]:
         offset, length = xfer.offsets[index], xfer.scheduler.sizes[index]
@@ -300,11 +380,16 @@ class AMST:
         )
         return header, data
 
-    async def _worker(self, xfer: _Outgoing, sid: int, stream: Stream) -> None:
-        """Pull chunks for one stream until the transfer ends; replace the stream if it breaks."""
+    async def _worker(self, xfer: _Outgoing, sid: int, stream: Stream, congestion: str | None) -> None:
+        """Pull chunks for one stream until the transfer ends (then park the stream for the
+        next transfer); replace the stream if it breaks."""
         scheduler = xfer.scheduler
         xfer.streams[sid] = stream
-        while not xfer.done.done():
+        while True:
+            if xfer.done.done():
+                if sid not in xfer.handed_back:
+                    self._park(xfer.peer, congestion, stream)
+                return
             if stream.closed:  # it broke while idle (a reset, a stall): found by the query loop
                 replacement = await self._replace(xfer, sid, stream, "closed while idle")
                 if replacement is None:
@@ -313,7 +398,11 @@ class AMST:
                 continue
             index = scheduler.next_for(sid)
             if index is None:
-                await xfer.wake  # an ack, a failure elsewhere or a requeue may give us work
+                xfer.waiting[sid] = stream  # send() may hand it back at once when the transfer ends
+                try:
+                    await xfer.wake  # an ack, a failure elsewhere or a requeue may give us work
+                finally:
+                    xfer.waiting.pop(sid, None)
                 continue
             header, data = self._chunk_data(xfer, index)
             try:
@@ -418,7 +507,7 @@ class AMST:
     def _place_chunk(self, src: str, header: Chunk, length: int) -> memoryview | None:
         """Receive a chunk straight into its place in the reassembly buffer (no copy)."""
         key = (src, header.transfer)
-        if key in self._completed:
+        if key in self._completed or key in self._handling:
             return None
         incoming = self._incoming.get(key)
         if incoming is None:
@@ -433,7 +522,7 @@ class AMST:
 
     def _on_chunk(self, src: str, header: Chunk, data: Payload) -> None:
         key = (src, header.transfer)
-        if key in self._completed:  # a late duplicate: the sender may still want the verdict
+        if key in self._completed or key in self._handling:  # a late duplicate: ack it again
             self._ack(src, header.transfer, header.index)
             return
         incoming = self._incoming.get(key)
@@ -529,18 +618,45 @@ class AMST:
         buffer = incoming.buffer
         payload: Payload = incoming.virtual if buffer is None else memoryview(buffer).toreadonly()
         handler = self._handlers.get(incoming.tag)
+        pending = None
         try:
             if handler is None:
                 done = TransferDone(
                     incoming.id, False, f"no receiver for tag {incoming.tag!r} on {self.rt.node_id}"
                 )
             else:
-                handler(incoming.src, payload)
+                pending = handler(incoming.src, payload)
                 done = TransferDone(incoming.id, True)
         finally:
-            if buffer is not None:  # valid during the handler only: the buffer is reused
-                payload.release()
-                self.buffers.give_back(buffer)
+            if pending is None:
+                self._release(buffer, payload)
+        if pending is not None:
+            self._handling.add(key)
+            self.rt.spawn(self._complete_later(key, incoming, pending, buffer, payload))
+            return
+        self._answer(key, incoming, done)
+
+    async def _complete_later(
+        self, key, incoming: _Incoming, pending: Awaitable[None], buffer, payload
+    ) -> None:
+        """Wait for a handler's awaitable; the payload's buffer is released after it."""
+        try:
+            await pending
+            done = TransferDone(incoming.id, True)
+        except Exception as exc:  # the handler's failure is the transfer's: tell the sender why
+            log.error("%s: the handler of transfer %s failed: %r", self.rt.node_id, incoming.id, exc)
+            done = TransferDone(incoming.id, False, f"receive handler failed: {exc!r}")
+        finally:
+            self._release(buffer, payload)
+            self._handling.discard(key)
+        self._answer(key, incoming, done)
+
+    def _release(self, buffer, payload: Payload) -> None:
+        if buffer is not None:  # valid during the handler only: the buffer is reused
+            payload.release()  # type: ignore[union-attr]
+            self.buffers.give_back(buffer)
+
+    def _answer(self, key, incoming: _Incoming, done: TransferDone) -> None:
         self._completed[key] = done
         while len(self._completed) > self._completed_memory:
             del self._completed[next(iter(self._completed))]

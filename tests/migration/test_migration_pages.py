@@ -135,3 +135,14 @@ def test_the_memory_digest_sees_a_single_changed_byte():
     memory_b[(2 << 20) + 5] = 1
     assert memory_digest(memory_a) != memory_digest(memory_b)
     assert memory_digest(bytearray(1 << 20)) != memory_digest(bytearray(2 << 20))  # the size counts
+
+
+def test_zero_pages_are_found_even_when_a_page_starts_with_zero_bytes():
+    from novacron.migration.pages import find_zero_pages
+
+    rows = np.zeros((6, PAGE), np.uint8)
+    rows[1, 0] = 1  # non-zero at once
+    rows[2, PAGE - 1] = 1  # starts with zeros, non-zero in its last byte
+    rows[3, 8] = 7  # non-zero right after the first word
+    rows[5] = memory(8)[2]  # random content
+    assert find_zero_pages(rows).tolist() == [True, False, False, False, True, False]

@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
 from harness import AsyncioHarness, SimHarness  # noqa: E402
 
 from novacron.config import DWCPConfig  # noqa: E402
+from novacron.runtime import TransferError  # noqa: E402
 from novacron.transport import AMST, DataPlane  # noqa: E402
 
 MiB = 1 << 20
@@ -105,3 +106,107 @@ def test_chunks_are_received_in_place_without_a_copy(harness):
     amst = harness.runtime("n1").app
     assert amst.buffers.allocated == 1
     assert amst.chunks_placed == 32  # every 256 KiB chunk landed in place, none was copied
+
+
+def test_streams_outlive_a_transfer_and_the_next_one_reuses_them(harness):
+    digests = []
+    harness.start(["n0", "n1"], receiver(digests))
+
+    async def scenario(rt):
+        payloads = [rt.random.randbytes(4 * MiB) for _ in range(3)]
+        for payload in payloads:
+            await rt.app.send("n1", payload, streams=4, tag="blob")
+        return [hashlib.sha256(p).hexdigest() for p in payloads]
+
+    expected = harness.run("n0", scenario, timeout=60)
+    assert digests == expected
+    amst = harness.runtime("n0").app
+    assert amst.streams_opened == 4, "the second and third transfers opened no stream"
+    assert amst.idle_streams == 4
+    amst.close()
+    assert amst.idle_streams == 0
+
+
+def test_a_broken_idle_stream_is_not_reused(harness):
+    digests = []
+    harness.start(["n0", "n1"], receiver(digests))
+
+    async def scenario(rt):
+        await rt.app.send("n1", rt.random.randbytes(MiB), streams=2, tag="blob")
+        (_, broken), _ = rt.app._idle[("n1", None)]
+        broken.close()  # as if it had failed while idle
+        payload = rt.random.randbytes(MiB)
+        report = await rt.app.send("n1", payload, streams=2, tag="blob")
+        return report, hashlib.sha256(payload).hexdigest()
+
+    report, expected = harness.run("n0", scenario, timeout=60)
+    assert digests[-1] == expected
+    assert report.streams_failed == 0 and harness.runtime("n0").app.streams_opened == 3
+
+
+def test_idle_streams_are_closed_after_the_idle_timeout(harness):
+    digests = []
+
+    def app(rt):
+        amst = AMST(rt, chunk_size=256 * 1024, idle_timeout=0.2)
+        amst.on_receive("blob", lambda src, p: digests.append(len(p)))
+        return amst
+
+    harness.start(["n0", "n1"], app)
+
+    async def scenario(rt):
+        await rt.app.send("n1", b"x" * MiB, streams=2, tag="blob")
+        kept = rt.app.idle_streams
+        await rt.sleep(0.3)
+        await rt.app.send("n1", b"y" * MiB, streams=2, tag="blob")
+        return kept
+
+    assert harness.run("n0", scenario, timeout=60) == 2
+    assert digests == [MiB, MiB]
+    assert harness.runtime("n0").app.streams_opened == 4, "the stale streams were replaced"
+
+
+def test_an_awaitable_handler_keeps_the_payload_until_it_is_done(harness):
+    seen = []
+
+    def app(rt):
+        amst = AMST(rt, chunk_size=256 * 1024)
+
+        async def slow(src, payload):
+            await rt.sleep(0.2)  # e.g. rt.offload of work on the payload
+            seen.append(hashlib.sha256(payload).hexdigest())
+
+        amst.on_receive("blob", slow)
+        return amst
+
+    harness.start(["n0", "n1"], app)
+
+    async def scenario(rt):
+        payload = rt.random.randbytes(2 * MiB)
+        started = rt.now()
+        await rt.app.send("n1", payload, streams=2, tag="blob")
+        return rt.now() - started, hashlib.sha256(payload).hexdigest()
+
+    elapsed, expected = harness.run("n0", scenario, timeout=60)
+    assert seen == [expected], "the payload was intact after the handler's await"
+    assert elapsed >= 0.2, "the sender heard of the transfer only once the handler was done"
+
+
+def test_an_awaitable_handler_that_fails_fails_the_transfer_with_its_reason(harness):
+    def app(rt):
+        amst = AMST(rt, chunk_size=256 * 1024)
+
+        async def broken(src, payload):
+            raise ValueError("no room for these pages")
+
+        amst.on_receive("blob", broken)
+        return amst
+
+    harness.start(["n0", "n1"], app)
+
+    async def scenario(rt):
+        with pytest.raises(TransferError, match="no room for these pages"):
+            await rt.app.send("n1", b"z" * MiB, streams=2, tag="blob")
+        return True
+
+    assert harness.run("n0", scenario, timeout=60)
