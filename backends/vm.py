@@ -22,7 +22,15 @@ from collections.abc import Callable
 import numpy as np
 
 from novacron.encoding.testdata import MemoryGenerator
-from novacron.migration.driver import PAGE_SIZE, GuestState, ModelPages, Pages, RealPages, memory_digest
+from novacron.migration.driver import (
+    PAGE_SIZE,
+    GuestState,
+    ModelPages,
+    Pages,
+    RealPages,
+    memory_digest,
+    page_run,
+)
 from novacron.migration.workload import Workload, idle
 from novacron.transport.dataplane import ContentMix
 
@@ -162,8 +170,9 @@ class BufferVM(GuestState):
         all runs), a copy otherwise. A view may change under the reader; that is fine, because
         the encoder copies each page once into the batch it checksums, and a page written in
         between is dirty again and goes in a later round."""
-        if len(ids) and int(ids[-1]) - int(ids[0]) + 1 == len(ids) and bool(np.all(np.diff(ids) == 1)):
-            return RealPages(ids, self.rows[int(ids[0]) : int(ids[-1]) + 1])
+        run = page_run(ids)
+        if run is not None:
+            return RealPages(ids, self.rows[run[0] : run[0] + run[1]])
         return RealPages(ids, self.rows[ids])
 
     def read_rows(self, ids: np.ndarray) -> np.ndarray:
@@ -195,11 +204,23 @@ class BufferVM(GuestState):
             if self._postcopy:  # the guest runs here: a page it holds is newer than any copy in flight
                 fresh = ~self.present[ids]
                 ids, data = ids[fresh], data[fresh]
-            if len(ids) and int(ids[-1]) - int(ids[0]) + 1 == len(ids) and bool(np.all(np.diff(ids) == 1)):
-                self.rows[int(ids[0]) : int(ids[-1]) + 1] = data  # a run of pages: one memcpy
+            run = page_run(ids)
+            if run is not None:
+                self.rows[run[0] : run[0] + run[1]] = data  # a run of pages: one memcpy
             else:
                 self.rows[ids] = data
             self.present[ids] = True
+            self._lock.notify_all()
+
+    def memory(self, first: int, count: int) -> memoryview | None:
+        with self._lock:
+            if self._postcopy or self._running or first < 0 or count < 1 or first + count > self.page_count:
+                return None  # a running guest's pages must come through apply (it skips newer ones)
+        return memoryview(self.buffer)[first * self.page_size : (first + count) * self.page_size]
+
+    def arrived(self, first: int, count: int) -> None:
+        with self._lock:
+            self.present[first : first + count] = True
             self._lock.notify_all()
 
     def start_postcopy(self, missing: np.ndarray, on_fault: Callable[[np.ndarray], None]) -> None:

@@ -55,6 +55,18 @@ class RealPages:
 
 Pages = ModelPages | RealPages
 
+
+def page_run(ids: np.ndarray) -> tuple[int, int] | None:
+    """``(first, count)`` when ``ids`` are consecutive pages in increasing order (one span of
+    memory: one copy, or one transfer placed straight into guest memory), else None."""
+    if not len(ids):
+        return None
+    first, last = int(ids[0]), int(ids[-1])
+    if last - first + 1 != len(ids) or not bool(np.all(np.diff(ids) == 1)):
+        return None
+    return first, len(ids)
+
+
 #: Block size of :func:`memory_digest`.
 DIGEST_BLOCK = 1 << 20
 
@@ -129,6 +141,14 @@ class DestinationVM(Protocol):
 
     def apply(self, pages: Pages) -> None:
         """Write ``pages`` into memory (and mark them present, for post-copy)."""
+
+    def memory(self, first: int, count: int) -> memoryview | None:
+        """Writable bytes of pages ``first .. first+count-1``, for a transfer to land in
+        directly (no copy), or None where the driver cannot offer them (an abstract VM, or a
+        guest already running here: post-copy); the pages then come through :meth:`apply`."""
+
+    def arrived(self, first: int, count: int) -> None:
+        """Pages written in place through :meth:`memory` are complete (mark them present)."""
 
     def digest(self) -> str: ...
 

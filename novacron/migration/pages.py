@@ -46,7 +46,7 @@ from novacron.encoding.frame import HEADER_SIZE, FrameHeader, Kind, checksum, pa
 from novacron.encoding.selector import RuleSelector
 from novacron.runtime import Payload, VirtualPayload
 
-from .driver import CLASS_NAMES, RANDOM, TEXT, ZERO, ModelPages, RealPages
+from .driver import CLASS_NAMES, RANDOM, TEXT, ZERO, ModelPages, RealPages, page_run
 from .settings import MigrationSettings
 
 MAGIC = b"NCMB"
@@ -85,6 +85,10 @@ class BatchStats:
 class EncodedBatch:
     payload: Payload
     stats: BatchStats
+    #: ``(first page, count)`` when the payload is nothing but the raw bytes of consecutive
+    #: pages (no zero, delta or compressed page among them): it then travels without the batch
+    #: layout, and the destination can receive it straight into guest memory.
+    run: tuple[int, int] | None = None
 
 
 def wire_bytes(count: int, deltas: int, delta_bytes: int, full_bytes: int) -> int:
@@ -196,9 +200,13 @@ class BatchEncoder:
             cpu += stats.delta * page / cm.delta("xbzrle", min(pages.write_fraction, 0.1)).encode_bytes_per_s
         self._model_cache.put(ids[~zero] if s.delta else ids[:0])
         stats.bytes_in = len(ids) * page
-        stats.bytes_out = wire_bytes(len(ids), stats.delta, delta_bytes, full_bytes)
+        run = page_run(ids) if n_full == len(ids) and stats.codec == "none" else None
+        if run is not None:
+            stats.bytes_out = stats.bytes_in
+        else:
+            stats.bytes_out = wire_bytes(len(ids), stats.delta, delta_bytes, full_bytes)
         stats.cpu_seconds = cpu
-        return EncodedBatch(VirtualPayload(stats.bytes_out, meta=pages), stats)
+        return EncodedBatch(VirtualPayload(stats.bytes_out, meta=pages), stats, run)
 
     def _raw_section(self, tables: list[bytes], data: np.ndarray, rows: np.ndarray) -> memoryview:
         """The batch with its full pages stored raw: one allocation, each page copied once
@@ -206,17 +214,11 @@ class BatchEncoder:
         head = sum(len(t) for t in tables)
         size = len(rows) * self.page_size
         view = self._buffer(head + HEADER_SIZE + size)
-        payload = view.obj
         pos = 0
         for t in tables:
             view[pos : pos + len(t)] = t
             pos += len(t)
-        body = np.frombuffer(payload, dtype=np.uint8, count=size, offset=head + HEADER_SIZE)  # type: ignore[call-overload]
-        out = body.reshape(len(rows), self.page_size)
-        if len(rows) and int(rows[-1]) - int(rows[0]) + 1 == len(rows):
-            out[:] = data[int(rows[0]) : int(rows[-1]) + 1]  # a run of pages: one memcpy
-        else:
-            np.take(data, rows, axis=0, out=out)
+        self._gather(view, head + HEADER_SIZE, data, rows)
         checked = self.settings.checksum_raw_pages
         crc = checksum(view[head + HEADER_SIZE :]) if checked else 0
         header = FrameHeader(Kind.PLAIN, get_codec("none"), 0, size, size, size, crc).pack()
@@ -224,6 +226,24 @@ class BatchEncoder:
             struct.pack_into("<B", view, 5, FLAG_RAW_UNCHECKED)
         view[head : head + HEADER_SIZE] = header
         return view
+
+    def _page_run(self, data: np.ndarray) -> memoryview:
+        """A batch that is a run of raw pages (see :attr:`EncodedBatch.run`): their bytes only.
+        Copied even so: the copy is the snapshot the transport checksums while the guest
+        goes on writing (a page written meanwhile is dirty again, and goes in a later round)."""
+        view = self._buffer(data.nbytes)
+        self._gather(view, 0, data, np.arange(len(data)))
+        return view
+
+    def _gather(self, view: memoryview, offset: int, data: np.ndarray, rows: np.ndarray) -> None:
+        """Copy pages ``rows`` of ``data`` into ``view`` at ``offset``, each page once."""
+        size = len(rows) * self.page_size
+        out = np.frombuffer(view.obj, np.uint8, count=size, offset=offset).reshape(len(rows), self.page_size)  # type: ignore[call-overload]
+        run = page_run(rows)
+        if run is not None:
+            out[:] = data[run[0] : run[0] + run[1]]  # a run of pages: one memcpy
+        else:
+            np.take(data, rows, axis=0, out=out)
 
     def _buffer(self, size: int) -> memoryview:
         """A batch buffer of ``size`` bytes, reused when one is free: a fresh 32 MiB allocation
@@ -278,7 +298,10 @@ class BatchEncoder:
             np.array([len(f) for f in frames], dtype="<u4").tobytes(),
             *frames,
         ]
-        if codec == "none":
+        run = page_run(pages.ids) if codec == "none" and len(full_rows) == n else None
+        if run is not None:
+            payload = self._page_run(data)
+        elif codec == "none":
             payload = self._raw_section(tables, data, full_rows)
         else:
             full_data = np.ascontiguousarray(data[full_rows]).reshape(-1)
@@ -292,7 +315,7 @@ class BatchEncoder:
             bytes_out=len(payload),
             codec=codec if codec == "none" else f"{codec}-{level}",
         )
-        return EncodedBatch(payload, stats)
+        return EncodedBatch(payload, stats, run)
 
 
 def find_zero_pages(data: np.ndarray) -> np.ndarray:

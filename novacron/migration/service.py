@@ -15,8 +15,10 @@ so a faulting vCPU never waits behind a background batch or a stream handshake.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,11 +26,11 @@ from typing import Any
 import numpy as np
 
 from novacron.encoding import CostModel
-from novacron.runtime import Message, Payload, Runtime, VirtualPayload
+from novacron.runtime import Message, Payload, Runtime, VirtualPayload, payload_size
 from novacron.transport import AMST
 from novacron.transport.policy import StreamController
 
-from .driver import DestinationVM, ModelPages, SourceVM
+from .driver import DestinationVM, ModelPages, RealPages, SourceVM
 from .messages import (
     MigrationAbort,
     MigrationBegin,
@@ -45,6 +47,29 @@ from .settings import MigrationSettings
 log = logging.getLogger(__name__)
 
 TAG = "mig"
+#: AMST tag of page runs (batches that are nothing but consecutive raw pages, see EncodedBatch.run),
+#: received straight into guest memory where the destination VM offers it.
+RUN_TAG = "mig-run"
+_RUN_META = struct.Struct("<QI")  # first page, count; then the migration id
+
+
+def run_meta(migration: str, first: int, count: int) -> bytes:
+    """What a page run's AMST transfer carries about itself (see :data:`RUN_TAG`)."""
+    return _RUN_META.pack(first, count) + migration.encode()
+
+
+def parse_run_meta(meta: bytes) -> tuple[str, int, int]:
+    """``(migration, first, count)``; raises BatchError for meta that does not parse."""
+    if len(meta) < _RUN_META.size:
+        raise BatchError(f"page run meta of {len(meta)} bytes is shorter than {_RUN_META.size}")
+    first, count = _RUN_META.unpack_from(meta)
+    try:
+        migration = meta[_RUN_META.size :].decode()
+    except UnicodeDecodeError:
+        raise BatchError("page run meta names no valid migration id") from None
+    return migration, first, count
+
+
 #: How often an unanswered control message is sent again.
 RETRY_INTERVAL = 0.25
 
@@ -78,6 +103,7 @@ class Incoming:
     rejected: list[str] = field(default_factory=list)
     pending_faults: set[int] = field(default_factory=set)
     retry: Any = None
+    placed_runs: set[tuple[int, int]] = field(default_factory=set)  # page runs landing in place
 
 
 class Migrator:
@@ -106,6 +132,7 @@ class Migrator:
         self._waiters: dict[tuple[type, str], Any] = {}
         self._sources: dict[str, Any] = {}  # migration id -> running source (post-copy faults)
         self.amst.on_receive(TAG, self._on_batch)
+        self.amst.on_placed(RUN_TAG, self._place_run, self._on_run)
         rt.on_stream(UrgentPages, self._on_urgent)
         for cls, handler in (
             (MigrationBegin, self._on_begin),
@@ -237,11 +264,54 @@ class Migrator:
             else:
                 self._accept_batch(incoming)
             return None
-        return self._take_real_batch(incoming, src, payload)
+        return self._take_real_batch(incoming, src, functools.partial(self._apply, incoming, payload))
 
-    async def _take_real_batch(self, incoming: Incoming, src: str, payload: Payload) -> None:
+    def _place_run(self, src: str, size: int, meta: bytes) -> memoryview | None:
+        """Where a page run lands: straight in the destination VM's memory, if it offers it."""
         try:
-            await self.rt.offload(self._apply, incoming, payload)
+            migration, first, count = parse_run_meta(meta)
+        except BatchError:
+            return None  # _on_run says why
+        incoming = self.incoming.get(migration)
+        if incoming is None or incoming.src != src or incoming.state != "receiving":
+            return None
+        if size != count * incoming.vm.page_size or first + count > incoming.vm.page_count:
+            return None
+        where = incoming.vm.memory(first, count)
+        if where is not None:
+            incoming.placed_runs.add((first, count))
+        return where
+
+    def _on_run(self, src: str, meta: bytes, payload: Payload) -> Awaitable[None] | None:
+        """A page run is in: written in place already, or to apply as a batch of full pages."""
+        try:
+            migration, first, count = parse_run_meta(meta)
+        except BatchError as exc:
+            log.error("dropping a page run from %s: %s", src, exc)
+            return None
+        incoming = self.incoming.get(migration)
+        if incoming is None or incoming.src != src or incoming.state not in ("receiving", "running"):
+            log.warning("dropping a page run from %s: no migration %s in progress from it", src, migration)
+            return None
+        vm = incoming.vm
+        if isinstance(payload, VirtualPayload):
+            return self._on_batch(src, payload)  # (its meta holds the simulated pages)
+        if (first, count) in incoming.placed_runs:
+            incoming.placed_runs.discard((first, count))
+            vm.arrived(first, count)
+            self._accept_batch(incoming)
+            return None
+        if payload_size(payload) != count * vm.page_size or first + count > vm.page_count:
+            self._reject_batch(incoming, src, BatchError(f"page run {first}+{count} does not fit the VM"))
+            return None
+        ids = np.arange(first, first + count, dtype=np.int64)
+        rows = np.frombuffer(payload, np.uint8).reshape(count, vm.page_size)
+        return self._take_real_batch(incoming, src, functools.partial(vm.apply, RealPages(ids, rows)))
+
+    async def _take_real_batch(self, incoming: Incoming, src: str, apply: Callable[[], None]) -> None:
+        """Decode and write a batch off the event loop, then account for it on the loop."""
+        try:
+            await self.rt.offload(apply)
         except BatchError as exc:
             self._reject_batch(incoming, src, exc)
         else:

@@ -37,7 +37,7 @@ from .messages import (
 )
 from .pages import BatchEncoder, BatchError, BatchStats, EncodedBatch
 from .report import MigrationReport, RoundReport
-from .service import TAG, MigrationError, Migrator, UrgentPages
+from .service import RUN_TAG, TAG, MigrationError, Migrator, UrgentPages, run_meta
 from .settings import MigrationSettings
 
 _PREDICTORS = {"last": LastValue, "harmonic": HarmonicMean, "robust": RobustMPC}
@@ -257,8 +257,11 @@ class SourceRun:
 
     async def _send_batch(self, batch: EncodedBatch, round_stats: BatchStats) -> None:
         streams = self.streams
+        tag, meta = TAG, b""
+        if batch.run is not None:  # raw consecutive pages: the destination may take them in place
+            tag, meta = RUN_TAG, run_meta(self.id, *batch.run)
         await self.svc.amst.send(
-            self.peer, batch.payload, streams=streams, congestion=self.congestion, tag=TAG
+            self.peer, batch.payload, streams=streams, congestion=self.congestion, tag=tag, meta=meta
         )
         self.encoder.release(batch.payload)
         round_stats.add(batch.stats)

@@ -141,6 +141,12 @@ class ModelVM(GuestState):
         self.present[ids] = True
         self._wake()
 
+    def memory(self, first: int, count: int) -> memoryview | None:
+        return None  # no bytes: simulated pages always come through apply
+
+    def arrived(self, first: int, count: int) -> None:
+        raise TypeError("a ModelVM offers no memory to write pages into (see memory)")
+
     def start_postcopy(self, missing: np.ndarray, on_fault: Callable[[np.ndarray], None]) -> None:
         self.present[missing] = False
         self._postcopy = True

@@ -46,12 +46,18 @@ log = logging.getLogger(__name__)
 
 #: ``handler(src, payload)`` for complete payloads of one tag (see ``AMST.on_receive``).
 Handler = Callable[[str, Payload], "Awaitable[None] | None"]
+#: ``place(src, size, meta)``: where a transfer of one tag should land (see ``AMST.on_placed``).
+Place = Callable[[str, int, bytes], "memoryview | None"]
+#: ``handler(src, meta, payload)`` for complete payloads of a placed tag.
+PlacedHandler = Callable[[str, bytes, Payload], "Awaitable[None] | None"]
 
 DEFAULT_CHUNK = 512 * 1024
 #: Large payloads use chunks up to this size (see ``AMST.chunk_for``).
 MAX_CHUNK = 4 * 1024 * 1024
 #: ... as long as every stream still gets at least this many chunks to steal from.
 CHUNKS_PER_STREAM = 16
+#: Every chunk carries the transfer's ``meta``: keep it small.
+MAX_META = 256
 
 
 @dataclass(frozen=True)
@@ -81,8 +87,10 @@ class AMSTReport:
 
 
 def _is_placed(data: Payload, buffer: Any) -> bool:
-    """Whether the runtime received ``data`` directly into ``buffer`` (see ``_place_chunk``)."""
-    return isinstance(data, memoryview) and data.obj is buffer
+    """Whether the runtime received ``data`` directly into ``buffer`` (see ``_place_chunk``;
+    ``buffer`` may itself be a view, of memory the receiver placed the transfer in)."""
+    base = buffer.obj if isinstance(buffer, memoryview) else buffer
+    return isinstance(data, memoryview) and data.obj is base
 
 
 def plan_chunks(size: int, chunk_size: int) -> list[int]:
@@ -103,6 +111,7 @@ class _Outgoing:
     offsets: list[int]
     payload: Payload
     tag: str
+    meta: bytes
     done: Any  # future: TransferDone
     wake: Any  # future replaced on every event the workers may wait for
     streams_failed: int = 0
@@ -124,6 +133,8 @@ class _Incoming:
     buffer: Any
     virtual: Any = None
     received: set[int] = field(default_factory=set)
+    meta: bytes = b""
+    placed: bool = False  # the buffer is the receiver's own (AMST.on_placed), not the pool's
 
 
 class AMST:
@@ -198,6 +209,7 @@ class AMST:
         self._completed: dict[tuple[str, str], TransferDone] = {}
         self._completed_memory = completed_memory
         self._handlers: dict[str, Handler] = {}
+        self._places: dict[str, Place] = {}
         #: transfers whose handler's awaitable is still running (complete, not yet answered)
         self._handling: set[tuple[str, str]] = set()
         self.rejected_chunks = 0
@@ -221,6 +233,21 @@ class AMST:
         """
         self._handlers[tag] = handler
 
+    def on_placed(self, tag: str, place: Place, handler: PlacedHandler) -> None:
+        """Receive transfers sent with ``tag`` straight into the receiver's own memory.
+
+        At a transfer's first chunk, ``place(src, size, meta)`` (``meta``: the bytes the
+        sender passed to :meth:`send`) returns a writable view of exactly ``size`` bytes
+        where the payload belongs (say, a run of guest pages), or None for a buffer of
+        AMST's own. Chunks are then received in place (no copy on the real backend), and
+        ``handler(src, meta, payload)`` runs once all are in, as for :meth:`on_receive`
+        (it may return an awaitable). A chunk that fails its check may have been written
+        there before it was rejected; the sender sends it again, and the memory holds the
+        right bytes once the handler runs.
+        """
+        self._places[tag] = place
+        self._handlers[tag] = handler  # type: ignore[assignment]  (called with meta: _deliver)
+
     # -- sending --------------------------------------------------------------
     async def send(
         self,
@@ -230,10 +257,16 @@ class AMST:
         streams: int = 4,
         congestion: str | None = None,
         tag: str = "",
+        meta: bytes = b"",
     ) -> AMSTReport:
-        """Move ``payload`` to ``peer`` over ``streams`` streams; returns once the peer has it."""
+        """Move ``payload`` to ``peer`` over ``streams`` streams; returns once the peer has it.
+
+        ``meta``: a few bytes about the whole transfer that every chunk carries, for a
+        receiver that places transfers of this tag itself (:meth:`on_placed`)."""
         if streams < 1:
             raise ValueError(f"streams must be >= 1, got {streams}")
+        if len(meta) > MAX_META:
+            raise ValueError(f"meta of {len(meta)} bytes (at most {MAX_META})")
         rt = self.rt
         sizes = plan_chunks(payload_size(payload), self.chunk_for(payload_size(payload), streams))
         offsets = list(itertools.accumulate([0, *sizes[:-1]]))
@@ -244,6 +277,7 @@ class AMST:
             offsets=offsets,
             payload=payload,
             tag=tag,
+            meta=meta,
             done=rt.create_future(),
             wake=rt.create_future(),
         )
@@ -377,6 +411,7 @@ class AMST:
             xfer.scheduler.total,
             payload_size(payload),
             xfer.tag,
+            xfer.meta,
         )
         return header, data
 
@@ -584,15 +619,42 @@ class AMST:
             size=header.size,
             chunks=header.chunks,
             tag=header.tag,
-            buffer=None if virtual else self.buffers.take(header.size),
+            buffer=None,
             virtual=data.meta if virtual else None,
+            meta=header.meta,
         )
+        if not virtual:
+            incoming.buffer = self._placement(src, header)
+            incoming.placed = incoming.buffer is not None
+            if incoming.buffer is None:
+                incoming.buffer = self.buffers.take(header.size)
         self._incoming[key] = incoming
         return incoming
 
+    def _placement(self, src: str, header: Chunk) -> memoryview | None:
+        """The receiver's own memory for this transfer (``on_placed``), if it names some."""
+        place = self._places.get(header.tag)
+        if place is None:
+            return None
+        where = place(src, header.size, header.meta)
+        if where is None:
+            return None
+        if where.readonly or where.nbytes != header.size:
+            log.warning(
+                "%s: placement for tag %r gave %d %s bytes for a %d-byte transfer; using a buffer",
+                self.rt.node_id,
+                header.tag,
+                where.nbytes,
+                "read-only" if where.readonly else "writable",
+                header.size,
+            )
+            return None
+        return where.cast("B") if where.format != "B" or where.ndim != 1 else where
+
     @staticmethod
     def _check_shape(incoming: _Incoming, header: Chunk) -> str | None:
-        if (header.size, header.chunks, header.tag) != (incoming.size, incoming.chunks, incoming.tag):
+        shape = (header.size, header.chunks, header.tag, header.meta)
+        if shape != (incoming.size, incoming.chunks, incoming.tag, incoming.meta):
             return "its transfer shape differs from the first chunk's"
         if not 0 <= header.index < header.chunks or not 0 <= header.offset <= header.size - header.length:
             return f"chunk {header.index} at {header.offset}+{header.length} is outside the payload"
@@ -625,19 +687,24 @@ class AMST:
                     incoming.id, False, f"no receiver for tag {incoming.tag!r} on {self.rt.node_id}"
                 )
             else:
-                pending = handler(incoming.src, payload)
+                pending = self._deliver(handler, incoming, payload)
                 done = TransferDone(incoming.id, True)
         finally:
             if pending is None:
-                self._release(buffer, payload)
+                self._release(incoming, payload)
         if pending is not None:
             self._handling.add(key)
-            self.rt.spawn(self._complete_later(key, incoming, pending, buffer, payload))
+            self.rt.spawn(self._complete_later(key, incoming, pending, payload))
             return
         self._answer(key, incoming, done)
 
+    def _deliver(self, handler: Any, incoming: _Incoming, payload: Payload) -> Awaitable[None] | None:
+        if incoming.tag in self._places:
+            return handler(incoming.src, incoming.meta, payload)
+        return handler(incoming.src, payload)
+
     async def _complete_later(
-        self, key, incoming: _Incoming, pending: Awaitable[None], buffer, payload
+        self, key, incoming: _Incoming, pending: Awaitable[None], payload: Payload
     ) -> None:
         """Wait for a handler's awaitable; the payload's buffer is released after it."""
         try:
@@ -647,14 +714,15 @@ class AMST:
             log.error("%s: the handler of transfer %s failed: %r", self.rt.node_id, incoming.id, exc)
             done = TransferDone(incoming.id, False, f"receive handler failed: {exc!r}")
         finally:
-            self._release(buffer, payload)
+            self._release(incoming, payload)
             self._handling.discard(key)
         self._answer(key, incoming, done)
 
-    def _release(self, buffer, payload: Payload) -> None:
-        if buffer is not None:  # valid during the handler only: the buffer is reused
+    def _release(self, incoming: _Incoming, payload: Payload) -> None:
+        if incoming.buffer is not None:  # valid during the handler only: the buffer is reused
             payload.release()  # type: ignore[union-attr]
-            self.buffers.give_back(buffer)
+            if not incoming.placed:
+                self.buffers.give_back(incoming.buffer)
 
     def _answer(self, key, incoming: _Incoming, done: TransferDone) -> None:
         self._completed[key] = done

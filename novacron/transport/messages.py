@@ -18,6 +18,7 @@ class Chunk(Message, tag="amst-chunk"):
     chunks: int
     size: int
     tag: str
+    meta: bytes = b""  # the sender's note on the whole transfer (see AMST.on_placed)
 
 
 class ChunkAck(Message, tag="amst-ack"):

@@ -19,6 +19,10 @@ def memory(n=64, seed=0):
 
 def roundtrip(encoder, dest, ids, rows, link):
     batch = encoder.encode_real(RealPages(ids, rows[ids]), link)
+    if batch.run is not None:  # bare page bytes (the destination may receive them in place)
+        first, count = batch.run
+        dest[first : first + count] = np.frombuffer(batch.payload, np.uint8).reshape(count, PAGE)
+        return batch.stats
     for pages in decode_real(batch.payload, len(dest), PAGE, lambda i: dest[i]):
         dest[pages.ids] = pages.data
     return batch.stats
@@ -50,6 +54,19 @@ def test_on_a_fast_link_nothing_is_compressed_or_delta_encoded():
     rows[3, :10] = 1
     stats = roundtrip(encoder, dest, np.array([3]), rows, FAST_LINK)
     assert stats.codec == "none" and stats.delta == 0 and np.array_equal(dest, rows)
+
+
+def test_consecutive_raw_pages_travel_as_a_bare_run_and_anything_else_in_the_batch_layout():
+    rows = memory()
+    rows[0] = 1  # (memory() starts with a zero page)
+    encoder = BatchEncoder(MigrationSettings.dwcp(), 64, PAGE)
+    run = encoder.encode_real(RealPages(np.arange(0, 3), rows[0:3]), FAST_LINK)
+    assert run.run == (0, 3) and bytes(run.payload) == rows[0:3].tobytes()
+    assert run.stats.bytes_out == 3 * PAGE  # no header, no tables
+    gap = encoder.encode_real(RealPages(np.array([1, 3]), rows[[1, 3]]), FAST_LINK)
+    with_zero = encoder.encode_real(RealPages(np.arange(3, 6), rows[3:6]), FAST_LINK)  # page 4 is zero
+    assert gap.run is None and with_zero.run is None
+    assert bytes(gap.payload[:4]) == bytes(with_zero.payload[:4]) == b"NCMB"
 
 
 def test_the_baseline_sends_every_non_zero_page_raw():

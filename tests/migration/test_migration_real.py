@@ -13,6 +13,7 @@ from harness import AsyncioHarness  # noqa: E402
 
 from novacron.backends.vm import BufferVM  # noqa: E402
 from novacron.migration import MigrationError, MigrationSettings, Migrator, UniformWorkload  # noqa: E402
+from novacron.transport.dataplane import ContentMix  # noqa: E402
 
 PAGES = (32 << 20) // 4096
 WORKLOAD = UniformWorkload(rate=3000, working_set=2048)
@@ -68,6 +69,19 @@ def test_precopy_leaves_the_destination_byte_identical_under_a_running_workload(
     assert hashlib.sha256(dest.buffer).digest() == hashlib.sha256(vm.buffer).digest()
     assert dest.running and not vm.running
     assert report.rounds[0].pages == PAGES and report.rounds[-1].phase == "stop-and-copy"
+
+
+def test_runs_of_raw_pages_land_straight_in_the_destinations_memory(cluster):
+    harness, start, source = cluster
+    destinations = start()
+    vm = source(mix=ContentMix(0, 0, 1))  # incompressible, no zero page: round 0 is one run of raw pages
+    report = migrate(harness, vm, MigrationSettings.dwcp(streams=4))
+    (dest,) = destinations.values()
+    assert report.ok and vm.writes > 0
+    assert hashlib.sha256(dest.buffer).digest() == hashlib.sha256(vm.buffer).digest()
+    amst = harness.runtime("n1").app.amst
+    assert amst.chunks_placed >= 64, "round 0's 64 chunks of 512 KiB were received in guest memory"
+    assert report.rounds[0].pages == PAGES and report.rounds[0].bytes_out == PAGES * 4096  # no layout
 
 
 def test_postcopy_fetches_faulted_pages_and_ends_with_every_page(cluster):

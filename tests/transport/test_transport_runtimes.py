@@ -210,3 +210,57 @@ def test_an_awaitable_handler_that_fails_fails_the_transfer_with_its_reason(harn
         return True
 
     assert harness.run("n0", scenario, timeout=60)
+
+
+def test_a_placed_transfer_lands_in_the_receivers_own_memory(harness):
+    memory = bytearray(8 * MiB)
+    got = []
+
+    def app(rt):
+        amst = AMST(rt, chunk_size=256 * 1024)
+
+        def place(src, size, meta):
+            offset = int.from_bytes(meta, "little")
+            return memoryview(memory)[offset : offset + size]
+
+        amst.on_placed("run", place, lambda src, meta, p: got.append((meta, hashlib.sha256(p).hexdigest())))
+        return amst
+
+    harness.start(["n0", "n1"], app)
+
+    async def scenario(rt):
+        payload = rt.random.randbytes(4 * MiB)
+        meta = (2 * MiB).to_bytes(4, "little")
+        await rt.app.send("n1", payload, streams=4, tag="run", meta=meta)
+        return payload, meta
+
+    payload, meta = harness.run("n0", scenario, timeout=60)
+    assert got == [(meta, hashlib.sha256(payload).hexdigest())]
+    amst = harness.runtime("n1").app
+    if harness.kind == "asyncio":  # (the simulator moves no real bytes into place)
+        assert bytes(memory[2 * MiB : 6 * MiB]) == payload and not any(memory[: 2 * MiB])
+        assert amst.chunks_placed == 16, "every chunk was received in place"
+    assert amst.buffers.allocated == 0, "no buffer of AMST's own was needed"
+
+
+def test_a_placement_that_declines_or_does_not_fit_falls_back_to_a_buffer(harness):
+    got = []
+    answers = iter([None, memoryview(bytearray(10))])  # declines, then the wrong size
+
+    def app(rt):
+        amst = AMST(rt, chunk_size=256 * 1024)
+        amst.on_placed(
+            "run", lambda src, size, meta: next(answers), lambda src, meta, p: got.append(bytes(p))
+        )
+        return amst
+
+    harness.start(["n0", "n1"], app)
+
+    async def scenario(rt):
+        payloads = [rt.random.randbytes(MiB) for _ in range(2)]
+        for payload in payloads:
+            await rt.app.send("n1", payload, streams=2, tag="run")
+        return payloads
+
+    assert got == harness.run("n0", scenario, timeout=60)
+    assert harness.runtime("n1").app.buffers.allocated == 1
