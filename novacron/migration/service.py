@@ -104,6 +104,7 @@ class Incoming:
     pending_faults: set[int] = field(default_factory=set)
     retry: Any = None
     placed_runs: set[tuple[int, int]] = field(default_factory=set)  # page runs landing in place
+    pages_in_place: int = 0  # pages received straight into guest memory (no copy)
 
 
 class Migrator:
@@ -299,6 +300,7 @@ class Migrator:
         if (first, count) in incoming.placed_runs:
             incoming.placed_runs.discard((first, count))
             vm.arrived(first, count)
+            incoming.pages_in_place += count
             self._accept_batch(incoming)
             return None
         if payload_size(payload) != count * vm.page_size or first + count > vm.page_count:

@@ -258,17 +258,22 @@ class AMST:
         congestion: str | None = None,
         tag: str = "",
         meta: bytes = b"",
+        chunk_size: int | None = None,
     ) -> AMSTReport:
         """Move ``payload`` to ``peer`` over ``streams`` streams; returns once the peer has it.
 
         ``meta``: a few bytes about the whole transfer that every chunk carries, for a
-        receiver that places transfers of this tag itself (:meth:`on_placed`)."""
+        receiver that places transfers of this tag itself (:meth:`on_placed`).
+        ``chunk_size`` overrides :meth:`chunk_for`, for a caller that keeps several
+        transfers in flight and so needs fewer, larger chunks per transfer to balance
+        its streams (each chunk costs the same fixed work on both ends)."""
         if streams < 1:
             raise ValueError(f"streams must be >= 1, got {streams}")
         if len(meta) > MAX_META:
             raise ValueError(f"meta of {len(meta)} bytes (at most {MAX_META})")
         rt = self.rt
-        sizes = plan_chunks(payload_size(payload), self.chunk_for(payload_size(payload), streams))
+        size = payload_size(payload)
+        sizes = plan_chunks(size, chunk_size if chunk_size is not None else self.chunk_for(size, streams))
         offsets = list(itertools.accumulate([0, *sizes[:-1]]))
         xfer = _Outgoing(
             id=f"{rt.node_id}/{next(self._ids)}",

@@ -160,3 +160,10 @@ def test_the_buffer_pool_keeps_within_its_budget():
     pool.give_back(bytearray(10))  # small buffers are not kept
     pool.give_back(bytearray(6 * MiB))  # nor ones over the budget
     assert pool.kept_bytes <= 5 * MiB
+
+
+def test_a_caller_may_choose_the_chunk_size_of_one_transfer():
+    sim, received = amst_sim()
+    payload = sim.runtime("x").random.randbytes(8 * MiB)
+    report = send(sim, payload, streams=2, chunk_size=2 * MiB)
+    assert received == [("x", payload)] and report.chunks == 4  # (AMST's own rule: 32 of 256 KiB)
