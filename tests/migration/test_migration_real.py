@@ -97,6 +97,21 @@ def test_postcopy_fetches_faulted_pages_and_ends_with_every_page(cluster):
     assert np.array_equal(dest.rows[untouched], vm.rows[untouched])
 
 
+def test_page_runs_pushed_after_a_postcopy_switch_never_overwrite_what_the_guest_wrote(cluster):
+    harness, start, source = cluster
+    destinations = start(dest_workload=WORKLOAD)  # the guest runs here while runs arrive
+    vm = source(mix=ContentMix(0, 0, 1))
+    settings = MigrationSettings.dwcp(streams=4, engine="postcopy", postcopy_after=0)
+    report = migrate(harness, vm, settings)
+    (dest,) = destinations.values()
+    dest.close()
+    assert report.ok and dest.missing_count() == 0
+    (incoming,) = harness.runtime("n1").app.incoming.values()
+    assert incoming.pages_in_place == 0, "a running guest's memory takes no transfer in place"
+    untouched = ~dest.written_here
+    assert np.array_equal(dest.rows[untouched], vm.rows[untouched])
+
+
 def test_a_destination_crash_mid_migration_fails_cleanly_and_the_source_keeps_running(cluster):
     harness, start, source = cluster
     start()
