@@ -832,9 +832,7 @@ class PBFTCore:
         nv = NewView(view, tuple(c.signed for c in chosen), tuple(pre_prepares))
         message = self._make(nv)
         self._broadcast(message)
-        self._install_view(
-            view, plan.min_s, plan.stable_digest, plan.stable_proof, pre_prepares, message
-        )
+        self._install_view(view, plan.min_s, plan.stable_digest, plan.stable_proof, pre_prepares, message)
 
     def _on_new_view(self, message: PBFTMessage, nv: NewView) -> None:
         if nv.view < self.view or (nv.view == self.view and not self.in_view_change):
