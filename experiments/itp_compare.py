@@ -25,6 +25,7 @@ each model and pooled row with the best placement heuristic per load.
     .venv/bin/python experiments/itp_compare.py [--loads 0.5,0.7,0.8,0.9,1.0] [--seeds 10]
         [--model PATH [--model PATH ...]] [--dqn-model PATH] [--sb3-predict]
     .venv/bin/python experiments/itp_compare.py --from-episodes A/compare_episodes.csv B/compare_episodes.csv
+    .venv/bin/python experiments/itp_compare.py --heuristics patient_nearest_fit --out OUT  (a subset)
 
 Data: Alibaba cluster-trace-gpu-v2023 (openb; Weng et al., ATC 2023) and Azure
 inter-region RTTs (CC BY 4.0); see novacron/data/README.md.
@@ -156,8 +157,12 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: heuristics that place every task they can (the issue's baselines); admission control is reported apart
-PLACEMENT_HEURISTICS = tuple(name for name in HEURISTICS if name != "admission_nearest_fit")
+#: heuristics that defer on purpose (admission control, waiting for a near host): reported apart
+ADMISSION_HEURISTICS = ("admission_nearest_fit", "patient_nearest_fit")
+#: heuristics that place every task they can (the issue's baselines)
+PLACEMENT_HEURISTICS = tuple(name for name in HEURISTICS if name not in ADMISSION_HEURISTICS)
+#: row-name prefixes of learned policies and planners (compared against the targets)
+LEARNED_PREFIXES = ("maskable_ppo", "masked_dqn", "rollout")
 HIGH_LOAD = 0.8
 
 
@@ -169,8 +174,9 @@ def targets(table: pd.DataFrame, rl: str = "maskable_ppo") -> str:
     """
     lines = [
         "| load | RL score | best placement heuristic | RL / it | target | met | "
-        "admission_nearest_fit | RL / it | RL µs/decision |",
-        "|---|---|---|---|---|---|---|---|---|",
+        + " | ".join(f"{name} | RL / it" for name in ADMISSION_HEURISTICS)
+        + " | RL µs/decision |",
+        "|---|---|---|---|---|---|" + "---|---|" * len(ADMISSION_HEURISTICS) + "---|",
     ]
     for load in sorted(table["load"].unique()):
         sub = table[table["load"] == load].set_index("policy")
@@ -186,12 +192,14 @@ def targets(table: pd.DataFrame, rl: str = "maskable_ppo") -> str:
             target, met = ">= 1.10", ratio >= 1.10
         else:
             target, met = ">= 0.98", ratio >= 0.98
-        adm = sub.loc["admission_nearest_fit"] if "admission_nearest_fit" in sub.index else None
-        adm_cells = (
-            [f"{adm['score']:.3f} ± {adm['score_ci95']:.3f}", f"{r['score'] / adm['score']:.3f}"]
-            if adm is not None
-            else ["", ""]
-        )
+        adm_cells = []
+        for name in ADMISSION_HEURISTICS:
+            adm = sub.loc[name] if name in sub.index else None
+            adm_cells += (
+                [f"{adm['score']:.3f} ± {adm['score_ci95']:.3f}", f"{r['score'] / adm['score']:.3f}"]
+                if adm is not None
+                else ["", ""]
+            )
         lines.append(
             f"| {load:g} | {r['score']:.3f} ± {r['score_ci95']:.3f} | {best} {heur.loc[best, 'score']:.3f} "
             f"± {heur.loc[best, 'score_ci95']:.3f} | {ratio:.3f} | {target} | {'yes' if met else 'no'} | "
@@ -209,7 +217,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     for ax, metric in zip(axes, ("score", "acceptance_rate"), strict=True):
         for policy in policies:
             sub = table[table["policy"] == policy].set_index("load").reindex(loads)
-            main = policy.startswith(("maskable_ppo", "masked_dqn")) or policy.endswith("nearest_fit")
+            main = policy.startswith(LEARNED_PREFIXES) or policy.endswith("nearest_fit")
             style = "-o" if main else ":."
             ax.errorbar(loads, sub[metric], yerr=sub[f"{metric}_ci95"], fmt=style, capsize=3, label=policy)
         ax.set_xlabel("offered load")
@@ -247,13 +255,18 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument(
         "--skip-heuristics", action="store_true", help="models only (merge with --from-episodes later)"
     )
+    parser.add_argument("--heuristics", help="comma-separated subset of the heuristics to run (default: all)")
     args = parser.parse_args(argv)
     loads = [float(x) for x in args.loads.split(",")]
     seeds = range(args.seeds)
     if args.from_episodes:
         df = pd.concat([pd.read_csv(path) for path in args.from_episodes], ignore_index=True)
     else:
-        heuristics = () if args.skip_heuristics else tuple(HEURISTICS)
+        heuristics = tuple(args.heuristics.split(",")) if args.heuristics else tuple(HEURISTICS)
+        unknown = [name for name in heuristics if name not in HEURISTICS]
+        if unknown:
+            parser.error(f"unknown heuristic(s) {unknown}; choose from {', '.join(HEURISTICS)}")
+        heuristics = () if args.skip_heuristics else heuristics
         df = episodes(
             loads, seeds, args.hosts, args.tasks, args.model, args.dqn_model, args.sb3_predict, heuristics
         )
@@ -264,7 +277,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     (args.out / "compare.md").write_text(markdown(table))
     plot(table, args.out / "compare.png")
     print(markdown(table))
-    rl_rows = [p for p in dict.fromkeys(table["policy"]) if p.startswith(("maskable_ppo", "masked_dqn"))]
+    rl_rows = [p for p in dict.fromkeys(table["policy"]) if p.startswith(LEARNED_PREFIXES)]
     if rl_rows:
         text = "\n".join(f"### {name}\n\n{targets(table, name)}" for name in rl_rows)
         (args.out / "targets.md").write_text(text)

@@ -90,11 +90,21 @@ def collect_teacher(env, teacher_name: str, episodes: int, gamma: float, seed: i
             act_l.append(action)
             obs, reward, done, _, _ = env.step(action)
             rewards.append(reward)
-        returns, running = np.zeros(len(rewards)), 0.0
-        for i in range(len(rewards) - 1, -1, -1):
-            running = rewards[i] + gamma * running
-            returns[i] = running
-        ret_l.append(returns)
+        ret_l.append(discounted_returns(rewards, gamma))
+    return imitation_dataset(obs_l, mask_l, act_l, ret_l)
+
+
+def discounted_returns(rewards: list[float], gamma: float) -> np.ndarray:
+    """The return from every step of one episode (the value targets of imitation)."""
+    returns, running = np.zeros(len(rewards)), 0.0
+    for i in range(len(rewards) - 1, -1, -1):
+        running = rewards[i] + gamma * running
+        returns[i] = running
+    return returns
+
+
+def imitation_dataset(obs_l: list, mask_l: list, act_l: list, ret_l: list[np.ndarray]) -> dict:
+    """Labelled states as the arrays imitation trains on."""
     return {
         "obs": np.asarray(obs_l, dtype=np.float32),
         "masks": np.asarray(mask_l, dtype=bool),

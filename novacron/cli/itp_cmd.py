@@ -2,7 +2,10 @@
 
 * ``novacron itp evaluate --policy best_fit --load 0.9 --seed 0 --episodes 5 --json``
   runs a heuristic (``random``, ``round_robin``, ``first_fit``, ``best_fit``,
-  ``worst_fit``, ``dot_product``, ``nearest_fit``) or a trained model
+  ``worst_fit``, ``dot_product``, ``nearest_fit``, ``admission_nearest_fit``,
+  ``patient_nearest_fit``), the rollout planner (``--policy rollout``, look-ahead over
+  ``--base`` with ``--planner key=value,...`` settings, see
+  :mod:`novacron.placement.rollout`) or a trained model
   (``--policy maskable_ppo|masked_dqn --model PATH``) on episodes ``seed .. seed+episodes-1``
   of ``novacron/Placement-v0`` and prints one JSON object: acceptance rate,
   the primary score, mean wait and slowdown, fragmentation, p95 RTT to origin
@@ -63,6 +66,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     ev.add_argument(
         "--sb3-predict", action="store_true", help="decide with SB3's model.predict (PPO; slower path)"
     )
+    ev.add_argument(
+        "--base", default="patient_nearest_fit", help="rollout: the heuristic the planner looks ahead with"
+    )
+    ev.add_argument("--planner", help="rollout: settings key=value,... (default: the val-tuned ones)")
     ev.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
     ev.add_argument("--episodes", type=int, default=5, help="episodes, seeds seed..seed+N-1 (default 5)")
     ev.add_argument("--json", action="store_true", help="print one JSON object (default: a table)")
@@ -149,15 +156,25 @@ def evaluate(args: argparse.Namespace) -> dict:
         model = load_model(args.policy, args.model)
         if not (getattr(args, "sb3_predict", False) and args.policy == "maskable_ppo"):
             model = FastMaskedPolicy(model)
+    elif args.policy == "rollout":
+        from novacron.placement.rollout import DEFAULT_SETTINGS, RolloutPolicy, parse_settings
+
+        settings = parse_settings(getattr(args, "planner", None) or DEFAULT_SETTINGS)
+        base = getattr(args, "base", "patient_nearest_fit")
+        make_policy(base)  # an unknown base is a ValueError now, not after the first episode
     elif args.policy not in HEURISTICS:
         raise ValueError(
-            f"unknown policy {args.policy!r}; choose from {', '.join([*HEURISTICS, *MODEL_POLICIES])}"
+            f"unknown policy {args.policy!r}; choose from "
+            f"{', '.join([*HEURISTICS, 'rollout', *MODEL_POLICIES])}"
         )
     seeds = list(range(args.seed, args.seed + args.episodes))
     rows = []
     for seed in seeds:
         obs, _ = env.reset(seed=seed)
-        if model is None:
+        if args.policy == "rollout":
+            planner = RolloutPolicy(base=make_policy(base), seed=seed, **settings)
+            metrics = run_episode(env.sim, planner, seed=seed, clock=time.perf_counter)
+        elif model is None:
             metrics = run_episode(env.sim, make_policy(args.policy), seed=seed, clock=time.perf_counter)
         else:
             spent, done = 0.0, False

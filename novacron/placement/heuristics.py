@@ -2,8 +2,9 @@
 
 Every policy sees the simulator and returns a host index for the current task
 (or :data:`DEFER`). The placement heuristics never defer: they are work-conserving,
-and the simulator only asks when at least one host fits (``admission_nearest_fit``,
-below, is the exception: it adds admission control). Scores are numpy-vectorised
+and the simulator only asks when at least one host fits (``admission_nearest_fit``
+and ``patient_nearest_fit``, below, are the exceptions: admission control, and waiting
+for a near host). Scores are numpy-vectorised
 over hosts, so a decision costs a few microseconds for tens of hosts.
 
 * ``random``: uniform over feasible hosts (seeded).
@@ -22,6 +23,10 @@ over hosts, so a decision costs a few microseconds for tens of hosts.
   ``max_wait``) exceeds :data:`ADMISSION_THRESHOLD` is never started, so it runs out of
   patience and is rejected, which keeps capacity for many smaller tasks. The
   threshold was chosen on the validation split (``experiments/itp_admission.py``).
+* ``patient_nearest_fit``: ``admission_nearest_fit`` that also waits (defers) while the
+  task's nearest region has no room, up to :data:`PATIENCE` x ``max_wait``, then goes
+  to the nearest feasible host: the score charges distance and rejection, not waiting.
+  Patience chosen on the validation split (``experiments/itp_rollout.py tune-base``).
 """
 
 from __future__ import annotations
@@ -163,16 +168,70 @@ def resource_time(sim: PlacementSim, task: int) -> float:
     return float(share * t.duration[task] / sim.max_wait)
 
 
+def resource_times(sim: PlacementSim) -> np.ndarray:
+    """:func:`resource_time` of every task of the episode at once (one vector operation)."""
+    h, t = sim.cluster.hosts, sim.tasks
+    share = np.maximum(t.cpu / h.cpu.sum(), t.mem / h.mem.sum())
+    gpu_total = float(h.gpus.sum()) * GPU_MILLI
+    if gpu_total > 0:
+        share = np.maximum(share, t.num_gpu * t.gpu_milli / gpu_total)
+    return share * t.duration / sim.max_wait
+
+
 class AdmissionNearestFitPolicy(NearestFitPolicy):
     name = "admission_nearest_fit"
 
     def __init__(self, threshold: float | None = None) -> None:
         self.threshold = ADMISSION_THRESHOLD if threshold is None else float(threshold)
+        # resource-times of the last task list seen: look-ahead calls this policy thousands of
+        # times per decision on forked simulators, so the per-task sums are computed once per list
+        self._tasks = None
+        self._times = np.zeros(0)
+
+    def admits(self, sim: PlacementSim) -> bool:
+        """Whether admission control lets the current task start (its resource-time is small enough)."""
+        if sim.tasks is not self._tasks:
+            self._tasks, self._times = sim.tasks, resource_times(sim)
+        return bool(self._times[sim.current] <= self.threshold)
 
     def select(self, sim: PlacementSim) -> int:
-        if resource_time(sim, sim.current) > self.threshold:
+        if not self.admits(sim):
             return DEFER
         return super().select(sim)
+
+
+#: share of the patience ``max_wait`` a task may spend waiting for a host in its nearest region
+PATIENCE = 0.75
+
+
+class PatientNearestFitPolicy(AdmissionNearestFitPolicy):
+    """``admission_nearest_fit`` that waits for a host in the task's nearest region.
+
+    The score does not charge waiting, only rejection and distance, so a task
+    whose nearest region is full right now is deferred (it is asked again at the
+    next arrival or departure) until it has waited ``patience`` x ``max_wait``;
+    then it goes to the nearest feasible host as ``nearest_fit`` would. The patience
+    was chosen on the validation split at the admission threshold of
+    ``admission_nearest_fit`` (``experiments/itp_rollout.py tune-base``, ``patient_sweep.csv``),
+    so the two differ only in the waiting.
+    """
+
+    name = "patient_nearest_fit"
+
+    def __init__(self, threshold: float | None = None, patience: float | None = None) -> None:
+        super().__init__(threshold)
+        self.patience = PATIENCE if patience is None else float(patience)
+
+    def select(self, sim: PlacementSim) -> int:
+        action = super().select(sim)
+        if action == DEFER:
+            return action
+        task = sim.current
+        rtt = sim.host_rtt_ms[sim.tasks.origin[task]]
+        if rtt[action] <= rtt.min():
+            return action
+        waited = (sim.clock - sim.tasks.arrival[task]) / sim.max_wait
+        return action if waited >= self.patience else DEFER
 
 
 HEURISTICS: dict[str, Callable[[], Policy]] = {
@@ -186,6 +245,7 @@ HEURISTICS: dict[str, Callable[[], Policy]] = {
         DotProductPolicy,
         NearestFitPolicy,
         AdmissionNearestFitPolicy,
+        PatientNearestFitPolicy,
     )
 }
 

@@ -104,13 +104,61 @@ class PlacementSim:
         self._running: list[tuple[float, int, int, np.ndarray]] = []  # (end, task, host, gpu alloc)
         self.current: int | None = None
         self._mask: np.ndarray | None = None
+        #: sample fragmentation at each placement (rollout copies switch it off: nobody reads it there)
+        self.track_fragmentation = True
         self._advance()
+
+    def fork(self, future: Tasks | None = None) -> PlacementSim:
+        """A copy of this episode's state for look-ahead, with the unknown future replaced by ``future``.
+
+        The copy keeps the tasks that have arrived so far (queued, running and
+        finished ones keep their indices, so hosts, queue and outcomes carry over)
+        and drops every task that has not arrived yet: a planner must not see
+        the real future. ``future`` (arrival times after :attr:`clock`) is
+        appended instead, e.g. tasks sampled from the history by
+        :mod:`novacron.placement.rollout`. Mutating the copy never touches this
+        simulator. Fragmentation is not sampled in the copy.
+        """
+        known = self._next_arrival
+        tasks = self.tasks.take(np.arange(known))
+        if future is not None and len(future):
+            if float(future.arrival[0]) < self.clock:
+                raise ValueError("future tasks must arrive at or after the current clock")
+            tasks = _concat_tasks(tasks, future)
+        n = len(tasks)
+        copy = object.__new__(PlacementSim)
+        copy.cluster, copy.tasks, copy.max_wait = self.cluster, tasks, self.max_wait
+        copy.n_hosts, copy.host_rtt_ms, copy.typical = self.n_hosts, self.host_rtt_ms, self.typical
+        copy.cpu_free, copy.mem_free = self.cpu_free.copy(), self.mem_free.copy()
+        copy.gpu_free = self.gpu_free.copy()
+        out = self.outcomes
+        extra = n - known
+        copy.outcomes = Outcomes(
+            placed=np.concatenate([out.placed[:known], np.zeros(extra, dtype=bool)]),
+            rejected=np.concatenate([out.rejected[:known], np.zeros(extra, dtype=bool)]),
+            host=np.concatenate([out.host[:known], np.full(extra, -1, dtype=np.int64)]),
+            wait=np.concatenate([out.wait[:known], np.zeros(extra)]),
+            rtt_ms=np.concatenate([out.rtt_ms[:known], np.zeros(extra)]),
+            decisions=out.decisions,
+            defers=out.defers,
+        )
+        copy.clock, copy.queue, copy._cursor = self.clock, list(self.queue), self._cursor
+        copy._next_arrival = known
+        copy._running = list(self._running)  # entries (and their alloc arrays) are never mutated
+        copy.current, copy._mask = self.current, self._mask
+        copy.track_fragmentation = False
+        return copy
 
     # ----------------------------------------------------------------- queries
 
     @property
     def done(self) -> bool:
         return self.current is None
+
+    @property
+    def arrived(self) -> int:
+        """How many tasks have arrived so far (tasks ``0 .. arrived - 1``): what a scheduler has seen."""
+        return self._next_arrival
 
     def fits(self, task: int) -> np.ndarray:
         """Boolean per host: can ``task`` start there now?"""
@@ -197,7 +245,8 @@ class PlacementSim:
         out.decisions += 1
         heapq.heappush(self._running, (self.clock + float(t.duration[task]), task, host, alloc))
         self.queue.pop(self._cursor)
-        out.fragmentation.append(self.fragmentation())
+        if self.track_fragmentation:
+            out.fragmentation.append(self.fragmentation())
         self._mask = None
         self._advance()
         return rtt
@@ -209,6 +258,22 @@ class PlacementSim:
         self.outcomes.decisions += 1
         self.outcomes.defers += 1
         self._cursor += 1
+        self._mask = None
+        self._advance()
+
+    def reject(self) -> None:
+        """Turn the current task away now (it leaves the queue and counts as rejected).
+
+        For the score this is the same as deferring it until it runs out of
+        patience, minus the repeated decisions; look-ahead uses it for tasks its
+        base policy would never admit, which makes each simulated future cheaper.
+        """
+        task = self.current
+        if task is None:
+            raise RuntimeError("episode is over")
+        self.outcomes.decisions += 1
+        self.outcomes.rejected[task] = True
+        self.queue.pop(self._cursor)
         self._mask = None
         self._advance()
 
@@ -231,7 +296,9 @@ class PlacementSim:
             if self._running:
                 events.append(self._running[0][0])
             if self.queue:
-                events.append(min(float(t.arrival[q]) for q in self.queue) + self.max_wait)
+                # the queue is in arrival order (appended as tasks arrive, filtered in order),
+                # so its head is the first to run out of patience
+                events.append(float(t.arrival[self.queue[0]]) + self.max_wait)
             if not events:
                 self.current, self._mask = None, None
                 return
@@ -252,3 +319,17 @@ class PlacementSim:
                     keep.append(q)
             self.queue = keep
             self._cursor = 0
+
+
+def _concat_tasks(a: Tasks, b: Tasks) -> Tasks:
+    """``a`` followed by ``b`` (same fields, arrival order kept)."""
+    return Tasks(
+        names=a.names + b.names,
+        cpu=np.concatenate([a.cpu, b.cpu]),
+        mem=np.concatenate([a.mem, b.mem]),
+        num_gpu=np.concatenate([a.num_gpu, b.num_gpu]),
+        gpu_milli=np.concatenate([a.gpu_milli, b.gpu_milli]),
+        arrival=np.concatenate([a.arrival, b.arrival]),
+        duration=np.concatenate([a.duration, b.duration]),
+        origin=np.concatenate([a.origin, b.origin]),
+    )
