@@ -127,6 +127,10 @@ def _support_rule(ops: Sequence[Operation]) -> Callable[[Sequence[Operation]], b
     shrinker: it runs once per failing key.
     """
     writers = [op for op in ops if op.kind != "get" and not (op.kind == "cas" and op.swapped is False)]
+    # A cas whose outcome is unknown writes only if the key held its expected value; when no
+    # operation could have written that value, it never took effect and explains nothing
+    # (keeping it as a read's explanation would let ddmin drop the write that really was).
+    writers = [w for w in writers if _may_take_effect(w, writers)]
     certain = [w for w in writers if w.status == "ok"]
     needs: dict[int, frozenset[int]] = {}  # id(observer) -> ids of writers that must not all go
     for op in ops:
@@ -156,6 +160,16 @@ def _support_rule(ops: Sequence[Operation]) -> Callable[[Sequence[Operation]], b
         return all(not present.isdisjoint(needs[id(op)]) for op in candidate if id(op) in needs)
 
     return supported
+
+
+def _may_take_effect(op: Operation, writers: Sequence[Operation]) -> bool:
+    """Whether ``op`` (a write) may have changed the key: unconditional writes and swapped cas
+    did; a cas of unknown outcome did only if its expected value may have been there (the
+    initial "absent", or a value some other write put there before the cas returned)."""
+    if op.kind != "cas" or op.swapped is True or op.expected is None:
+        return True
+    deadline = float("inf") if op.complete is None else op.complete
+    return any(w is not op and w.invoke <= deadline and _written(w) == op.expected for w in writers)
 
 
 def _observation(op: Operation) -> Callable[[bytes | None], bool] | None:

@@ -52,6 +52,20 @@ def test_the_window_of_a_read_of_a_value_never_written_is_that_read_alone():
     assert check(h.ops).failure("x").window == [bad]
 
 
+def test_a_cas_of_unknown_outcome_that_could_never_swap_explains_no_read():
+    # Found by the property tests (Hypothesis): the failed cas saw "1"; the cas of unknown outcome
+    # expected "0", which nobody wrote, so it never wrote "2" either. Kept as the failed cas's
+    # explanation, it let the shrinker drop the put of "1" and blame the two cas ops, not the read.
+    h = HistoryBuilder()
+    h.cas("x", None, "0", False, 1, 1, client="c0")
+    h.cas("x", "0", "2", None, 1, client="c0")
+    h.put("x", "1", 0, 0, client="c1")
+    bad = h.get("x", "never written", 3, 3, client="c0")
+    h.get("x", "1", 0, 1, client="c2")
+    h.get("x", "1", 0, 0, client="c1")
+    assert check(h.ops).failure("x").window == [bad]
+
+
 def test_the_window_keeps_a_writer_of_every_value_its_reads_saw():
     # Without the writer of "1", the stale read would shrink to "a read of a value never written".
     h = HistoryBuilder()
