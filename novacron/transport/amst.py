@@ -208,7 +208,8 @@ class AMST:
         self._incoming: dict[tuple[str, str], _Incoming] = {}
         self._completed: dict[tuple[str, str], TransferDone] = {}
         self._completed_memory = completed_memory
-        self._handlers: dict[str, Handler] = {}
+        #: receive handlers by tag, all called with the transfer's meta (on_receive drops it)
+        self._handlers: dict[str, PlacedHandler] = {}
         self._places: dict[str, Place] = {}
         #: transfers whose handler's awaitable is still running (complete, not yet answered)
         self._handling: set[tuple[str, str]] = set()
@@ -231,7 +232,8 @@ class AMST:
         awaitable is done, and only then does the sender hear that the transfer is
         complete (failed, with the reason, if the awaitable raised).
         """
-        self._handlers[tag] = handler
+        self._handlers[tag] = lambda src, meta, payload: handler(src, payload)
+        self._places.pop(tag, None)
 
     def on_placed(self, tag: str, place: Place, handler: PlacedHandler) -> None:
         """Receive transfers sent with ``tag`` straight into the receiver's own memory.
@@ -246,7 +248,7 @@ class AMST:
         right bytes once the handler runs.
         """
         self._places[tag] = place
-        self._handlers[tag] = handler  # type: ignore[assignment]  (called with meta: _deliver)
+        self._handlers[tag] = handler
 
     # -- sending --------------------------------------------------------------
     async def send(
@@ -692,7 +694,7 @@ class AMST:
                     incoming.id, False, f"no receiver for tag {incoming.tag!r} on {self.rt.node_id}"
                 )
             else:
-                pending = self._deliver(handler, incoming, payload)
+                pending = handler(incoming.src, incoming.meta, payload)
                 done = TransferDone(incoming.id, True)
         finally:
             if pending is None:
@@ -702,11 +704,6 @@ class AMST:
             self.rt.spawn(self._complete_later(key, incoming, pending, payload))
             return
         self._answer(key, incoming, done)
-
-    def _deliver(self, handler: Any, incoming: _Incoming, payload: Payload) -> Awaitable[None] | None:
-        if incoming.tag in self._places:
-            return handler(incoming.src, incoming.meta, payload)
-        return handler(incoming.src, payload)
 
     async def _complete_later(
         self, key, incoming: _Incoming, pending: Awaitable[None], payload: Payload
