@@ -59,6 +59,9 @@ class NetworkStats:
     records_received: int = 0
     #: valid records whose header type has no ``on_stream`` handler (dropped)
     records_unhandled: int = 0
+    #: volatile records whose data changed while they were sent: voided and sent again from
+    #: a copy (sender), or discarded unread (receiver); see ``RecordStream.send``
+    records_voided: int = 0
     #: data bytes of those records (headers not included)
     record_bytes_sent: int = 0
     record_bytes_received: int = 0

@@ -115,6 +115,9 @@ class BufferVM(GuestState):
 
     # -- the guest thread --------------------------------------------------------------------
     def _guest(self) -> None:
+        if self.workload.mean_rate() == 0:  # a guest that never writes has nothing to simulate
+            self._stop.wait()  # (ticking anyway cost the migrating node CPU and GIL hand-offs)
+            return
         guest_time = 0.0
         last = time.monotonic()
         write_fraction = getattr(self.workload, "write_fraction", 0.05)
@@ -168,8 +171,9 @@ class BufferVM(GuestState):
     def read(self, ids: np.ndarray) -> RealPages:
         """The pages' bytes: a view of guest memory for a run of consecutive pages (round 0 is
         all runs), a copy otherwise. A view may change under the reader; that is fine, because
-        the encoder copies each page once into the batch it checksums, and a page written in
-        between is dirty again and goes in a later round."""
+        the encoder copies each page once into the batch it checksums (or the transport copies
+        a run piece by piece as it sends it, see ``EncodedBatch.volatile``), and a page written
+        in between is dirty again and goes in a later round."""
         run = page_run(ids)
         if run is not None:
             return RealPages(ids, self.rows[run[0] : run[0] + run[1]])

@@ -17,7 +17,7 @@ TLS handshake, that says which kind of connection it is:
   uses, then any number of *records*, each a :class:`RecordEnvelope` frame
   (the record's header message, encoded by :data:`novacron.runtime.codec`,
   and the length of the data) followed by exactly that many raw data bytes
-  and a 4-byte :data:`RECORD_TRAILER` with their checksum. Stream
+  and a 5-byte :data:`RECORD_TRAILER` with their checksum and flags. Stream
   connections are one-way too: the receiver never writes on them.
 
 The preamble lets one listening port serve every kind, and lets the data
@@ -43,7 +43,7 @@ import msgspec
 
 from novacron.runtime import WireError
 
-PROTOCOL_VERSION = 2  # 2: record checksums moved from the envelope to a trailer
+PROTOCOL_VERSION = 3  # 2: record checksums moved from the envelope to a trailer; 3: trailer flags
 PREAMBLE_SIZE = 4
 MESSAGE_PREAMBLE = b"NCm1"
 DATA_PREAMBLE = b"NCd1"
@@ -117,8 +117,11 @@ class RecordEnvelope(msgspec.Struct, tag="novacron/record", forbid_unknown_field
     length: NonNegative
 
 
-#: After each record's data: its checksum, unsigned 32-bit little-endian.
-RECORD_TRAILER = struct.Struct("<I")
+#: After each record's data: its checksum (unsigned 32-bit little-endian) and flags (a byte).
+RECORD_TRAILER = struct.Struct("<IB")
+#: Trailer flag: the sender saw the data change while it was being sent (volatile data, see
+#: ``RecordStream.send``) and sends the record again; the receiver discards this one unread.
+RECORD_VOID = 0x01
 
 
 T = TypeVar("T")

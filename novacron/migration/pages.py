@@ -89,6 +89,9 @@ class EncodedBatch:
     #: pages (no zero, delta or compressed page among them): it then travels without the batch
     #: layout, and the destination can receive it straight into guest memory.
     run: tuple[int, int] | None = None
+    #: the payload is a live view of the guest's memory (a run read in place), which the guest
+    #: may write while it is sent: the transport must send it as volatile data
+    volatile: bool = False
 
 
 def wire_bytes(count: int, deltas: int, delta_bytes: int, full_bytes: int) -> int:
@@ -167,8 +170,9 @@ class BatchEncoder:
         return (choice.codec, choice.level) if not choice.zero else ("none", 0)
 
     # -- simulated pages ------------------------------------------------------------------------
-    def encode_model(self, pages: ModelPages, link_bps: float) -> EncodedBatch:
-        """Predict the batch's wire size and CPU time from its pages' classes (cost model)."""
+    def encode_model(self, pages: ModelPages, link_bps: float, *, runs: bool = True) -> EncodedBatch:
+        """Predict the batch's wire size and CPU time from its pages' classes (cost model);
+        ``runs`` as for :meth:`encode_real`."""
         s, page, cm = self.settings, self.page_size, self.cost_model
         ids, classes = pages.ids, pages.classes
         zero = (classes == ZERO) if s.zero_pages else np.zeros(len(ids), dtype=bool)
@@ -200,7 +204,7 @@ class BatchEncoder:
             cpu += stats.delta * page / cm.delta("xbzrle", min(pages.write_fraction, 0.1)).encode_bytes_per_s
         self._model_cache.put(ids[~zero] if s.delta else ids[:0])
         stats.bytes_in = len(ids) * page
-        run = page_run(ids) if n_full == len(ids) and stats.codec == "none" else None
+        run = page_run(ids) if runs and n_full == len(ids) and stats.codec == "none" else None
         if run is not None:
             stats.bytes_out = stats.bytes_in
         else:
@@ -225,14 +229,6 @@ class BatchEncoder:
         if not checked:  # tell the receiver not to check what the transport already checked
             struct.pack_into("<B", view, 5, FLAG_RAW_UNCHECKED)
         view[head : head + HEADER_SIZE] = header
-        return view
-
-    def _page_run(self, data: np.ndarray) -> memoryview:
-        """A batch that is a run of raw pages (see :attr:`EncodedBatch.run`): their bytes only.
-        Copied even so: the copy is the snapshot the transport checksums while the guest
-        goes on writing (a page written meanwhile is dirty again, and goes in a later round)."""
-        view = self._buffer(data.nbytes)
-        self._gather(view, 0, data, np.arange(len(data)))
         return view
 
     def _gather(self, view: memoryview, offset: int, data: np.ndarray, rows: np.ndarray) -> None:
@@ -260,8 +256,15 @@ class BatchEncoder:
             self._free.append(payload.obj)
 
     # -- real pages -------------------------------------------------------------------------------
-    def encode_real(self, pages: RealPages, link_bps: float) -> EncodedBatch:
-        """Encode real page bytes into the wire format of the module docstring."""
+    def encode_real(self, pages: RealPages, link_bps: float, *, runs: bool = True) -> EncodedBatch:
+        """Encode real page bytes into the wire format of the module docstring, or, with ``runs``,
+        as a bare run of raw pages where they are one (:attr:`EncodedBatch.run`).
+
+        A run is not copied: its payload is ``pages.data`` itself, which for a run read in
+        place is the guest's memory, marked volatile for the transport, which then copies it
+        piece by piece as it sends (a page the guest writes meanwhile may arrive old, new or
+        torn; it is dirty again and goes in a later round, as with any snapshot taken while the
+        guest runs). Snapshotting the batch here instead cost twice the CPU."""
         s, data = self.settings, pages.data
         n = len(pages.ids)
         zero = find_zero_pages(data) if s.zero_pages else np.zeros(n, dtype=bool)
@@ -298,9 +301,9 @@ class BatchEncoder:
             np.array([len(f) for f in frames], dtype="<u4").tobytes(),
             *frames,
         ]
-        run = page_run(pages.ids) if codec == "none" and len(full_rows) == n else None
+        run = page_run(pages.ids) if runs and codec == "none" and len(full_rows) == n else None
         if run is not None:
-            payload = self._page_run(data)
+            payload = memoryview(np.ascontiguousarray(data)).cast("B")
         elif codec == "none":
             payload = self._raw_section(tables, data, full_rows)
         else:
@@ -315,7 +318,7 @@ class BatchEncoder:
             bytes_out=len(payload),
             codec=codec if codec == "none" else f"{codec}-{level}",
         )
-        return EncodedBatch(payload, stats, run)
+        return EncodedBatch(payload, stats, run, volatile=run is not None)
 
 
 def find_zero_pages(data: np.ndarray) -> np.ndarray:

@@ -207,11 +207,13 @@ class SourceRun:
         )
 
     # -- sending pages ----------------------------------------------------------------------------
-    def _encode(self, ids: np.ndarray) -> EncodedBatch:
+    def _encode(self, ids: np.ndarray, runs: bool = True) -> EncodedBatch:
+        """``runs=False``: always the batch layout (urgent pages travel as one stream record,
+        which the destination decodes as a batch)."""
         pages = self.vm.read(ids)
         if hasattr(pages, "data"):
-            return self.encoder.encode_real(pages, self.link_bps)  # type: ignore[arg-type]
-        return self.encoder.encode_model(pages, self.link_bps)  # type: ignore[arg-type]
+            return self.encoder.encode_real(pages, self.link_bps, runs=runs)  # type: ignore[arg-type]
+        return self.encoder.encode_model(pages, self.link_bps, runs=runs)  # type: ignore[arg-type]
 
     async def _send_pages(
         self, ids: np.ndarray, per_batch: int | None = None, paced: bool = True
@@ -281,6 +283,7 @@ class SourceRun:
             tag=tag,
             meta=meta,
             chunk_size=self._chunk_size(payload_size(batch.payload), streams),
+            volatile=batch.volatile,
         )
         self.encoder.release(batch.payload)
         round_stats.add(batch.stats)
@@ -370,7 +373,7 @@ class SourceRun:
             if not len(ids):
                 continue
             self._sent[ids] = True
-            batch = self._encode(ids)
+            batch = self._encode(ids, runs=False)
             if batch.stats.cpu_seconds:
                 await rt.compute(batch.stats.cpu_seconds)
             await stream.send(UrgentPages(self.id), batch.payload)

@@ -216,7 +216,7 @@ class Stream(Protocol):
         """The congestion control actually in use."""
         ...
 
-    def send(self, header: Message, data: Payload = b"") -> Awaitable[None]:
+    def send(self, header: Message, data: Payload = b"", *, volatile: bool = False) -> Awaitable[None]:
         """Write one record; completes when the stream can take the next one.
 
         Completion means the bytes left this node, not that the peer
@@ -231,6 +231,13 @@ class Stream(Protocol):
         a corrupt record fails the stream); records and messages are not
         ordered relative to each other (they travel on different
         connections): a message sent after a record may be handled first.
+
+        ``volatile=True`` lets the caller go on writing ``data`` during the
+        send (a running guest's memory, sent without a snapshot of its own):
+        each part of the record then arrives as one of the versions it held
+        meanwhile, with no consistency across parts, and the record still
+        passes the stream's integrity check. Without it, data changed under
+        a send is a corrupt record to the real backend.
         """
         ...
 

@@ -112,6 +112,7 @@ class _Outgoing:
     payload: Payload
     tag: str
     meta: bytes
+    volatile: bool
     done: Any  # future: TransferDone
     wake: Any  # future replaced on every event the workers may wait for
     streams_failed: int = 0
@@ -261,6 +262,7 @@ class AMST:
         tag: str = "",
         meta: bytes = b"",
         chunk_size: int | None = None,
+        volatile: bool = False,
     ) -> AMSTReport:
         """Move ``payload`` to ``peer`` over ``streams`` streams; returns once the peer has it.
 
@@ -268,9 +270,18 @@ class AMST:
         receiver that places transfers of this tag itself (:meth:`on_placed`).
         ``chunk_size`` overrides :meth:`chunk_for`, for a caller that keeps several
         transfers in flight and so needs fewer, larger chunks per transfer to balance
-        its streams (each chunk costs the same fixed work on both ends)."""
+        its streams (each chunk costs the same fixed work on both ends).
+        ``volatile``: the caller goes on writing ``payload`` during the transfer (a running
+        guest's memory); each chunk is sent as :meth:`Stream.send` sends volatile data, and
+        the peer receives, for each part, one of the versions it held meanwhile (a chunk
+        re-sent after a stream failure may carry a newer one)."""
         if streams < 1:
             raise ValueError(f"streams must be >= 1, got {streams}")
+        if volatile and self.verify_chunks:
+            raise ValueError(
+                "verify_chunks checks each chunk against a checksum taken before the send: "
+                "it cannot be used with a volatile payload"
+            )
         if len(meta) > MAX_META:
             raise ValueError(f"meta of {len(meta)} bytes (at most {MAX_META})")
         rt = self.rt
@@ -285,6 +296,7 @@ class AMST:
             payload=payload,
             tag=tag,
             meta=meta,
+            volatile=volatile,
             done=rt.create_future(),
             wake=rt.create_future(),
         )
@@ -448,7 +460,7 @@ class AMST:
                 continue
             header, data = self._chunk_data(xfer, index)
             try:
-                await stream.send(header, data)
+                await stream.send(header, data, volatile=xfer.volatile)
             except TransferError as exc:
                 replacement = await self._replace(xfer, sid, stream, str(exc))
                 if replacement is None:

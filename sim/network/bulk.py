@@ -87,7 +87,9 @@ class SimStream(FlowGroup):
     def closed(self) -> bool:
         return self._closed or self.failure is not None
 
-    async def send(self, header: Message, data: Any = b"") -> None:
+    async def send(self, header: Message, data: Any = b"", *, volatile: bool = False) -> None:
+        # (``volatile`` needs nothing here: the record is delivered by reference, so it arrives
+        # as the data stands at its arrival, one of the versions the contract allows)
         if self.failure is not None:
             raise TransferError(f"stream {self.src}->{self.dst} #{self.id} failed: {self.failure}")
         if self._closed:

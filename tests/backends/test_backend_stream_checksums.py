@@ -249,7 +249,7 @@ def _send_raw(port: int, checksum_name: str, header: bytes, data: bytes, checksu
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         try:
             sock.sendall(wire.STREAM_PREAMBLE + encode_frame(wire.encode(hello)))
-            sock.sendall(encode_frame(wire.encode(envelope)) + data + wire.RECORD_TRAILER.pack(checksum))
+            sock.sendall(encode_frame(wire.encode(envelope)) + data + wire.RECORD_TRAILER.pack(checksum, 0))
             sock.shutdown(socket.SHUT_WR)
             while sock.recv(65536):
                 pass

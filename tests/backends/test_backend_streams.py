@@ -389,10 +389,12 @@ def _hello(node_id: str = "a", checksum: str = streams.PREFERRED_CHECKSUM) -> by
     return encode_frame(wire.encode(hello))
 
 
-def _record(header: bytes, data: bytes, *, checksum: int | None = None, length: int | None = None) -> bytes:
+def _record(
+    header: bytes, data: bytes, *, checksum: int | None = None, length: int | None = None, flags: int = 0
+) -> bytes:
     crc = streams.CHECKSUMS[streams.PREFERRED_CHECKSUM]
     envelope = wire.RecordEnvelope(header=header, length=len(data) if length is None else length)
-    trailer = wire.RECORD_TRAILER.pack(crc(data, crc(header, 0)) if checksum is None else checksum)
+    trailer = wire.RECORD_TRAILER.pack(crc(data, crc(header, 0)) if checksum is None else checksum, flags)
     return encode_frame(wire.encode(envelope)) + data + trailer
 
 
@@ -400,6 +402,7 @@ _GOOD = codec.encode(Chunk(0, 0, digest(b"payload")))
 
 ATTACKS = {
     "checksum_mismatch": ("checksum_mismatch", _record(_GOOD, b"payload", checksum=12345)),
+    "unknown_trailer_flags": ("malformed", _record(_GOOD, b"payload", flags=0x80)),
     "oversize_record": ("oversize", _record(_GOOD, b"", length=64 * MiB + 1)),
     "oversize_envelope": ("oversize", frame_header(2**32 - 1)),
     "garbage_envelope": ("malformed", encode_frame(os.urandom(40))),
