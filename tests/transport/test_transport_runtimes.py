@@ -4,6 +4,7 @@ import hashlib
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
@@ -106,6 +107,51 @@ def test_chunks_are_received_in_place_without_a_copy(harness):
     amst = harness.runtime("n1").app
     assert amst.buffers.allocated == 1
     assert amst.chunks_placed == 32  # every 256 KiB chunk landed in place, none was copied
+
+
+def test_a_volatile_payload_written_during_the_transfer_arrives_chunk_by_chunk_as_one_version(harness):
+    received = []
+
+    def app(rt):
+        amst = AMST(rt, chunk_size=256 * 1024, query_interval=0.2)
+        amst.on_receive("live", lambda src, p: received.append(bytes(p)))
+        return amst
+
+    harness.start(["n0", "n1"], app)
+
+    async def scenario(rt):
+        memory = bytearray(rt.random.randbytes(8 * MiB))
+        original = bytes(memory)
+        words = np.frombuffer(memory, np.uint8)
+        sending = rt.spawn(rt.app.send("n1", memory, streams=4, tag="live", volatile=True))
+        flips = 0
+        while not sending.done():  # a guest rewriting all of its memory as often as it can run
+            words ^= 0xFF
+            flips += 1
+            await rt.sleep(0.0005)
+        await sending
+        return original, flips
+
+    original, flips = harness.run("n0", scenario, timeout=60)
+    (data,) = received
+    assert flips > 1 and len(data) == len(original)
+    chunks = np.frombuffer(data, np.uint8).reshape(-1, 256 * 1024)
+    before = np.frombuffer(original, np.uint8).reshape(-1, 256 * 1024)
+    as_sent = (chunks == before).all(axis=1) | (chunks == before ^ 0xFF).all(axis=1)
+    assert as_sent.all(), "each chunk is one version of the memory, never a mix"
+    if harness.kind == "asyncio":  # and no record was taken for corrupt on the way
+        assert sum(harness.runtime("n1").stats.rejected.values()) == 0
+
+
+def test_verify_chunks_refuses_a_volatile_payload(harness):
+    harness.start(["n0", "n1"], receiver([]))
+
+    async def scenario(rt):
+        checking = AMST(rt, verify_chunks=True)
+        with pytest.raises(ValueError, match="volatile"):
+            await checking.send("n1", b"x" * 1024, tag="blob", volatile=True)
+
+    harness.run("n0", scenario, timeout=60)
 
 
 def test_streams_outlive_a_transfer_and_the_next_one_reuses_them(harness):
