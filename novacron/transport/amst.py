@@ -549,8 +549,12 @@ class AMST:
         if xfer is None or xfer.peer != src:
             return
         if status.unknown:
-            xfer.scheduler.restart()
-            xfer.resent += xfer.scheduler.total
+            # Some chunk was acknowledged, so the receiver had the transfer and lost it (it
+            # restarted): everything again. Nothing acknowledged yet: the chunks may simply
+            # still be on their way, and a receiver that lost them also broke their streams.
+            if xfer.scheduler.acked:
+                xfer.scheduler.restart()
+                xfer.resent += xfer.scheduler.total
         elif status.missing:
             xfer.scheduler.requeue_missing(status.missing)
             xfer.resent += len(status.missing)
@@ -750,8 +754,12 @@ class AMST:
         if done is not None:
             self.rt.send(src, done)
             return
+        if key in self._handling:  # all here, the handler still running: nothing is missing
+            self.rt.send(src, TransferStatus(query.transfer, []))
+            return
         incoming = self._incoming.get(key)
-        missing = (
-            [] if incoming is None else [i for i in range(incoming.chunks) if i not in incoming.received]
-        )
+        if incoming is None:  # never saw a chunk of it, or restarted since
+            self.rt.send(src, TransferStatus(query.transfer, [], unknown=True))
+            return
+        missing = [i for i in range(incoming.chunks) if i not in incoming.received]
         self.rt.send(src, TransferStatus(query.transfer, missing))

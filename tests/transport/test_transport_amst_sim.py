@@ -167,3 +167,27 @@ def test_a_caller_may_choose_the_chunk_size_of_one_transfer():
     payload = sim.runtime("x").random.randbytes(8 * MiB)
     report = send(sim, payload, streams=2, chunk_size=2 * MiB)
     assert received == [("x", payload)] and report.chunks == 4  # (AMST's own rule: 32 of 256 KiB)
+
+
+def test_a_receiver_that_restarts_after_acknowledging_everything_gets_it_all_again():
+    """The receiver acknowledged every chunk, then crashed while its handler ran (before its
+    TransferDone): after its restart it knows nothing of the transfer, says so when asked, and
+    the sender sends everything again."""
+    sim = Simulation(pair(bandwidth=1e9), seed=0)
+    handled = []
+
+    def app(rt):
+        amst = AMST(rt, chunk_size=MiB, query_interval=0.5)
+
+        async def slow_handler(src, payload):
+            await rt.sleep(1.0)  # long enough for the crash to land inside it
+            handled.append(rt.now())
+
+        amst.on_receive("blob", slow_handler)
+        return amst
+
+    sim.start(app)
+    sim.faults.crash("y", at=0.3, restart_after=0.2)  # the 16 MiB are in by ~0.15 s
+    report = send(sim, VirtualPayload(16 * MiB), streams=4)
+    assert len(handled) == 1 and handled[0] > 0.5, "handled once, after the restart"
+    assert report.nbytes == 16 * MiB
