@@ -69,6 +69,31 @@ def test_consecutive_raw_pages_travel_as_a_bare_run_and_anything_else_in_the_bat
     assert bytes(gap.payload[:4]) == bytes(with_zero.payload[:4]) == b"NCMB"
 
 
+def test_a_run_is_sent_from_the_guests_memory_itself_marked_volatile():
+    rows = memory()
+    rows[0] = 1
+    encoder = BatchEncoder(MigrationSettings.dwcp(), 64, PAGE)
+    run = encoder.encode_real(RealPages(np.arange(0, 3), rows[0:3]), FAST_LINK)
+    assert run.volatile and np.shares_memory(np.frombuffer(run.payload, np.uint8), rows)
+    urgent = encoder.encode_real(RealPages(np.arange(0, 3), rows[0:3]), FAST_LINK, runs=False)
+    assert urgent.run is None and not urgent.volatile  # a private copy, in the batch layout
+    assert bytes(urgent.payload[:4]) == b"NCMB"
+
+
+def test_batch_buffers_are_as_big_as_needed_and_reused():
+    rows = memory(n=1024)
+    rows[rows[:, 0] == 0, 0] = 1  # no zero page: every batch below is raw pages in the layout
+    settings = MigrationSettings.dwcp(batch_bytes=32 << 20)
+    encoder = BatchEncoder(settings, 1024, PAGE)
+    scattered = np.arange(0, 1024, 2)  # 2 MiB of pages, not a run
+    first = encoder.encode_real(RealPages(scattered, rows[scattered]), FAST_LINK)
+    assert len(first.payload.obj) < 4 << 20, "not a whole 32 MiB batch buffer for 2 MiB of pages"
+    buffer = first.payload.obj
+    encoder.release(first.payload)
+    again = encoder.encode_real(RealPages(scattered[:100], rows[scattered[:100]]), FAST_LINK)
+    assert again.payload.obj is buffer, "the released buffer serves the next batch"
+
+
 def test_the_baseline_sends_every_non_zero_page_raw():
     rows, dest = memory(), np.zeros((64, PAGE), np.uint8)
     stats = roundtrip(
