@@ -6,6 +6,11 @@ and dirty tracking is a bitmap the writer sets *after* writing a page, under a l
 ``sync_dirty_log`` also takes. So a page written while the engine reads it is always marked dirty
 again and re-sent; no write is ever lost between rounds (the same guarantee KVM's dirty log gives).
 
+The guest also keeps a *write log* for senders of its memory (:class:`WriteLog`): a version per
+1 MiB region, made odd before a write there and even after it (a seqlock). A run of pages read in
+place carries it, so the stream that sends the run straight from guest memory re-reads only the
+pieces written while they were on their way (see ``RecordStream.send``'s ``volatile``).
+
 On the destination of a post-copy migration the thread checks every page it is about to write:
 one that has not arrived yet stalls the thread, which asks for it through the event loop
 (``on_fault`` runs on the loop thread) and waits until :meth:`apply` brings it.
@@ -18,6 +23,7 @@ import mmap
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,6 +39,30 @@ from novacron.migration.driver import (
 )
 from novacron.migration.workload import Workload, idle
 from novacron.transport.dataplane import ContentMix
+
+#: Pages per region of the write log: 1 MiB, a stream's checksum piece.
+LOG_REGION_PAGES = 256
+
+
+@dataclass(frozen=True)
+class WriteLog:
+    """The guest's write log over its memory from byte ``base`` on
+    (implements :class:`novacron.runtime.WriteLog`)."""
+
+    versions: np.ndarray  # per region; odd while the guest writes there
+    base: int
+    region_bytes: int
+
+    def version(self, start: int, stop: int) -> int | None:
+        if stop <= start:
+            return 0
+        first = (self.base + start) // self.region_bytes
+        last = (self.base + stop - 1) // self.region_bytes
+        if first == last:  # the common case (a stream's pieces are regions): no array ops
+            one = int(self.versions[first])
+            return None if one & 1 else one
+        seen = self.versions[first : last + 1].copy()  # one read of each, then judged
+        return None if (seen & 1).any() else int(seen.sum())
 
 
 class BufferVM(GuestState):
@@ -69,6 +99,7 @@ class BufferVM(GuestState):
             self._fill(mix or ContentMix(zero=0.3, text=0.3, random=0.4), seed)
         self.present = np.full(page_count, not empty, dtype=bool)
         self._dirty = np.zeros(page_count, dtype=bool)
+        self._versions = np.zeros(-(-page_count // LOG_REGION_PAGES), dtype=np.uint64)  # the write log
         self._lock = threading.Condition()
         self._running = not empty
         self._throttle = 0.0
@@ -142,7 +173,10 @@ class BufferVM(GuestState):
             with self._lock:
                 if not self._running:
                     continue  # paused meanwhile: these writes never happened
+                regions = np.unique(ids // LOG_REGION_PAGES)
+                self._versions[regions] += 1  # odd: a write in progress (before the data)
                 self.rows[ids[:, None], cols] = values
+                self._versions[regions] += 1  # even again: written
                 self._dirty[ids] = True  # after the data: a racing reader sees the bit later
                 self.written_here[ids] = True
                 self.writes += len(ids)
@@ -176,7 +210,8 @@ class BufferVM(GuestState):
         in between is dirty again and goes in a later round."""
         run = page_run(ids)
         if run is not None:
-            return RealPages(ids, self.rows[run[0] : run[0] + run[1]])
+            log = WriteLog(self._versions, run[0] * self.page_size, LOG_REGION_PAGES * self.page_size)
+            return RealPages(ids, self.rows[run[0] : run[0] + run[1]], log)
         return RealPages(ids, self.rows[ids])
 
     def read_rows(self, ids: np.ndarray) -> np.ndarray:

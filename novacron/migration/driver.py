@@ -22,6 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from novacron.encoding.frame import checksum
+from novacron.runtime import WriteLog
 
 #: Content classes of a page (the cost model's classes).
 ZERO, TEXT, RANDOM = 0, 1, 2
@@ -44,10 +45,14 @@ class ModelPages:
 
 @dataclass(frozen=True)
 class RealPages:
-    """Pages of a real VM: ids and a copy of their bytes, one row per page."""
+    """Pages of a real VM: ids and their bytes, one row per page (a copy, or for a run of pages
+    a view of the guest's memory: see ``log``)."""
 
     ids: np.ndarray
     data: np.ndarray  # shape (n, page_size), uint8
+    #: for pages read in place from a running guest (``data`` is its memory): its write log over
+    #: ``data``'s bytes, which lets the transport skip re-reading pieces nobody wrote
+    log: WriteLog | None = None
 
     def __len__(self) -> int:
         return len(self.ids)

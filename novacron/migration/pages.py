@@ -44,7 +44,7 @@ from novacron.encoding.delta import encode_delta
 from novacron.encoding.features import DataFeatures, estimate
 from novacron.encoding.frame import HEADER_SIZE, FrameHeader, Kind, checksum, parse_header
 from novacron.encoding.selector import RuleSelector
-from novacron.runtime import Payload, VirtualPayload
+from novacron.runtime import Payload, VirtualPayload, WriteLog
 
 from .driver import CLASS_NAMES, RANDOM, TEXT, ZERO, ModelPages, RealPages, page_run
 from .settings import MigrationSettings
@@ -90,8 +90,9 @@ class EncodedBatch:
     #: layout, and the destination can receive it straight into guest memory.
     run: tuple[int, int] | None = None
     #: the payload is a live view of the guest's memory (a run read in place), which the guest
-    #: may write while it is sent: the transport must send it as volatile data
-    volatile: bool = False
+    #: may write while it is sent: the transport must send it as volatile data (with the
+    #: guest's write log when it keeps one)
+    volatile: bool | WriteLog = False
 
 
 _MiB = 1 << 20
@@ -326,7 +327,8 @@ class BatchEncoder:
             bytes_out=len(payload),
             codec=codec if codec == "none" else f"{codec}-{level}",
         )
-        return EncodedBatch(payload, stats, run, volatile=run is not None)
+        volatile: bool | WriteLog = False if run is None else (pages.log or True)
+        return EncodedBatch(payload, stats, run, volatile=volatile)
 
 
 def find_zero_pages(data: np.ndarray) -> np.ndarray:

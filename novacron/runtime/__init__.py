@@ -19,6 +19,7 @@ from .contract import (
     StreamHandler,
     TaskLike,
     TransferHandler,
+    WriteLog,
 )
 from .helpers import wait_for
 from .messages import Message, MessageCodec, WireError, codec, encoded_size
@@ -56,6 +57,7 @@ __all__ = [
     "TransferReport",
     "VirtualPayload",
     "WireError",
+    "WriteLog",
     "codec",
     "encoded_size",
     "payload_size",

@@ -197,6 +197,17 @@ class Storage(Protocol):
         ...
 
 
+class WriteLog(Protocol):
+    """How a sender learns cheaply whether data it sends as ``volatile`` (see
+    :meth:`Stream.send`) was written meanwhile: the writer keeps it (a running guest's dirty
+    tracking), and a sender that can trust it skips checking the bytes again."""
+
+    def version(self, start: int, stop: int) -> int | None:
+        """A number that changes whenever bytes ``start:stop`` of the data are written, or
+        ``None`` while a write there may be in progress (the sender then checks the bytes)."""
+        ...
+
+
 @runtime_checkable
 class Stream(Protocol):
     """One congestion-controlled, ordered, reliable channel to a peer (a TCP connection).
@@ -216,7 +227,9 @@ class Stream(Protocol):
         """The congestion control actually in use."""
         ...
 
-    def send(self, header: Message, data: Payload = b"", *, volatile: bool = False) -> Awaitable[None]:
+    def send(
+        self, header: Message, data: Payload = b"", *, volatile: bool | WriteLog = False
+    ) -> Awaitable[None]:
         """Write one record; completes when the stream can take the next one.
 
         Completion means the bytes left this node, not that the peer
@@ -237,7 +250,10 @@ class Stream(Protocol):
         each part of the record then arrives as one of the versions it held
         meanwhile, with no consistency across parts, and the record still
         passes the stream's integrity check. Without it, data changed under
-        a send is a corrupt record to the real backend.
+        a send is a corrupt record to the real backend. A :class:`WriteLog`
+        instead of ``True`` lets the sender skip re-reading parts the log
+        says nobody wrote (a log that lies makes the record fail its check,
+        never arrive wrong).
         """
         ...
 

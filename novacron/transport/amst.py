@@ -34,6 +34,7 @@ from novacron.runtime import (
     Stream,
     TransferError,
     VirtualPayload,
+    WriteLog,
     payload_size,
 )
 from novacron.runtime.buffers import BufferPool
@@ -103,6 +104,17 @@ def plan_chunks(size: int, chunk_size: int) -> list[int]:
     return [chunk_size] * full + ([rest] if rest else [])
 
 
+@dataclass(frozen=True)
+class _ChunkLog:
+    """A transfer's write log as one chunk's record sees it (offsets from the chunk's start)."""
+
+    log: WriteLog
+    offset: int
+
+    def version(self, start: int, stop: int) -> int | None:
+        return self.log.version(self.offset + start, self.offset + stop)
+
+
 @dataclass(eq=False)
 class _Outgoing:
     id: str
@@ -112,7 +124,7 @@ class _Outgoing:
     payload: Payload
     tag: str
     meta: bytes
-    volatile: bool
+    volatile: bool | WriteLog
     done: Any  # future: TransferDone
     wake: Any  # future replaced on every event the workers may wait for
     streams_failed: int = 0
@@ -262,7 +274,7 @@ class AMST:
         tag: str = "",
         meta: bytes = b"",
         chunk_size: int | None = None,
-        volatile: bool = False,
+        volatile: bool | WriteLog = False,
     ) -> AMSTReport:
         """Move ``payload`` to ``peer`` over ``streams`` streams; returns once the peer has it.
 
@@ -274,7 +286,8 @@ class AMST:
         ``volatile``: the caller goes on writing ``payload`` during the transfer (a running
         guest's memory); each chunk is sent as :meth:`Stream.send` sends volatile data, and
         the peer receives, for each part, one of the versions it held meanwhile (a chunk
-        re-sent after a stream failure may carry a newer one)."""
+        re-sent after a stream failure may carry a newer one). A :class:`WriteLog` over the
+        payload's bytes, instead of ``True``, spares re-reading what nobody wrote."""
         if streams < 1:
             raise ValueError(f"streams must be >= 1, got {streams}")
         if volatile and self.verify_chunks:
@@ -459,8 +472,11 @@ class AMST:
                     xfer.waiting.pop(sid, None)
                 continue
             header, data = self._chunk_data(xfer, index)
+            volatile = xfer.volatile
+            if not isinstance(volatile, bool):
+                volatile = _ChunkLog(volatile, xfer.offsets[index])
             try:
-                await stream.send(header, data, volatile=xfer.volatile)
+                await stream.send(header, data, volatile=volatile)
             except TransferError as exc:
                 replacement = await self._replace(xfer, sid, stream, str(exc))
                 if replacement is None:

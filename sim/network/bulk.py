@@ -87,7 +87,7 @@ class SimStream(FlowGroup):
     def closed(self) -> bool:
         return self._closed or self.failure is not None
 
-    async def send(self, header: Message, data: Any = b"", *, volatile: bool = False) -> None:
+    async def send(self, header: Message, data: Any = b"", *, volatile: Any = False) -> None:
         # (``volatile`` needs nothing here: the record is delivered by reference, so it arrives
         # as the data stands at its arrival, one of the versions the contract allows)
         if self.failure is not None:

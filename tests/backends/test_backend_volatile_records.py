@@ -125,3 +125,78 @@ async def test_a_void_record_is_discarded_unread_and_the_stream_goes_on(tmp_path
             sock.sendall(blob)
             await wait_until(lambda: got == [2], what="the valid record")
         assert b.stats.records_voided == 1 and sum(b.stats.rejected.values()) == 0
+
+
+class Log:
+    """A writer's log (``novacron.runtime.WriteLog``) with one version for all the data."""
+
+    def __init__(self) -> None:
+        self.current = 0
+
+    def version(self, start: int, stop: int) -> int | None:
+        return self.current
+
+
+async def checksum_passes(
+    tmp_path: Path, volatile, data: bytes, change=None
+) -> tuple[int, list[bytes], object]:
+    """Send ``data`` as one record; returns (data checksum passes at the sender, what arrived, receiver)."""
+    got: list[bytes] = []
+    async with LocalCluster(tmp_path) as cluster:
+        a, b = await cluster.add_nodes(["a", "b"])
+        b.on_stream(Memory, lambda src, header, payload: got.append(bytes(payload)))
+        stream = await a.open_stream("b")
+        passes = 0
+        checksum = stream.checksum
+
+        def counting(piece, crc):  # type: ignore[no-untyped-def]
+            nonlocal passes
+            passes += len(piece) == PIECE  # (not the header's)
+            return checksum(piece, crc)
+
+        stream.checksum = counting
+        if change is not None:
+            send_all = stream._io.send_all
+
+            async def write_then_send(buffers, stall):  # type: ignore[no-untyped-def]
+                change()
+                await send_all(buffers, stall)
+
+            stream._io.send_all = write_then_send
+        await stream.send(Memory(1), data, volatile=volatile)
+        await wait_until(lambda: got or b.stats.rejected, what="the record or its rejection")
+        stream.close()
+        return passes, got, b
+
+
+async def test_a_write_log_that_saw_no_write_spares_the_second_checksum(tmp_path: Path) -> None:
+    data = os.urandom(3 * PIECE)
+    passes, got, _ = await checksum_passes(tmp_path, True, data)
+    assert passes == 6 and got == [data], "without a log: every piece checksummed twice"
+    passes, got, _ = await checksum_passes(tmp_path, Log(), data)
+    assert passes == 3 and got == [data], "the log says nobody wrote: once"
+
+
+async def test_a_write_log_that_saw_a_write_gets_the_piece_checked_and_the_record_voided(
+    tmp_path: Path,
+) -> None:
+    memory = bytearray(os.urandom(3 * PIECE))
+    log = Log()
+
+    def guest_write() -> None:  # the guest writes, and its log says so
+        np.frombuffer(memory, np.uint8)[:] ^= 0xFF
+        log.current += 2
+
+    writes = iter([guest_write] + [lambda: None] * 100)
+    passes, got, receiver = await checksum_passes(tmp_path, log, memory, change=lambda: next(writes)())
+    assert receiver.stats.records_voided == 1 and got == [bytes(memory)]
+
+
+async def test_a_write_log_that_lies_makes_a_corrupt_record_never_wrong_data(tmp_path: Path) -> None:
+    memory = bytearray(os.urandom(2 * PIECE))
+
+    def unlogged_write() -> None:
+        np.frombuffer(memory, np.uint8)[:] ^= 0xFF
+
+    passes, got, receiver = await checksum_passes(tmp_path, Log(), memory, change=unlogged_write)
+    assert got == [] and receiver.stats.rejected["checksum_mismatch"] == 1

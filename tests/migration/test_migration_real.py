@@ -3,6 +3,7 @@
 import asyncio
 import hashlib
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +133,29 @@ def test_a_guest_faulting_on_single_raw_pages_gets_each_one_fetched(cluster):
     assert incoming.rejected == []
     untouched = ~dest.written_here
     assert np.array_equal(dest.rows[untouched], vm.rows[untouched])
+
+
+def test_the_guests_write_log_moves_for_the_regions_it_writes_and_only_those():
+    from novacron.backends.vm import LOG_REGION_PAGES
+
+    region = LOG_REGION_PAGES * 4096
+    vm = BufferVM(4 * LOG_REGION_PAGES, workload=UniformWorkload(rate=20000, working_set=LOG_REGION_PAGES))
+    try:
+        log = vm.read(np.arange(vm.page_count)).log  # a run read in place carries the log
+        assert log is not None
+        quiet = log.version(region, 4 * region)  # regions 1-3: never written
+        before = log.version(0, region)
+        deadline = time.monotonic() + 30
+        while vm.writes < 200 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        vm.pause()
+        assert vm.writes >= 200
+        assert log.version(0, region) not in (before, None), "region 0 was written"
+        assert log.version(region, 4 * region) == quiet
+        shifted = vm.read(np.arange(LOG_REGION_PAGES, 2 * LOG_REGION_PAGES)).log  # from page 256 on
+        assert shifted.version(0, region) == log.version(region, 2 * region)
+    finally:
+        vm.close()
 
 
 def test_a_destination_crash_mid_migration_fails_cleanly_and_the_source_keeps_running(cluster):
