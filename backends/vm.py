@@ -9,7 +9,10 @@ again and re-sent; no write is ever lost between rounds (the same guarantee KVM'
 The guest also keeps a *write log* for senders of its memory (:class:`WriteLog`): a version per
 1 MiB region, made odd before a write there and even after it (a seqlock). A run of pages read in
 place carries it, so the stream that sends the run straight from guest memory re-reads only the
-pieces written while they were on their way (see ``RecordStream.send``'s ``volatile``).
+pieces written while they were on their way (see ``RecordStream.send``'s ``volatile``). Ordering:
+the guest thread bumps and writes in that order while holding the GIL or across a GIL hand-off,
+and readers read versions holding it, so a reader that saw a write's bytes also sees its first
+bump (each GIL hand-off is a full memory barrier, whatever the CPU's own ordering).
 
 On the destination of a post-copy migration the thread checks every page it is about to write:
 one that has not arrived yet stalls the thread, which asks for it through the event loop
