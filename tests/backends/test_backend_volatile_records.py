@@ -200,3 +200,33 @@ async def test_a_write_log_that_lies_makes_a_corrupt_record_never_wrong_data(tmp
 
     passes, got, receiver = await checksum_passes(tmp_path, Log(), memory, change=unlogged_write)
     assert got == [] and receiver.stats.rejected["checksum_mismatch"] == 1
+
+
+async def test_a_volatile_record_moved_by_a_worker_thread_is_voided_and_resent_the_same_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(records, "BIG_RECORD", PIECE)  # big records among busy streams: a thread sends
+    got: list[bytes] = []
+    memory = bytearray(os.urandom(2 * PIECE))
+    async with LocalCluster(tmp_path) as cluster:
+        a, b = await cluster.add_nodes(["a", "b"])
+        b.on_stream(Memory, lambda src, header, data: got.append(bytes(data)))
+        stream = await a.open_stream("b")
+        blocking_send = stream._io.blocking_send
+        writes = [1]
+
+        def guest_writes_then_send(buffers, stall):  # type: ignore[no-untyped-def]
+            if writes:  # once, as the first piece goes
+                writes.pop()
+                np.frombuffer(memory, np.uint8)[:] ^= 0xFF
+            blocking_send(buffers, stall)
+
+        stream._io.blocking_send = guest_writes_then_send
+        a._streams.activity.sending += 1  # as if another stream were busy
+        try:
+            await stream.send(Memory(1), memory, volatile=True)
+        finally:
+            a._streams.activity.sending -= 1
+        await wait_until(lambda: got, what="the record")
+        stream.close()
+    assert got == [bytes(memory)] and a.stats.records_voided == b.stats.records_voided == 1
