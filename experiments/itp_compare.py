@@ -14,11 +14,14 @@ load level, over ``--seeds`` episode seeds. Writes under ``--out``
   origin and decision latency per placement (timed with ``time.perf_counter``;
   models decide through :class:`novacron.placement.rl.FastMaskedPolicy` unless
   ``--sb3-predict`` asks for SB3's ``model.predict``);
-* ``compare.png``: score and acceptance against load per policy, with CI bars.
+* ``compare.png``: score and acceptance against load per policy, with CI bars;
+* ``paired.csv`` and ``paired.md``: each learned row's score over ``nearest_fit``'s,
+  paired per episode (mean and 95 % CI of the per-episode ratio, against the targets).
 
-With several ``--model`` files each gets a row named ``maskable_ppo:<run>`` (the
-model's folder); runs named ``<config>_s<seed>`` (``experiments/itp_train.py``
-output folders) are also pooled per config into ``maskable_ppo:<config>:pooled``, whose
+With several ``--model`` files, or one in a run folder (``<config>_s<seed>``), each
+gets a row named ``maskable_ppo:<run>`` (the model's folder); runs of two or more seeds
+of one config (``experiments/itp_train.py`` output folders ``<config>_s<seed>``) are
+also pooled into ``maskable_ppo:<config>:pooled``, whose
 mean and CI are over (training seed, episode seed) pairs. ``targets.md`` compares
 each model and pooled row with the best placement heuristic per load.
 
@@ -34,6 +37,7 @@ inter-region RTTs (CC BY 4.0); see novacron/data/README.md.
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from pathlib import Path
 
@@ -89,7 +93,9 @@ def load_models(model_path, dqn_path: Path | None = None, sb3_predict: bool = Fa
     models = {}
     for path in ppo_paths:
         path = Path(path)
-        name = "maskable_ppo" if len(ppo_paths) == 1 else f"maskable_ppo:{path.parent.name}"
+        # several models, or one from a run folder (<config>_s<seed>): named by the run
+        named = len(ppo_paths) > 1 or re.search(r"_s\d+$", path.parent.name)
+        name = f"maskable_ppo:{path.parent.name}" if named else "maskable_ppo"
         model = load_model("maskable_ppo", path)
         models[name] = model if sb3_predict else FastMaskedPolicy(model)
     if dqn_path is not None:
@@ -125,7 +131,11 @@ def pool_training_seeds(df: pd.DataFrame) -> pd.DataFrame:
     """Add rows ``maskable_ppo:<config>:pooled`` for runs named ``<config>_s<seed>`` (one per seed)."""
     runs = df["policy"][df["policy"].str.startswith("maskable_ppo:")]
     config = runs.str.replace(r"_s\d+$", "", regex=True)
-    pooled = [df.loc[config.index[config == c]].assign(policy=f"{c}:pooled") for c in config.unique()]
+    pooled = [
+        df.loc[config.index[config == c]].assign(policy=f"{c}:pooled")
+        for c in config.unique()
+        if runs[config == c].nunique() > 1  # one run: its own row says it all
+    ]
     return pd.concat([df, *pooled], ignore_index=True) if pooled else df
 
 
@@ -209,6 +219,55 @@ def targets(table: pd.DataFrame, rl: str = "maskable_ppo") -> str:
     return "\n".join(lines) + "\n"
 
 
+def paired_ratios(df: pd.DataFrame, baseline: str = "nearest_fit") -> pd.DataFrame:
+    """Per learned row and load: mean and 95 % CI of ``score / baseline score`` paired per episode.
+
+    Each episode of a learned policy is divided by the baseline's score on the same
+    (load, episode seed); pooled rows pair every (training seed, episode seed) this way.
+    Pairing removes the episode-to-episode variation both policies share, so this CI is
+    the one to read a ratio target against. Empty if the baseline was not run.
+    """
+    base = df[df["policy"] == baseline].drop_duplicates(["load", "seed"]).set_index(["load", "seed"])["score"]
+    learned = df[df["policy"].str.startswith(LEARNED_PREFIXES)]
+    rows = []
+    for (policy, load), group in learned.groupby(["policy", "load"], sort=False):
+        keys = pd.MultiIndex.from_arrays([group["load"], group["seed"]])
+        if base.empty or not keys.isin(base.index).all():
+            continue
+        ratio = group["score"].to_numpy() / base.loc[keys].to_numpy()
+        mean, half = mean_ci95(ratio)
+        target = 1.10 if load >= HIGH_LOAD else 0.98
+        rows.append(
+            {
+                "policy": policy,
+                "load": load,
+                "baseline": baseline,
+                "ratio": mean,
+                "ratio_ci95": half,
+                "target": target,
+                "met_on_mean": mean >= target,
+                "met_at_95": mean - half >= target,
+                "episodes": len(ratio),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def paired_markdown(paired: pd.DataFrame) -> str:
+    lines = [
+        "| policy | load | score / nearest_fit, paired per episode | target | met on the mean | met at 95 % "
+        "| episodes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for _, r in paired.sort_values(["policy", "load"], kind="stable").iterrows():
+        met = ["yes" if r[k] else "no" for k in ("met_on_mean", "met_at_95")]
+        lines.append(
+            f"| {r['policy']} | {r['load']:g} | {r['ratio']:.3f} ± {r['ratio_ci95']:.3f} "
+            f"| >= {r['target']:.2f} | {met[0]} | {met[1]} | {r['episodes']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def plot(table: pd.DataFrame, path: Path) -> None:
     loads = sorted(table["load"].unique())
     names = dict.fromkeys(table["policy"])
@@ -282,6 +341,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         text = "\n".join(f"### {name}\n\n{targets(table, name)}" for name in rl_rows)
         (args.out / "targets.md").write_text(text)
         print(text)
+    paired = paired_ratios(df)
+    if not paired.empty:
+        paired.to_csv(args.out / "paired.csv", index=False)
+        (args.out / "paired.md").write_text(paired_markdown(paired))
     return table
 
 

@@ -17,6 +17,10 @@ The ``test`` part (70-100 %) is never touched here: it is for
     nice -n 10 .venv/bin/python experiments/itp_train.py --timesteps 1000000 --seed 0 \\
         --out results/itp/runs/ppo_hs_s0
 
+``--bc-teacher NAME`` first imitates a heuristic (``--bc-epochs``; 0 skips it); with
+``--bc-weight W`` every PPO update then also minimises W x the cross-entropy to that
+heuristic's actions (:func:`add_bc_penalty`), so fine-tuning cannot drift far from it.
+
 ``--policy host_scoring`` (default) uses the permutation-equivariant
 :func:`novacron.placement.rl.host_scoring_policy`; ``--policy mlp`` SB3's flat MLP.
 """
@@ -150,6 +154,31 @@ def behaviour_clone(
     return losses
 
 
+def add_bc_penalty(model, data: dict, weight: float, batch_size: int, seed: int) -> None:
+    """Make every PPO update minimise ``PPO loss + weight x cross-entropy to the teacher's actions``.
+
+    The teacher's decisions (``data``, from :func:`collect_teacher`) act as a
+    behaviour-cloning regulariser that keeps fine-tuning from drifting away from
+    the imitated heuristic (as in DAPG, Rajeswaran et al. 2018, with a constant
+    weight): before each optimiser step of PPO, the gradient of the penalty on a
+    fresh minibatch of teacher states is added to PPO's (already clipped) gradient.
+    """
+    import torch
+
+    policy, optimizer = model.policy, model.policy.optimizer
+    ppo_step = optimizer.step
+    rng = np.random.default_rng(seed)
+    obs, actions, masks = (torch.as_tensor(data[k]) for k in ("obs", "actions", "masks"))
+
+    def penalised_step(*args, **kwargs):
+        idx = torch.as_tensor(rng.integers(0, len(actions), size=batch_size))
+        _, log_prob, _ = policy.evaluate_actions(obs[idx], actions[idx], action_masks=masks[idx])
+        (-weight * log_prob.mean()).backward()
+        return ppo_step(*args, **kwargs)
+
+    optimizer.step = penalised_step
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--timesteps", type=int, default=1_000_000)
@@ -179,6 +208,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--bc-episodes", type=int, default=40)
     parser.add_argument("--bc-epochs", type=int, default=12)
     parser.add_argument("--bc-lr", type=float, default=1e-3)
+    parser.add_argument(
+        "--bc-weight",
+        type=float,
+        default=0.0,
+        help="during PPO, add this x cross-entropy to --bc-teacher's actions to every update (0: off)",
+    )
     parser.add_argument("--target-kl", type=float, default=None)
     parser.add_argument("--clip-range", type=float, default=0.2)
     parser.add_argument(
@@ -253,13 +288,21 @@ def main(argv: list[str] | None = None) -> dict:
     if args.bc_teacher:
         t_bc = time.perf_counter()
         data = collect_teacher(train_env, args.bc_teacher, args.bc_episodes, args.gamma, args.seed)
-        losses = behaviour_clone(model, data, args.bc_epochs, args.batch_size, args.seed, args.bc_lr)
-        print(
-            f"imitated {args.bc_teacher}: {len(data['actions'])} decisions, loss {losses[0]:.3f} -> "
-            f"{losses[-1]:.3f} in {time.perf_counter() - t_bc:.0f} s",
-            flush=True,
-        )
-        model.save(str(args.out / "imitation.zip"))
+        if args.bc_epochs > 0:
+            losses = behaviour_clone(model, data, args.bc_epochs, args.batch_size, args.seed, args.bc_lr)
+            print(
+                f"imitated {args.bc_teacher}: {len(data['actions'])} decisions, loss {losses[0]:.3f} -> "
+                f"{losses[-1]:.3f} in {time.perf_counter() - t_bc:.0f} s",
+                flush=True,
+            )
+            model.save(str(args.out / "imitation.zip"))
+        if args.bc_weight > 0:
+            add_bc_penalty(model, data, args.bc_weight, args.batch_size, args.seed)
+            print(
+                f"PPO + {args.bc_weight} x cross-entropy to {args.bc_teacher} ({len(data['actions'])} states)"
+            )
+    elif args.bc_weight > 0:
+        parser.error("--bc-weight needs --bc-teacher")
 
     curve_path = args.out / "learning_curve.csv"
     fh = curve_path.open("w", newline="")

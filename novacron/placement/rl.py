@@ -16,6 +16,13 @@ Masked DQN
     it drops into the same evaluation loops; ``save`` / ``load`` use a
     ``torch.save`` file (config + weights).
 
+    Options: ``arch="host_scoring"`` uses :class:`HostScoringQNet` (a dueling
+    network, Wang et al. 2016, whose advantages come from the permutation-
+    equivariant host scorer below); demonstrations (transitions of a teacher
+    heuristic, flagged ``demo``) can be mixed into every batch with the
+    large-margin loss of DQfD (Hester et al. 2018), itself taken over the
+    *current* state's allowed actions only (:func:`large_margin_loss`).
+
 Host-scoring policy
     :func:`host_scoring_policy` is a MaskablePPO policy class whose actor scores
     every host with one shared MLP (host features + task features -> logit) and
@@ -83,6 +90,20 @@ def td_targets(
     return rewards + gamma * (1.0 - dones) * value
 
 
+def large_margin_loss(
+    q: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor, margin: float
+) -> torch.Tensor:
+    """DQfD's supervised loss ``max_{a allowed} [Q(s,a) + margin 1(a != a_E)] - Q(s,a_E)``, per row.
+
+    Zero when the demonstrated action ``a_E`` beats every other *allowed* action by
+    at least ``margin``; masked actions never count, however large their Q.
+    """
+    bonus = torch.full_like(q, float(margin))
+    bonus.scatter_(1, actions.unsqueeze(1), 0.0)
+    top = (q + bonus).masked_fill(~mask, -torch.inf).max(dim=-1).values
+    return top - q.gather(1, actions.unsqueeze(1)).squeeze(1)
+
+
 def mlp(n_in: int, hidden: tuple[int, ...], n_out: int, activation=nn.ReLU) -> nn.Sequential:
     layers: list[nn.Module] = []
     for width in hidden:
@@ -96,11 +117,17 @@ def mlp(n_in: int, hidden: tuple[int, ...], n_out: int, activation=nn.ReLU) -> n
 
 
 class MaskedReplayBuffer:
-    """Uniform replay of ``(s, a, r, s', mask(s'), done)`` transitions in a ring buffer."""
+    """Uniform replay of ``(s, mask(s), a, r, s', mask(s'), done, demo)`` transitions in a ring buffer.
+
+    ``mask(s)`` is needed only by the large-margin loss (default: all allowed);
+    ``demo`` flags a teacher's transition.
+    """
 
     def __init__(self, capacity: int, obs_dim: int, n_actions: int) -> None:
         self.capacity = int(capacity)
         self.obs = np.zeros((self.capacity, obs_dim), dtype=np.float32)
+        self.masks = np.ones((self.capacity, n_actions), dtype=bool)
+        self.demo = np.zeros(self.capacity, dtype=bool)
         self.next_obs = np.zeros((self.capacity, obs_dim), dtype=np.float32)
         self.actions = np.zeros(self.capacity, dtype=np.int64)
         self.rewards = np.zeros(self.capacity, dtype=np.float32)
@@ -109,10 +136,14 @@ class MaskedReplayBuffer:
         self.size = 0
         self._pos = 0
 
-    def add(self, obs, action: int, reward: float, next_obs, next_mask, done: bool) -> None:
+    def add(
+        self, obs, action: int, reward: float, next_obs, next_mask, done: bool, mask=None, demo: bool = False
+    ) -> None:
         i = self._pos
         self.obs[i], self.actions[i], self.rewards[i] = obs, action, reward
         self.next_obs[i], self.next_masks[i], self.dones[i] = next_obs, next_mask, float(done)
+        self.masks[i] = True if mask is None else mask
+        self.demo[i] = demo
         self._pos = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -120,12 +151,19 @@ class MaskedReplayBuffer:
         idx = rng.integers(0, self.size, size=batch_size)
         return {
             "obs": torch.from_numpy(self.obs[idx]),
+            "masks": torch.from_numpy(self.masks[idx]),
+            "demo": torch.from_numpy(self.demo[idx]),
             "actions": torch.from_numpy(self.actions[idx]),
             "rewards": torch.from_numpy(self.rewards[idx]),
             "next_obs": torch.from_numpy(self.next_obs[idx]),
             "next_masks": torch.from_numpy(self.next_masks[idx]),
             "dones": torch.from_numpy(self.dones[idx]),
         }
+
+
+def concat_batches(*batches: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One batch from several (e.g. agent and demonstration samples)."""
+    return {key: torch.cat([b[key] for b in batches]) for key in batches[0]}
 
 
 # ---------------------------------------------------------------------------- masked DQN
@@ -147,6 +185,27 @@ class DQNConfig:
     double: bool = True
     max_grad_norm: float = 10.0
     seed: int = 0
+    #: "mlp" (flat MLP over the observation) or "host_scoring" (:class:`HostScoringQNet`,
+    #: whose width is ``hidden[0]``; needs ``max_hosts`` and ``host_features``)
+    arch: str = "mlp"
+    max_hosts: int = 0
+    host_features: int = 0
+    #: DQfD large-margin loss on demonstration rows: weight and margin (0: off)
+    margin_weight: float = 0.0
+    margin: float = 0.8
+    #: share of each batch drawn from the demonstrations given to ``learn`` / ``pretrain``
+    demo_fraction: float = 0.25
+
+
+def q_network(config: DQNConfig, obs_dim: int, n_actions: int) -> nn.Module:
+    """The Q-network ``config.arch`` asks for."""
+    if config.arch == "mlp":
+        return mlp(obs_dim, tuple(config.hidden), n_actions)
+    if config.arch == "host_scoring":
+        if config.max_hosts + 1 != n_actions:
+            raise ValueError(f"host_scoring needs n_actions = max_hosts + 1, got {n_actions}")
+        return HostScoringQNet(obs_dim, config.max_hosts, config.host_features, int(config.hidden[0]))
+    raise ValueError(f"unknown Q-network arch {config.arch!r}")
 
 
 class MaskedDQN:
@@ -156,8 +215,8 @@ class MaskedDQN:
         self.config = config or DQNConfig()
         self.obs_dim, self.n_actions = int(obs_dim), int(n_actions)
         torch.manual_seed(self.config.seed)
-        self.q_net = mlp(self.obs_dim, tuple(self.config.hidden), self.n_actions)
-        self.q_target = mlp(self.obs_dim, tuple(self.config.hidden), self.n_actions)
+        self.q_net = q_network(self.config, self.obs_dim, self.n_actions)
+        self.q_target = q_network(self.config, self.obs_dim, self.n_actions)
         self.q_target.load_state_dict(self.q_net.state_dict())
         self.q_target.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=self.config.learning_rate)
@@ -198,8 +257,41 @@ class MaskedDQN:
             target = td_targets(
                 batch["rewards"], batch["dones"], next_target, batch["next_masks"], c.gamma, next_online
             )
-        q = self.q_net(batch["obs"]).gather(1, batch["actions"].unsqueeze(1)).squeeze(1)
-        return nn.functional.smooth_l1_loss(q, target)
+        q_all = self.q_net(batch["obs"])
+        q = q_all.gather(1, batch["actions"].unsqueeze(1)).squeeze(1)
+        loss = nn.functional.smooth_l1_loss(q, target)
+        demo = batch.get("demo")
+        if c.margin_weight > 0 and demo is not None and bool(demo.any()):
+            margin = large_margin_loss(q_all[demo], batch["actions"][demo], batch["masks"][demo], c.margin)
+            loss = loss + c.margin_weight * margin.sum() / len(demo)
+        return loss
+
+    def sample(self, buffer: MaskedReplayBuffer | None, demos: MaskedReplayBuffer | None):
+        """A training batch: ``demo_fraction`` of it from ``demos`` (when given), the rest from ``buffer``."""
+        c = self.config
+        n_demo = 0 if demos is None or demos.size == 0 else c.batch_size
+        if n_demo and buffer is not None and buffer.size > 0:
+            n_demo = int(round(c.demo_fraction * c.batch_size))
+        parts = []
+        if n_demo:
+            parts.append(demos.sample(n_demo, self.rng))
+        if c.batch_size - n_demo > 0:
+            parts.append(buffer.sample(c.batch_size - n_demo, self.rng))
+        return parts[0] if len(parts) == 1 else concat_batches(*parts)
+
+    def pretrain(self, demos: MaskedReplayBuffer, steps: int, callback=None) -> MaskedDQN:
+        """Learn from demonstrations only (DQfD's pre-training phase): TD + large-margin loss.
+
+        ``callback(model, step)`` runs after every ``target_update_interval`` steps.
+        """
+        for step in range(1, int(steps) + 1):
+            self.train_step(self.sample(None, demos))
+            if step % self.config.target_update_interval == 0:
+                self.q_target.load_state_dict(self.q_net.state_dict())
+                if callback is not None:
+                    callback(self, step)
+        self.q_target.load_state_dict(self.q_net.state_dict())
+        return self
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> float:
         loss = self.loss(batch)
@@ -217,12 +309,16 @@ class MaskedDQN:
         reset_options=None,
         seed: int | None = None,
         on_episode=None,
+        demos: MaskedReplayBuffer | None = None,
+        callback=None,
     ) -> MaskedDQN:
         """Train for ``total_timesteps`` steps of ``env`` (which must have ``action_masks()``).
 
         ``reset_options`` is ``None``, a dict passed to every ``env.reset``, or a
         callable ``rng -> dict`` (e.g. to draw a load level per episode).
         ``on_episode(model, episode_return, info)`` is called after each episode.
+        ``demos``: demonstration transitions mixed into every batch (see :meth:`sample`).
+        ``callback(model, step)`` is called after every step; returning False stops training.
         """
         c = self.config
         buffer = MaskedReplayBuffer(c.buffer_size, self.obs_dim, self.n_actions)
@@ -239,13 +335,15 @@ class MaskedDQN:
             action = self.act(obs, mask, self.epsilon(step, total_timesteps))
             next_obs, reward, terminated, truncated, info = env.step(action)
             next_mask = env.action_masks()
-            buffer.add(obs, action, reward, next_obs, next_mask, terminated)
+            buffer.add(obs, action, reward, next_obs, next_mask, terminated, mask=mask)
             ep_return += reward
             self.num_timesteps += 1
             if step >= c.learning_starts and step % c.train_freq == 0:
-                self.train_step(buffer.sample(c.batch_size, self.rng))
+                self.train_step(self.sample(buffer, demos))
             if step % c.target_update_interval == 0:
                 self.q_target.load_state_dict(self.q_net.state_dict())
+            if callback is not None and callback(self, step + 1) is False:
+                break
             if terminated or truncated:
                 self.episode_returns.append(ep_return)
                 if on_episode is not None:
@@ -338,6 +436,34 @@ class HostScoringExtractor(nn.Module):
         return torch.cat([scores, self.defer_net(pooled), pooled], dim=-1)
 
 
+class HostScoringQNet(nn.Module):
+    """Dueling Q-network ``Q(s, a) = V(s) + A(s, a)`` over :class:`HostScoringExtractor`.
+
+    ``A`` is the extractor's per-host score and defer logit (so slot order does not
+    matter and the greedy action is the argmax of ``A`` over allowed actions);
+    ``V`` is an MLP over its pooled features. :meth:`load_scorer` copies a trained
+    host-scoring actor (e.g. a MaskablePPO imitation policy) into ``A`` as a warm start.
+    """
+
+    def __init__(self, obs_dim: int, max_hosts: int, host_features: int, hidden: int = 64) -> None:
+        super().__init__()
+        from gymnasium import spaces
+
+        space = spaces.Box(0.0, 1.0, shape=(int(obs_dim),), dtype=np.float32)
+        self.scorer = HostScoringExtractor(space, max_hosts, host_features, hidden)
+        self.out_features = self.scorer.max_hosts + 1
+        width = 2 * hidden
+        self.value = nn.Sequential(nn.Linear(self.scorer.pooled_dim, width), nn.Tanh(), nn.Linear(width, 1))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        out = self.scorer(obs)
+        advantages, pooled = out[:, : self.out_features], out[:, self.out_features :]
+        return self.value(pooled) + advantages
+
+    def load_scorer(self, scorer: HostScoringExtractor) -> None:
+        self.scorer.load_state_dict(scorer.state_dict())
+
+
 class FirstN(nn.Module):
     """The first ``out_features`` entries of the input (the logits the extractor already made)."""
 
@@ -416,6 +542,13 @@ class FastMaskedPolicy:
     """
 
     def __init__(self, model) -> None:
+        if isinstance(model, MaskedDQN) and isinstance(model.q_net, HostScoringQNet):
+            # V(s) is the same for every action: the greedy action is the argmax of the advantages
+            self.net = model.q_net.eval()
+            self.n_actions = model.q_net.out_features
+            self._host_scoring, self._layers = _NumpyHostScoring(model.q_net.scorer), None
+            self.logits(np.zeros(model.obs_dim, dtype=np.float32))
+            return
         if isinstance(model, MaskedDQN):
             net = model.q_net
         else:
@@ -452,7 +585,7 @@ class FastMaskedPolicy:
         return [tuple(layer) for layer in layers] or None
 
     def logits(self, obs: np.ndarray) -> np.ndarray:
-        """Action logits (Q-values for DQN) of one observation."""
+        """Action logits of one observation (Q-values for an MLP DQN, advantages for a dueling one)."""
         if self._host_scoring is not None:
             return self._host_scoring(obs)[: self.n_actions]
         if self._layers is None:

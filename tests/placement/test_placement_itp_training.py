@@ -180,3 +180,32 @@ def test_placement_potential_shaping_telescopes_to_the_score():
         unshaped += info["unshaped_reward"]
     assert shaped == pytest.approx(unshaped, abs=1e-9)
     assert unshaped / info["metrics"]["tasks"] == pytest.approx(info["metrics"]["score"])
+
+
+def test_placement_bc_penalty_pulls_every_ppo_update_towards_the_teacher():
+    from sb3_contrib import MaskablePPO
+
+    train = runpy.run_path(str(ROOT / "experiments" / "itp_train.py"))
+    env = PlacementEnv(**SMALL)
+    kwargs = {"max_hosts": env.max_hosts, "host_features": len(HOST_FEATURES), "hidden": 16}
+    model = MaskablePPO(host_scoring_policy(), env, n_steps=32, policy_kwargs=kwargs, seed=0, device="cpu")
+    data = train["collect_teacher"](env, "nearest_fit", 1, 0.99, 0)
+    obs, actions, masks = (torch.as_tensor(data[k]) for k in ("obs", "actions", "masks"))
+
+    def teacher_log_likelihood() -> float:
+        with torch.no_grad():
+            return float(model.policy.evaluate_actions(obs, actions, action_masks=masks)[1].mean())
+
+    def zero_gradient_steps(n: int) -> None:  # optimiser steps as PPO takes them, with a zero PPO loss
+        for _ in range(n):
+            model.policy.optimizer.zero_grad()
+            for p in model.policy.parameters():
+                p.grad = torch.zeros_like(p)
+            model.policy.optimizer.step()
+
+    before = teacher_log_likelihood()
+    zero_gradient_steps(5)
+    assert teacher_log_likelihood() == before  # plain PPO step: no gradient, no change
+    train["add_bc_penalty"](model, data, 1.0, 32, 0)
+    zero_gradient_steps(30)
+    assert teacher_log_likelihood() > before + 0.05
