@@ -44,6 +44,19 @@ def _env(split: str, load: float, hosts: int, tasks: int, loads=None, **kwargs):
     return PlacementEnv(scenario=scenario, loads=loads, **kwargs)
 
 
+def start_run(args: argparse.Namespace) -> tuple[list[float], list[float], range]:
+    """The run folder with its config.json, one torch thread, and the training and validation
+    loads and seeds ``args`` names (shared by the PPO and DQN trainers)."""
+    import torch
+
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "config.json").write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1))
+    loads = [float(x) for x in args.loads.split(",")]
+    val_loads = [float(x) for x in args.val_loads.split(",")]
+    return loads, val_loads, range(args.val_seeds)
+
+
 def validate(predictor, envs: dict, seeds) -> dict:
     """Mean score and acceptance per load on the validation episodes (greedy masked actions)."""
     out = {}
@@ -232,7 +245,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path("results/itp/runs/ppo"))
     args = parser.parse_args(argv)
 
-    import torch
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.monitor import Monitor
@@ -241,12 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
     from novacron.placement.rl import FastMaskedPolicy, host_scoring_policy
     from novacron.sim.envs.placement import HOST_FEATURES
 
-    torch.set_num_threads(1)
-    loads = [float(x) for x in args.loads.split(",")]
-    val_loads = [float(x) for x in args.val_loads.split(",")]
-    val_seeds = range(args.val_seeds)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "config.json").write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1))
+    loads, val_loads, val_seeds = start_run(args)
 
     train_env = _env(
         "fit", loads[0], args.hosts, args.tasks, loads=loads, shaping=args.shaping, shaping_gamma=args.gamma

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from itp_train import _env, heuristic_reference, validate  # noqa: E402
+from itp_train import _env, heuristic_reference, start_run, validate  # noqa: E402
 
 
 def collect_demos(env, teacher_name: str, episodes: int, seed: int, buffer) -> list[float]:
@@ -100,17 +100,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path("results/itp/runs/dqn_s0"))
     args = parser.parse_args(argv)
 
-    import torch
-
     from novacron.placement.rl import DQNConfig, FastMaskedPolicy, MaskedDQN, MaskedReplayBuffer
     from novacron.sim.envs.placement import HOST_FEATURES
 
-    torch.set_num_threads(1)
-    loads = [float(x) for x in args.loads.split(",")]
-    val_loads = [float(x) for x in args.val_loads.split(",")]
-    val_seeds = range(args.val_seeds)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "config.json").write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1))
+    loads, val_loads, val_seeds = start_run(args)
 
     env = _env("fit", loads[0], args.hosts, args.tasks, loads=loads)
     val_envs = {load: _env("val", load, args.hosts, args.tasks) for load in val_loads}

@@ -167,6 +167,18 @@ def test_placement_train_experiment_imitates_then_trains_and_plots(tmp_path):
     assert (tmp_path / "learning_curves.png").stat().st_size > 0 and len(df) >= 2
 
 
+def test_placement_dqn_experiment_learns_from_demonstrations_then_online(tmp_path):
+    train = runpy.run_path(str(ROOT / "experiments" / "itp_train_dqn.py"))
+    out = tmp_path / "dqn"
+    argv = ["--hosts", "6", "--tasks", "40", "--loads", "0.9", "--val-loads", "0.9", "--val-seeds", "1"]
+    argv += ["--demo-episodes", "1", "--pretrain-steps", "20", "--timesteps", "120", "--eval-every", "60"]
+    summary = train["main"]([*argv, "--out", str(out)])
+    for name in ("best.zip", "last.zip", "config.json", "learning_curve.csv", "summary.json"):
+        assert (out / name).stat().st_size > 0
+    assert summary["demo_transitions"] > 0 and summary["online_timesteps"] == 120
+    assert 0 <= summary["best_val_score"] <= 1  # toy budget: plumbing, not quality
+
+
 def test_placement_potential_shaping_telescopes_to_the_score():
     """With gamma = 1 the shaped return equals the unshaped one (phi is 0 at the start and at the end)."""
     env = PlacementEnv(**SMALL, shaping=2.0, shaping_gamma=1.0)
