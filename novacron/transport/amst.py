@@ -134,6 +134,8 @@ class _Outgoing:
     streams: dict[int, Stream] = field(default_factory=dict)  # each worker's current stream
     waiting: dict[int, Stream] = field(default_factory=dict)  # workers waiting for work, their stream
     handed_back: set[int] = field(default_factory=set)  # workers whose stream send() parked
+    endgame_timer: Any = None  # wakes idle workers when an in-flight chunk turns late
+    endgame_due: float = float("inf")
 
 
 @dataclass(eq=False)
@@ -336,6 +338,8 @@ class AMST:
             raise
         finally:
             self._outgoing.pop(xfer.id, None)
+            if xfer.endgame_timer is not None:
+                xfer.endgame_timer.cancel()
         # Streams whose workers wait for work go back to the pool now, so that a transfer the
         # caller starts next reuses them; a worker still sending parks its own when it is done.
         for sid, stream in list(xfer.waiting.items()):
@@ -463,8 +467,9 @@ class AMST:
                     return
                 stream = replacement
                 continue
-            index = scheduler.next_for(sid)
+            index = scheduler.next_for(sid, self.rt.now())
             if index is None:
+                self._wake_for_endgame(xfer, scheduler.endgame_at(sid))
                 xfer.waiting[sid] = stream  # send() may hand it back at once when the transfer ends
                 try:
                     await xfer.wake  # an ack, a failure elsewhere or a requeue may give us work
@@ -536,6 +541,21 @@ class AMST:
             if xfer.scheduler.queue_empty and idle:
                 rt.send(xfer.peer, TransferQuery(xfer.id))
 
+    def _wake_for_endgame(self, xfer: _Outgoing, due: float | None) -> None:
+        """Wake the idle workers at ``due``, when a chunk in flight turns late (one timer per
+        transfer, kept for the earliest time asked)."""
+        if due is None or due >= xfer.endgame_due or xfer.done.done():
+            return
+        if xfer.endgame_timer is not None:
+            xfer.endgame_timer.cancel()
+
+        def fire() -> None:
+            xfer.endgame_timer, xfer.endgame_due = None, float("inf")
+            self._wake(xfer)
+
+        xfer.endgame_due = due
+        xfer.endgame_timer = self.rt.call_later(max(0.0, due - self.rt.now()), fire)
+
     def _wake(self, xfer: _Outgoing) -> None:
         wake, xfer.wake = xfer.wake, self.rt.create_future()
         if not wake.done():
@@ -550,9 +570,10 @@ class AMST:
         xfer = self._outgoing.get(ack.transfer)
         if xfer is None or xfer.peer != src:
             return
-        fresh = [i for i in ack.indexes if xfer.scheduler.acked_chunk(i)]
+        now = self.rt.now()
+        fresh = [i for i in ack.indexes if xfer.scheduler.acked_chunk(i, now)]
         if fresh:
-            xfer.last_progress = self.rt.now()
+            xfer.last_progress = now
             self._wake(xfer)
 
     def _on_done(self, src: str, done: TransferDone) -> None:

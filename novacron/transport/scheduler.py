@@ -4,17 +4,26 @@ Chunks wait in one shared queue and every stream pulls the next one when
 its previous send completes (*work stealing*: a fast stream simply takes
 more chunks, a slow one fewer, and nothing is assigned up front). When the
 queue runs dry while chunks are still in flight, an idle stream (all its own
-chunks acknowledged) re-sends the oldest chunk that is in flight elsewhere and
-not yet duplicated, one at a time (the *endgame*, as in BitTorrent): a
-straggling stream can no longer hold up the tail, and the receiver ignores
-whichever copy arrives second.
+chunks acknowledged) re-sends a chunk that is in flight elsewhere, not yet
+duplicated, and *late* (the *endgame*, as in BitTorrent): a straggling stream
+can no longer hold up the tail, and the receiver ignores whichever copy
+arrives second. Late means in flight for longer than ``straggler_factor``
+times the slowest delivery (send to acknowledgement) of the transfer so far.
+Copying every chunk still in flight instead, as soon as a stream fell idle,
+duplicated a fifth of all chunks when live migration sent 32 MiB batches over
+loopback: there, a chunk in flight is nearly always about to arrive, and each
+copy costs both ends a full chunk of CPU.
+
+Time comes in with the events (``now``), as etcd-raft's ticks do: the
+scheduler keeps no clock, and :meth:`endgame_at` tells the host when a chunk
+will turn late so that it can wake an idle stream then.
 
 Chunks count as delivered when the receiver acknowledges them. When a
 stream fails, every chunk it carried that has not been acknowledged goes
 back to the front of the queue, so the remaining streams finish the work.
 
-Like etcd-raft's core, this class is fed events (``next_for``, ``sent``,
-``acked``, ``stream_failed``) by the transport and decides; it never
+Like etcd-raft's core, this class is fed events (``next_for``,
+``acked_chunk``, ``stream_failed``) by the transport and decides; it never
 touches the network, so it is tested exhaustively by feeding it events.
 """
 
@@ -34,14 +43,26 @@ class StreamProgress:
     unacked: set[int] = field(default_factory=set)
 
 
+#: A chunk in flight this many times longer than the slowest delivery so far is late.
+STRAGGLER_FACTOR = 2.0
+
+
 class ChunkScheduler:
-    def __init__(self, chunk_sizes: list[int], *, endgame: bool = True) -> None:
+    def __init__(
+        self, chunk_sizes: list[int], *, endgame: bool = True, straggler_factor: float = STRAGGLER_FACTOR
+    ) -> None:
+        if straggler_factor < 1.0:
+            raise ValueError(f"straggler_factor must be >= 1, got {straggler_factor}")
         self.sizes = chunk_sizes
         self.endgame = endgame
+        self.straggler_factor = straggler_factor
         self._queue: deque[int] = deque(range(len(chunk_sizes)))
         self._acked: set[int] = set()
-        self._in_flight: dict[int, set[int]] = {}  # chunk -> streams carrying it
+        self._in_flight: dict[int, set[int]] = {}  # chunk -> streams carrying it (oldest first)
+        self._sent_at: dict[int, float] = {}  # chunk -> when its first copy in flight was sent
         self._duplicated: set[int] = set()
+        #: the longest send-to-acknowledgement time of a chunk sent once (None: none yet)
+        self.slowest_delivery: float | None = None
         self.streams: dict[int, StreamProgress] = {}
 
     # -- queries -------------------------------------------------------------
@@ -65,25 +86,48 @@ class ChunkScheduler:
         return [i for i in range(len(self.sizes)) if i not in self._acked]
 
     # -- events --------------------------------------------------------------
-    def next_for(self, stream: int) -> int | None:
-        """The chunk ``stream`` should send now, or None if it has nothing useful to do."""
+    def next_for(self, stream: int, now: float = 0.0) -> int | None:
+        """The chunk ``stream`` should send now (at time ``now``), or None if it has nothing
+        useful to do."""
         progress = self.streams.setdefault(stream, StreamProgress())
         while self._queue:
             chunk = self._queue.popleft()
             if chunk not in self._acked:
+                self._sent_at[chunk] = now
                 return self._assign(chunk, stream, progress, duplicate=False)
         if not self.endgame or progress.unacked:
             return None
-        # Endgame: help the slowest, oldest in-flight chunk that no one else duplicates.
-        # Only a stream whose own chunks have all been acknowledged helps: its pipe is
-        # empty, so the copy leaves at once. (A stream whose last chunks still sit in
-        # its socket buffer would only queue copies behind them: with deep buffers
-        # that duplicated up to every chunk in flight, megabytes per stream.)
-        for chunk, carriers in self._in_flight.items():
-            if chunk not in self._duplicated and stream not in carriers:
+        # Endgame: help the oldest late chunk that no one else duplicates. Only a stream
+        # whose own chunks have all been acknowledged helps: its pipe is empty, so the copy
+        # leaves at once. (A stream whose last chunks still sit in its socket buffer would
+        # only queue copies behind them: with deep buffers that duplicated up to every chunk
+        # in flight, megabytes per stream.)
+        for chunk in self._helpable(stream):
+            if now >= self._late_at(chunk):
                 self._duplicated.add(chunk)
                 return self._assign(chunk, stream, progress, duplicate=True)
         return None
+
+    def endgame_at(self, stream: int) -> float | None:
+        """When ``stream``, idle now, could next help with a late chunk (None: not before
+        some other event, an acknowledgement or a failure, changes the picture)."""
+        progress = self.streams.get(stream)
+        busy = self._queue or (progress is not None and progress.unacked)
+        if not self.endgame or busy or self.slowest_delivery is None:
+            return None
+        return min((self._late_at(chunk) for chunk in self._helpable(stream)), default=None)
+
+    def _helpable(self, stream: int) -> list[int]:
+        return [
+            chunk
+            for chunk, carriers in self._in_flight.items()
+            if chunk not in self._duplicated and stream not in carriers
+        ]
+
+    def _late_at(self, chunk: int) -> float:
+        if self.slowest_delivery is None:
+            return float("inf")  # no delivery seen yet: nothing to call late
+        return self._sent_at.get(chunk, 0.0) + self.straggler_factor * self.slowest_delivery
 
     def _assign(self, chunk: int, stream: int, progress: StreamProgress, *, duplicate: bool) -> int:
         self._in_flight.setdefault(chunk, set()).add(stream)
@@ -93,11 +137,18 @@ class ChunkScheduler:
         progress.duplicates_sent += int(duplicate)
         return chunk
 
-    def acked_chunk(self, chunk: int) -> bool:
-        """The receiver holds ``chunk``; returns False for an ack seen before (or bogus)."""
+    def acked_chunk(self, chunk: int, now: float = 0.0) -> bool:
+        """The receiver holds ``chunk`` (acknowledged at ``now``); returns False for an ack
+        seen before (or bogus)."""
         if chunk in self._acked or not 0 <= chunk < len(self.sizes):
             return False
         self._acked.add(chunk)
+        sent_at = self._sent_at.pop(chunk, None)
+        if sent_at is not None and chunk in self._in_flight and chunk not in self._duplicated:
+            # (a duplicated chunk's time is a straggler's: it would make every chunk look punctual)
+            delivery = max(0.0, now - sent_at)
+            if self.slowest_delivery is None or delivery > self.slowest_delivery:
+                self.slowest_delivery = delivery
         for stream in self._in_flight.pop(chunk, ()):
             self.streams[stream].unacked.discard(chunk)
         return True
@@ -125,6 +176,7 @@ class ChunkScheduler:
         """The receiver lost everything (it restarted): send every chunk again."""
         self._acked.clear()
         self._in_flight.clear()
+        self._sent_at.clear()
         self._duplicated.clear()
         for progress in self.streams.values():
             progress.unacked.clear()

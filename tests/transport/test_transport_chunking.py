@@ -74,15 +74,15 @@ def test_a_large_payload_travels_in_larger_chunks_in_the_simulator() -> None:
 
 def test_the_endgame_waits_until_a_stream_has_delivered_its_own_chunks() -> None:
     s = ChunkScheduler([10] * 4)
-    assert [s.next_for(0), s.next_for(0), s.next_for(1), s.next_for(1)] == [0, 1, 2, 3]
-    assert s.next_for(1) is None, "stream 1 still has chunks in flight: a copy would queue behind them"
-    s.acked_chunk(2)
-    assert s.next_for(1) is None
-    s.acked_chunk(3)
-    assert s.next_for(1) == 0, "now idle, it helps with the oldest chunk in flight elsewhere"
-    assert s.next_for(1) is None, "one copy at a time: it waits for that one's fate"
-    s.acked_chunk(0)
-    assert s.next_for(1) == 1
+    assert [s.next_for(0, 0.0), s.next_for(0, 0.0), s.next_for(1, 0.0), s.next_for(1, 0.0)] == [0, 1, 2, 3]
+    assert s.next_for(1, 9.0) is None, "stream 1 still has chunks in flight: a copy would queue behind them"
+    s.acked_chunk(2, 1.0)
+    assert s.next_for(1, 9.0) is None
+    s.acked_chunk(3, 1.0)
+    assert s.next_for(1, 9.0) == 0, "now idle, it helps with the oldest late chunk in flight elsewhere"
+    assert s.next_for(1, 9.0) is None, "one copy at a time: it waits for that one's fate"
+    s.acked_chunk(0, 9.5)
+    assert s.next_for(1, 9.5) == 1
     assert sum(p.duplicates_sent for p in s.streams.values()) == 2
 
 
