@@ -40,7 +40,7 @@ from .messages import (
     MigrationSwitched,
     PageRequest,
 )
-from .pages import BatchError, decode_real
+from .pages import OFFLOAD_MIN_BYTES, BatchError, decode_real
 from .report import MigrationReport
 from .settings import MigrationSettings
 
@@ -249,8 +249,7 @@ class Migrator:
                 vm.apply(pages)
 
     def _on_batch(self, src: str, payload: Payload) -> Awaitable[None] | None:
-        """A batch from AMST. Real pages are decoded and written off the event loop (the
-        copies into guest memory then use another core while the loop keeps receiving);
+        """A batch from AMST. Real pages are decoded and written (see _take_real_batch);
         AMST holds the payload until that is done, and only then tells the source the batch
         arrived."""
         incoming = self.incoming.get(self._by_src.get(src, ""))
@@ -265,7 +264,8 @@ class Migrator:
             else:
                 self._accept_batch(incoming)
             return None
-        return self._take_real_batch(incoming, src, functools.partial(self._apply, incoming, payload))
+        apply = functools.partial(self._apply, incoming, payload)
+        return self._take_real_batch(incoming, src, apply, payload_size(payload))
 
     def _place_run(self, src: str, size: int, meta: bytes) -> memoryview | None:
         """Where a page run lands: straight in the destination VM's memory, if it offers it."""
@@ -308,16 +308,28 @@ class Migrator:
             return None
         ids = np.arange(first, first + count, dtype=np.int64)
         rows = np.frombuffer(payload, np.uint8).reshape(count, vm.page_size)
-        return self._take_real_batch(incoming, src, functools.partial(vm.apply, RealPages(ids, rows)))
+        apply = functools.partial(vm.apply, RealPages(ids, rows))
+        return self._take_real_batch(incoming, src, apply, payload_size(payload))
 
-    async def _take_real_batch(self, incoming: Incoming, src: str, apply: Callable[[], None]) -> None:
-        """Decode and write a batch off the event loop, then account for it on the loop."""
-        try:
-            await self.rt.offload(apply)
-        except BatchError as exc:
-            self._reject_batch(incoming, src, exc)
-        else:
+    def _take_real_batch(
+        self, incoming: Incoming, src: str, apply: Callable[[], None], nbytes: int
+    ) -> Awaitable[None] | None:
+        """Decode and write a batch, then account for it on the loop. A big one goes to a
+        worker thread (the copies into guest memory then use another core while the loop
+        keeps receiving); a small one is done here (see OFFLOAD_MIN_BYTES)."""
+        if nbytes >= OFFLOAD_MIN_BYTES:
+            return self._take_offloaded(incoming, src, apply)
+        self._settle(incoming, src, _attempt(apply))
+        return None
+
+    async def _take_offloaded(self, incoming: Incoming, src: str, apply: Callable[[], None]) -> None:
+        self._settle(incoming, src, await self.rt.offload(_attempt, apply))
+
+    def _settle(self, incoming: Incoming, src: str, error: BatchError | None) -> None:
+        if error is None:
             self._accept_batch(incoming)
+        else:
+            self._reject_batch(incoming, src, error)
 
     def _accept_batch(self, incoming: Incoming) -> None:
         incoming.batches += 1
@@ -407,6 +419,16 @@ class Migrator:
         if incoming is not None and incoming.state == "receiving":
             incoming.state = "aborted"
             log.info("migration %s aborted by %s: %s", abort.migration, src, abort.reason)
+
+
+def _attempt(apply: Callable[[], None]) -> BatchError | None:
+    """Run ``apply``; a batch it finds malformed is returned, not raised (it may run on a
+    worker thread, and the verdict is the event loop's to act on)."""
+    try:
+        apply()
+    except BatchError as exc:
+        return exc
+    return None
 
 
 async def _first(rt: Runtime, future: Any, timeout: float) -> None:

@@ -36,7 +36,7 @@ from .messages import (
     MigrationSwitch,
     MigrationSwitched,
 )
-from .pages import BatchEncoder, BatchError, BatchStats, EncodedBatch
+from .pages import OFFLOAD_MIN_BYTES, BatchEncoder, BatchError, BatchStats, EncodedBatch
 from .report import MigrationReport, RoundReport
 from .service import RUN_TAG, TAG, MigrationError, Migrator, UrgentPages, run_meta
 from .settings import MigrationSettings
@@ -233,7 +233,11 @@ class SourceRun:
                 # Encode the next batch while earlier ones are on the wire (off the event loop
                 # where the runtime can: the copy and checksum use another core), then wait for
                 # a slot.
-                batch = await rt.offload(self._encode, ids[start : start + per])
+                some = ids[start : start + per]
+                if len(some) * self.vm.page_size >= OFFLOAD_MIN_BYTES:
+                    batch = await rt.offload(self._encode, some)
+                else:
+                    batch = self._encode(some)
                 if batch.stats.cpu_seconds:
                     await rt.compute(batch.stats.cpu_seconds)
                 while len(in_flight) >= s.pipeline:
