@@ -19,6 +19,7 @@ import functools
 import itertools
 import logging
 import struct
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,23 +89,36 @@ class UrgentPages(Message, tag="mig-urgent"):
     migration: str
 
 
+#: Finished incoming migrations remembered (without their VM) to answer repeated messages.
+FINISHED_MEMORY = 256
+
+
 @dataclass
 class Incoming:
-    """A VM arriving on this node."""
+    """A VM arriving on this node.
+
+    Once the migration is over (``state`` finished, aborted or failed) the record lets go of
+    the VM (``vm`` is None): the VM belongs to the node from then on, or is discarded, and
+    the record, kept to answer a repeated switch-over, must not keep 512 MiB of guest memory
+    alive (it did, for every migration a node ever received)."""
 
     id: str
     src: str
-    vm: DestinationVM
+    vm: DestinationVM | None
     begin: MigrationBegin
-    state: str = "receiving"  # receiving, running, aborted, failed
+    state: str = "receiving"  # receiving, running (post-copy), then finished, aborted or failed
     switched: MigrationSwitched | None = None
-    done: bool = False
+    done_reply: MigrationDone | None = None  # post-copy: every page is here
     batches: int = 0
     rejected: list[str] = field(default_factory=list)
     pending_faults: set[int] = field(default_factory=set)
     retry: Any = None
     placed_runs: set[tuple[int, int]] = field(default_factory=set)  # page runs landing in place
     pages_in_place: int = 0  # pages received straight into guest memory (no copy)
+
+    @property
+    def done(self) -> bool:
+        return self.done_reply is not None
 
 
 class Migrator:
@@ -125,6 +139,7 @@ class Migrator:
         self.mode_of = mode_of or self._mode_from_labels
         self.cost_model = cost_model or CostModel.load()
         self.incoming: dict[str, Incoming] = {}
+        self._finished: deque[str] = deque()  # ids of finished records in self.incoming, oldest first
         self.batch_buffers: list[bytearray] = []  # reused by every migration from this node
         #: stream counts learnt per peer (DWCP settings: the mode's range, then hill climbing)
         self.stream_counts = StreamController(1, 512)
@@ -225,7 +240,7 @@ class Migrator:
                 return
             previous = self._by_src.get(src)
             if previous is not None and self.incoming[previous].state == "receiving":
-                self.incoming[previous].state = "aborted"  # the source restarted its migration
+                self._retire(self.incoming[previous], "aborted")  # the source restarted its migration
             known = self.incoming[begin.migration] = Incoming(begin.migration, src, vm, begin)
             self._by_src[src] = begin.migration
         self.rt.send(src, MigrationReady(begin.migration, True))
@@ -357,12 +372,16 @@ class Migrator:
             return
         if incoming.switched is None:
             incoming.switched = self._switch(incoming, switch)
+            if incoming.state in ("finished", "failed", "aborted"):
+                self._retire(incoming, incoming.state)
         self.rt.send(src, incoming.switched)
-        if incoming.done:  # post-copy finished: say so again (the first MigrationDone may be lost)
-            self.rt.send(src, self._done(incoming))
+        if incoming.done_reply is not None:  # post-copy finished: say so again (it may be lost)
+            self.rt.send(src, incoming.done_reply)
 
     def _switch(self, incoming: Incoming, switch: MigrationSwitch) -> MigrationSwitched:
         vm = incoming.vm
+        if incoming.state != "receiving" or vm is None:
+            return MigrationSwitched(switch.migration, False, f"the migration is {incoming.state}")
         if incoming.rejected:
             incoming.state = "failed"
             return MigrationSwitched(switch.migration, False, f"rejected batches: {incoming.rejected[0]}")
@@ -377,7 +396,7 @@ class Migrator:
             incoming.state = "failed"
             return MigrationSwitched(switch.migration, False, "memory digest differs from the source's")
         vm.resume()
-        incoming.state = "running"
+        incoming.state = "finished"
         return MigrationSwitched(switch.migration, True)
 
     def _fault(self, incoming: Incoming, ids: np.ndarray) -> None:
@@ -387,6 +406,8 @@ class Migrator:
 
     def _request_faults(self, incoming: Incoming) -> None:
         vm = incoming.vm
+        if vm is None or incoming.state != "running":
+            return
         wanted = np.fromiter(incoming.pending_faults, dtype=np.int64, count=len(incoming.pending_faults))
         wanted = wanted[~vm.present[wanted]] if len(wanted) else wanted  # type: ignore[attr-defined]
         incoming.pending_faults = set(int(i) for i in wanted)
@@ -403,21 +424,33 @@ class Migrator:
             self._finish_postcopy(incoming)
 
     def _finish_postcopy(self, incoming: Incoming) -> None:
-        if not incoming.done:
-            incoming.done = True
-            if incoming.retry is not None:
-                incoming.retry.cancel()
-        self.rt.send(incoming.src, self._done(incoming))
+        if incoming.done_reply is None and incoming.vm is not None:
+            stats = incoming.vm.stats()
+            faults, stalled = int(stats.get("faults", 0)), float(stats.get("stalled_s", 0.0))
+            incoming.done_reply = MigrationDone(incoming.id, faults, stalled)
+            self._retire(incoming, "finished")
+        if incoming.done_reply is not None:
+            self.rt.send(incoming.src, incoming.done_reply)
 
-    @staticmethod
-    def _done(incoming: Incoming) -> MigrationDone:
-        stats = incoming.vm.stats()
-        return MigrationDone(incoming.id, int(stats.get("faults", 0)), float(stats.get("stalled_s", 0.0)))
+    def _retire(self, incoming: Incoming, state: str) -> None:
+        """The migration is over: keep its record (answers to repeats), not its VM; forget
+        the oldest records beyond FINISHED_MEMORY."""
+        if incoming.vm is None:
+            return  # retired already
+        incoming.state, incoming.vm = state, None
+        if incoming.retry is not None:
+            incoming.retry.cancel()
+            incoming.retry = None
+        if self._by_src.get(incoming.src) == incoming.id:
+            del self._by_src[incoming.src]
+        self._finished.append(incoming.id)
+        while len(self._finished) > FINISHED_MEMORY:
+            self.incoming.pop(self._finished.popleft(), None)
 
     def _on_abort(self, src: str, abort: MigrationAbort) -> None:
         incoming = self.incoming.get(abort.migration)
         if incoming is not None and incoming.state == "receiving":
-            incoming.state = "aborted"
+            self._retire(incoming, "aborted")
             log.info("migration %s aborted by %s: %s", abort.migration, src, abort.reason)
 
 

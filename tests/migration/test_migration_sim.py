@@ -173,3 +173,31 @@ def test_without_the_digest_check_the_same_damage_goes_unnoticed():
     m = SimMigration()
     report = m.run(MigrationSettings.dwcp(verify_memory=False), during=corrupt)
     assert report.ok and not np.array_equal(m.destination.versions, m.source.versions)
+
+
+def test_the_destination_lets_go_of_each_vm_once_its_migration_is_over(monkeypatch):
+    from novacron.migration import service
+    from novacron.migration.messages import MigrationSwitch, MigrationSwitched
+
+    monkeypatch.setattr(service, "FINISHED_MEMORY", 2)
+    m = SimMigration()
+    engines = ["precopy", "postcopy", "precopy"]
+    for engine in engines:
+        assert m.run(MigrationSettings.dwcp(engine=engine), memory=4 * MiB).ok
+    receiver = m.sim.runtime("dst").app
+    ids = list(m.destinations)
+    assert list(receiver.incoming) == ids[1:], "the oldest finished record is forgotten"
+    assert all(r.vm is None and r.state == "finished" for r in receiver.incoming.values()), (
+        "no record keeps a VM alive once its migration is over"
+    )
+    assert all(vm.running for vm in m.destinations.values())
+
+    replies = []
+    m.sim.runtime("src").on_message(MigrationSwitched, lambda src, reply: replies.append(reply))
+
+    async def ask_again(rt):  # a switch-over repeated (its first answer lost) is answered the same
+        rt.send("dst", MigrationSwitch(ids[-1], ""))
+        await rt.sleep(1.0)
+
+    m.sim.run_until_complete("src", ask_again, timeout=10)
+    assert [(r.migration, r.ok) for r in replies] == [(ids[-1], True)]
