@@ -3,7 +3,8 @@
 Runs every heuristic (and, with ``--model PATH``, a MaskablePPO model trained by
 ``novacron itp train`` or ``experiments/itp_train.py``, the option repeated for
 several training seeds; with ``--dqn-model PATH``, a masked DQN trained by
-``novacron itp train --algo masked_dqn``) on episodes of ``novacron/Placement-v0`` drawn from the
+``novacron itp train --algo masked_dqn`` or ``experiments/itp_train_dqn.py``, also
+repeatable) on episodes of ``novacron/Placement-v0`` drawn from the
 *test* part of the pod list (the last 30 %, which training never sees), at each
 load level, over ``--seeds`` episode seeds. Writes under ``--out``
 (default ``results/itp/``):
@@ -16,17 +17,23 @@ load level, over ``--seeds`` episode seeds. Writes under ``--out``
   ``--sb3-predict`` asks for SB3's ``model.predict``);
 * ``compare.png``: score and acceptance against load per policy, with CI bars;
 * ``paired.csv`` and ``paired.md``: each learned row's score over ``nearest_fit``'s,
-  paired per episode (mean and 95 % CI of the per-episode ratio, against the targets).
+  paired per episode (mean and 95 % CI of the per-episode ratio, against the targets);
+  ``--paired-baselines nearest_fit,patient_nearest_fit`` pairs with more baselines
+  (the targets apply to ``nearest_fit`` only);
+* ``pooled.md``: when training seeds were pooled, one table per pooled row: per load,
+  each seed's and the pooled score and the pooled paired ratios over the baselines.
 
 With several ``--model`` files, or one in a run folder (``<config>_s<seed>``), each
 gets a row named ``maskable_ppo:<run>`` (the model's folder); runs of two or more seeds
 of one config (``experiments/itp_train.py`` output folders ``<config>_s<seed>``) are
-also pooled into ``maskable_ppo:<config>:pooled``, whose
+also pooled into ``maskable_ppo:<config>:pooled``; the same for several ``--dqn-model``
+files (``masked_dqn:<run>``, ``masked_dqn:<config>:pooled``; one alone is ``masked_dqn``),
 mean and CI are over (training seed, episode seed) pairs. ``targets.md`` compares
 each model and pooled row with the best placement heuristic per load.
 
     .venv/bin/python experiments/itp_compare.py [--loads 0.5,0.7,0.8,0.9,1.0] [--seeds 10]
-        [--model PATH [--model PATH ...]] [--dqn-model PATH] [--sb3-predict]
+        [--model PATH [--model PATH ...]] [--dqn-model PATH [--dqn-model PATH ...]] [--sb3-predict]
+        [--paired-baselines nearest_fit,patient_nearest_fit]
     .venv/bin/python experiments/itp_compare.py --from-episodes A/compare_episodes.csv B/compare_episodes.csv
     .venv/bin/python experiments/itp_compare.py --heuristics patient_nearest_fit --out OUT  (a subset)
 
@@ -75,15 +82,23 @@ def run_model(env: PlacementEnv, model, seed: int) -> dict:
     return summarise(env.sim, spent).as_dict()
 
 
-def load_models(model_path, dqn_path: Path | None = None, sb3_predict: bool = False) -> dict:
+def _paths(path_or_paths) -> list[Path]:
+    """``None``, one path or a list of them, as a list."""
+    if path_or_paths is None:
+        return []
+    if isinstance(path_or_paths, str | Path):
+        return [Path(path_or_paths)]
+    return [Path(p) for p in path_or_paths]
+
+
+def load_models(model_path, dqn_path=None, sb3_predict: bool = False) -> dict:
     """``{policy name: predictor}`` for the given model files (fast masked inference by default).
 
-    ``model_path`` is one MaskablePPO file, a list of them (one per training seed), or None.
+    ``model_path`` is one MaskablePPO file, a list of them (one per training seed), or None;
+    ``dqn_path`` the same for masked DQNs (one: row ``masked_dqn``; several: ``masked_dqn:<run>``).
     """
-    ppo_paths = (
-        [] if model_path is None else [model_path] if isinstance(model_path, str | Path) else model_path
-    )
-    if not ppo_paths and dqn_path is None:
+    ppo_paths, dqn_paths = _paths(model_path), _paths(dqn_path)
+    if not ppo_paths and not dqn_paths:
         return {}
     import torch
 
@@ -98,8 +113,11 @@ def load_models(model_path, dqn_path: Path | None = None, sb3_predict: bool = Fa
         name = f"maskable_ppo:{path.parent.name}" if named else "maskable_ppo"
         model = load_model("maskable_ppo", path)
         models[name] = model if sb3_predict else FastMaskedPolicy(model)
-    if dqn_path is not None:
-        models["masked_dqn"] = FastMaskedPolicy(load_model("masked_dqn", dqn_path))
+    for path in dqn_paths:
+        name = f"masked_dqn:{path.parent.name}" if len(dqn_paths) > 1 else "masked_dqn"
+        if name in models:
+            raise ValueError(f"two DQN models from run folders named {path.parent.name!r}")
+        models[name] = FastMaskedPolicy(load_model("masked_dqn", path))
     return models
 
 
@@ -109,7 +127,7 @@ def episodes(
     hosts: int,
     tasks: int,
     model_path=None,
-    dqn_path: Path | None = None,
+    dqn_path=None,
     sb3_predict: bool = False,
     heuristics=tuple(HEURISTICS),
 ) -> pd.DataFrame:
@@ -127,9 +145,13 @@ def episodes(
     return pool_training_seeds(pd.DataFrame(rows))
 
 
+#: prefixes of rows named by their training run (``<prefix><config>_s<seed>``), pooled over seeds
+RUN_PREFIXES = ("maskable_ppo:", "masked_dqn:")
+
+
 def pool_training_seeds(df: pd.DataFrame) -> pd.DataFrame:
-    """Add rows ``maskable_ppo:<config>:pooled`` for runs named ``<config>_s<seed>`` (one per seed)."""
-    runs = df["policy"][df["policy"].str.startswith("maskable_ppo:")]
+    """Add rows ``<kind>:<config>:pooled`` for runs named ``<kind>:<config>_s<seed>`` (one per seed)."""
+    runs = df["policy"][df["policy"].str.startswith(RUN_PREFIXES) & ~df["policy"].str.endswith(":pooled")]
     config = runs.str.replace(r"_s\d+$", "", regex=True)
     pooled = [
         df.loc[config.index[config == c]].assign(policy=f"{c}:pooled")
@@ -219,13 +241,18 @@ def targets(table: pd.DataFrame, rl: str = "maskable_ppo") -> str:
     return "\n".join(lines) + "\n"
 
 
-def paired_ratios(df: pd.DataFrame, baseline: str = "nearest_fit") -> pd.DataFrame:
+#: the heuristic the ratio targets are stated against
+TARGET_BASELINE = "nearest_fit"
+
+
+def paired_ratios(df: pd.DataFrame, baseline: str = TARGET_BASELINE) -> pd.DataFrame:
     """Per learned row and load: mean and 95 % CI of ``score / baseline score`` paired per episode.
 
     Each episode of a learned policy is divided by the baseline's score on the same
     (load, episode seed); pooled rows pair every (training seed, episode seed) this way.
     Pairing removes the episode-to-episode variation both policies share, so this CI is
-    the one to read a ratio target against. Empty if the baseline was not run.
+    the one to read a ratio target against. Empty if the baseline was not run. The targets
+    (issue 5) are against ``nearest_fit``; against another baseline ``target`` is NaN.
     """
     base = df[df["policy"] == baseline].drop_duplicates(["load", "seed"]).set_index(["load", "seed"])["score"]
     learned = df[df["policy"].str.startswith(LEARNED_PREFIXES)]
@@ -236,7 +263,7 @@ def paired_ratios(df: pd.DataFrame, baseline: str = "nearest_fit") -> pd.DataFra
             continue
         ratio = group["score"].to_numpy() / base.loc[keys].to_numpy()
         mean, half = mean_ci95(ratio)
-        target = 1.10 if load >= HIGH_LOAD else 0.98
+        target = (1.10 if load >= HIGH_LOAD else 0.98) if baseline == TARGET_BASELINE else float("nan")
         rows.append(
             {
                 "policy": policy,
@@ -254,24 +281,75 @@ def paired_ratios(df: pd.DataFrame, baseline: str = "nearest_fit") -> pd.DataFra
 
 
 def paired_markdown(paired: pd.DataFrame) -> str:
-    lines = [
-        "| policy | load | score / nearest_fit, paired per episode | target | met on the mean | met at 95 % "
-        "| episodes |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for _, r in paired.sort_values(["policy", "load"], kind="stable").iterrows():
-        met = ["yes" if r[k] else "no" for k in ("met_on_mean", "met_at_95")]
-        lines.append(
-            f"| {r['policy']} | {r['load']:g} | {r['ratio']:.3f} ± {r['ratio_ci95']:.3f} "
-            f"| >= {r['target']:.2f} | {met[0]} | {met[1]} | {r['episodes']} |"
-        )
-    return "\n".join(lines) + "\n"
+    """The paired ratios as markdown: one table per baseline (headed by it if there are several)."""
+    baselines = list(dict.fromkeys(paired["baseline"]))
+    parts = []
+    for baseline in baselines:
+        lines = [f"### score / {baseline}\n"] if len(baselines) > 1 else []
+        lines += [
+            f"| policy | load | score / {baseline}, paired per episode | target | met on the mean "
+            "| met at 95 % | episodes |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        rows = paired[paired["baseline"] == baseline].sort_values(["policy", "load"], kind="stable")
+        for _, r in rows.iterrows():
+            if pd.isna(r["target"]):
+                target, met = "(none)", ["", ""]
+            else:
+                target, met = (
+                    f">= {r['target']:.2f}",
+                    ["yes" if r[k] else "no" for k in ("met_on_mean", "met_at_95")],
+                )
+            lines.append(
+                f"| {r['policy']} | {r['load']:g} | {r['ratio']:.3f} ± {r['ratio_ci95']:.3f} "
+                f"| {target} | {met[0]} | {met[1]} | {r['episodes']} |"
+            )
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
+def pooled_markdown(table: pd.DataFrame, paired: pd.DataFrame) -> str:
+    """Per pooled row and load: each training seed's score, the pooled score, and the pooled
+    paired ratios over every baseline in ``paired`` (mean ± 95 % CI). Empty without pooled rows."""
+    parts = []
+    for pooled in [p for p in dict.fromkeys(table["policy"]) if p.endswith(":pooled")]:
+        config = pooled.removesuffix(":pooled")
+        seeds = [p for p in dict.fromkeys(table["policy"]) if re.fullmatch(re.escape(config) + r"_s\d+", p)]
+        baselines = list(dict.fromkeys(paired["baseline"])) if not paired.empty else []
+        header = [
+            *(s.split(":", 1)[1] for s in seeds),
+            "pooled",
+            *(f"pooled / {b}, paired" for b in baselines),
+        ]
+        lines = [f"### {pooled}\n", "| load | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
+        for load in sorted(table["load"].unique()):
+            sub = table[table["load"] == load].set_index("policy")
+            if pooled not in sub.index:
+                continue
+            cells = [_score_cell(sub, name) for name in [*seeds, pooled]]
+            for baseline in baselines:
+                hit = paired[
+                    (paired["policy"] == pooled) & (paired["load"] == load) & (paired["baseline"] == baseline)
+                ]
+                cells.append(
+                    f"{hit.iloc[0]['ratio']:.3f} ± {hit.iloc[0]['ratio_ci95']:.3f}" if len(hit) else ""
+                )
+            lines.append(f"| {load:g} | " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
+def _score_cell(sub: pd.DataFrame, policy: str) -> str:
+    """``mean ± CI`` of a policy's score in one load's rows (empty if it was not run there)."""
+    if policy not in sub.index:
+        return ""
+    return f"{sub.loc[policy, 'score']:.3f} ± {sub.loc[policy, 'score_ci95']:.3f}"
 
 
 def plot(table: pd.DataFrame, path: Path) -> None:
     loads = sorted(table["load"].unique())
     names = dict.fromkeys(table["policy"])
-    policies = [p for p in names if not p.startswith("maskable_ppo:") or p.endswith(":pooled")]
+    policies = [p for p in names if not p.startswith(RUN_PREFIXES) or p.endswith(":pooled")]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, metric in zip(axes, ("score", "acceptance_rate"), strict=True):
         for policy in policies:
@@ -298,7 +376,17 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument(
         "--model", type=Path, action="append", help="a MaskablePPO .zip to compare as well (repeatable)"
     )
-    parser.add_argument("--dqn-model", type=Path, help="a masked DQN (novacron itp train --algo masked_dqn)")
+    parser.add_argument(
+        "--dqn-model",
+        type=Path,
+        action="append",
+        help="a masked DQN (novacron itp train --algo masked_dqn, experiments/itp_train_dqn.py; repeatable)",
+    )
+    parser.add_argument(
+        "--paired-baselines",
+        default=TARGET_BASELINE,
+        help="comma-separated heuristics to pair learned rows with (paired.*, pooled.md)",
+    )
     parser.add_argument(
         "--sb3-predict", action="store_true", help="time SB3's model.predict for PPO (not the fast path)"
     )
@@ -341,10 +429,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         text = "\n".join(f"### {name}\n\n{targets(table, name)}" for name in rl_rows)
         (args.out / "targets.md").write_text(text)
         print(text)
-    paired = paired_ratios(df)
+    paired = [paired_ratios(df, b) for b in args.paired_baselines.split(",")]
+    paired = pd.concat([p for p in paired if not p.empty] or [pd.DataFrame()], ignore_index=True)
     if not paired.empty:
         paired.to_csv(args.out / "paired.csv", index=False)
         (args.out / "paired.md").write_text(paired_markdown(paired))
+    pooled = pooled_markdown(table, paired)
+    if pooled:
+        (args.out / "pooled.md").write_text(pooled)
+        print(pooled)
     return table
 
 

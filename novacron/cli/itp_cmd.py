@@ -20,9 +20,16 @@
   :func:`novacron.placement.rl.host_scoring_policy` instead of SB3's flat MLP. (The
   full recipe, imitation warm start and validation-based selection, is
   ``experiments/itp_train.py``.)
-  ``--algo masked_dqn`` trains :class:`novacron.placement.rl.MaskedDQN` instead
-  (optionally over several ``--train-loads``, one drawn per episode), saving a
-  checkpoint every ``--checkpoint-episodes`` episodes and a CSV of episode returns.
+  ``--algo masked_dqn`` trains the masked DQN we report, with the recipe of
+  :mod:`novacron.placement.dqfd` (shared with ``experiments/itp_train_dqn.py``): the
+  dueling host-scoring Q-network, optionally warm-started from a host-scoring
+  MaskablePPO (``--init PATH``), pre-trained on ``--demo-episodes`` episodes of
+  ``--demo-teacher`` (``--pretrain-steps`` steps of TD + large-margin loss), then
+  ``--timesteps`` online steps with demonstrations in every batch (optionally over
+  several ``--train-loads``, one drawn per episode; ``--max-seconds`` caps the online
+  phase). It saves the model after pre-training, every ``--checkpoint-episodes``
+  online episodes and at the end, and writes a CSV of episode returns. (Selection on
+  the validation split is ``experiments/itp_train_dqn.py``.)
 
 Decision latency is timed here with ``time.perf_counter`` (protocol code under
 ``novacron/`` may not read the OS clock). Exit status 2 for bad arguments.
@@ -83,7 +90,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         choices=("mlp", "host_scoring"),
         default="mlp",
         help="maskable_ppo network: SB3's flat MLP, or per-host scores from one shared MLP "
-        "(permutation-equivariant; what experiments/itp_train.py uses)",
+        "(permutation-equivariant; what experiments/itp_train.py uses). masked_dqn always uses "
+        "the dueling host-scoring Q-network",
     )
     tr.add_argument("--timesteps", type=int, default=50_000, help="environment steps (default 50000)")
     tr.add_argument("--seed", type=int, default=0)
@@ -101,8 +109,43 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     tr.add_argument(
         "--checkpoint-steps", type=int, default=0, help="maskable_ppo: also save every N steps (0: off)"
     )
+    _dqfd_args(tr)
     tr.set_defaults(func=run_train)
     return parser
+
+
+def _dqfd_args(parser: argparse.ArgumentParser) -> None:
+    """The masked-DQN recipe's options (defaults: :class:`novacron.placement.dqfd.DQfDSettings`)."""
+    from novacron.placement.dqfd import DQfDSettings
+
+    d = DQfDSettings()
+    parser.add_argument(
+        "--init",
+        type=Path,
+        metavar="PATH",
+        help="masked_dqn: host-scoring MaskablePPO .zip to start the advantages A(s, a) from",
+    )
+    parser.add_argument(
+        "--demo-teacher",
+        default=d.demo_teacher,
+        help=f"masked_dqn: demonstrator heuristic ({d.demo_teacher})",
+    )
+    parser.add_argument(
+        "--demo-episodes", type=int, default=d.demo_episodes, help=f"masked_dqn: ({d.demo_episodes})"
+    )
+    parser.add_argument(
+        "--pretrain-steps",
+        type=int,
+        default=d.pretrain_steps,
+        help=f"masked_dqn: gradient steps on demonstrations only ({d.pretrain_steps})",
+    )
+    parser.add_argument("--gamma", type=float, default=d.gamma, help=f"masked_dqn: discount ({d.gamma})")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=0,
+        help="masked_dqn: wall time (s, from the start) after which the online phase ends (0: off)",
+    )
 
 
 def _scenario_args(parser: argparse.ArgumentParser, *, default_split: str) -> None:
@@ -121,7 +164,8 @@ def _scenario_args(parser: argparse.ArgumentParser, *, default_split: str) -> No
     )
 
 
-def make_env(args: argparse.Namespace):
+def make_env(args: argparse.Namespace, loads: list[float] | None = None):
+    """The environment ``args`` describe; with ``loads``, each episode draws its load from them."""
     from novacron.placement.cluster import DEFAULT_NODES, DEFAULT_PODS
     from novacron.placement.scenario import Scenario
     from novacron.sim.envs.placement import PlacementEnv
@@ -135,7 +179,7 @@ def make_env(args: argparse.Namespace):
         cluster_seed=args.cluster_seed,
         split=args.split,
     )
-    return PlacementEnv(scenario=scenario, max_hosts=args.max_hosts)
+    return PlacementEnv(scenario=scenario, max_hosts=args.max_hosts, loads=loads)
 
 
 def evaluate(args: argparse.Namespace) -> dict:
@@ -304,14 +348,31 @@ def _checkpoint_callback(out: Path, every: int):
     return SaveEvery()
 
 
-def _train_masked_dqn(args: argparse.Namespace) -> int:
-    import csv
+def _dqfd_settings(args: argparse.Namespace):
+    """The shared recipe's settings from the command line (the rest keep the reported defaults)."""
+    from novacron.placement.dqfd import DQfDSettings
 
-    from novacron.placement.rl import DQNConfig, MaskedDQN
+    return DQfDSettings(
+        seed=args.seed,
+        gamma=args.gamma,
+        init=args.init,
+        demo_teacher=args.demo_teacher,
+        demo_episodes=args.demo_episodes,
+        pretrain_steps=args.pretrain_steps,
+        timesteps=args.timesteps,
+    )
+
+
+def _train_masked_dqn(args: argparse.Namespace) -> int:
+    """Train with :func:`novacron.placement.dqfd.train_dqfd`; exit status 2 for bad settings."""
+    from novacron.placement.heuristics import make_policy
 
     try:
-        env = make_env(args)
-        loads = [float(x) for x in args.train_loads.split(",")] if args.train_loads else [args.load]
+        loads = [float(x) for x in args.train_loads.split(",")] if args.train_loads else None
+        env = make_env(args, loads)
+        make_policy(args.demo_teacher)  # an unknown teacher is an error now, not after set-up
+        if args.pretrain_steps < 0 or args.demo_episodes < 0:
+            raise ValueError("--pretrain-steps and --demo-episodes must be >= 0")
     except ValueError as exc:
         print(f"novacron itp: error: {exc}", file=sys.stderr)
         return 2
@@ -319,40 +380,57 @@ def _train_masked_dqn(args: argparse.Namespace) -> int:
     log_dir = args.out.with_suffix("")
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "progress.csv"
-    config = DQNConfig(
-        hidden=(128, 128),
-        seed=args.seed,
-        train_freq=4,
-        learning_starts=min(1_000, max(1, args.timesteps // 10)),
-        target_update_interval=2_000,
-        buffer_size=min(100_000, args.timesteps),
-    )
-    model = MaskedDQN(env.observation_space.shape[0], env.action_space.n, config)
-    current = [loads[0]]  # load of the running episode
     t0 = time.perf_counter()
     with log_path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["episode", "timesteps", "load", "return", "score", "seconds"])
-
-        def on_episode(m: MaskedDQN, ep_return: float, info: dict) -> None:
-            episode = len(m.episode_returns)
-            score = info.get("metrics", {}).get("score", float("nan"))
-            seconds = time.perf_counter() - t0
-            writer.writerow([episode, m.num_timesteps, current[0], ep_return, score, f"{seconds:.1f}"])
-            fh.flush()
-            if episode % max(1, args.checkpoint_episodes) == 0:
-                m.save(args.out)
-                if not args.quiet:
-                    print(f"episode {episode} steps {m.num_timesteps} score {score:.3f} ({seconds:.0f} s)")
-
-        def reset_options(rng):
-            current[0] = loads[int(rng.integers(len(loads)))]
-            return {"load": current[0]}
-
-        model.learn(env, args.timesteps, reset_options=reset_options, seed=args.seed, on_episode=on_episode)
-    model.save(args.out)
+        try:
+            run = _run_dqfd(args, env, fh, t0)
+        except (ValueError, FileNotFoundError) as exc:  # e.g. --init is not a host-scoring PPO
+            print(f"novacron itp: error: {exc}", file=sys.stderr)
+            return 2
+    run.model.save(args.out)
     print(
-        f"trained {args.algo} for {args.timesteps} steps in {time.perf_counter() - t0:.1f} s; "
-        f"model {args.out}, log {log_path}"
+        f"trained {args.algo} ({run.demo_transitions} demonstration transitions, "
+        f"{args.pretrain_steps} pre-training steps, {run.model.num_timesteps} online steps) "
+        f"in {time.perf_counter() - t0:.1f} s; model {args.out}, log {log_path}"
     )
     return 0
+
+
+def _run_dqfd(args: argparse.Namespace, env, fh, t0: float):
+    """The shared recipe with this command's hooks: progress CSV, periodic saves, time limit."""
+    import csv
+
+    from novacron.placement.dqfd import train_dqfd
+    from novacron.placement.rl import MaskedDQN
+
+    writer = csv.writer(fh)
+    writer.writerow(["episode", "timesteps", "load", "return", "score", "seconds"])
+
+    def checkpoint(model: MaskedDQN, phase: str, step: int) -> None:
+        if phase == "pretrain":  # a usable model before the (long) online phase
+            model.save(args.out)
+
+    def on_episode(model: MaskedDQN, ep_return: float, info: dict) -> None:
+        episode = len(model.episode_returns)
+        score = info.get("metrics", {}).get("score", float("nan"))
+        seconds = time.perf_counter() - t0
+        load = info.get("load", "")
+        writer.writerow([episode, model.num_timesteps, load, ep_return, score, f"{seconds:.1f}"])
+        fh.flush()
+        if episode % max(1, args.checkpoint_episodes) == 0:
+            model.save(args.out)
+            if not args.quiet:
+                print(f"episode {episode} steps {model.num_timesteps} score {score:.3f} ({seconds:.0f} s)")
+
+    def out_of_time() -> bool:
+        return bool(args.max_seconds) and time.perf_counter() - t0 > args.max_seconds
+
+    say = None if args.quiet else (lambda message: print(message, flush=True))
+    return train_dqfd(
+        env,
+        _dqfd_settings(args),
+        checkpoint=checkpoint,
+        on_episode=on_episode,
+        should_stop=out_of_time,
+        log=say,
+    )

@@ -38,3 +38,31 @@ def test_placement_experiment_compare_paired_ratios_pair_each_episode_with_the_b
     assert "| masked_dqn | 0.8 | 1.100 ± 0.000 |" in module["paired_markdown"](paired)
     # no baseline episodes (models-only run): nothing to pair
     assert module["paired_ratios"](pd.DataFrame(rows[3:])).empty
+
+
+def test_placement_experiment_compare_pools_dqn_seeds_and_pairs_with_several_baselines(tmp_path):
+    from novacron.placement.rl import DQNConfig, MaskedDQN
+    from novacron.sim.envs.placement import PlacementEnv
+
+    env = PlacementEnv(n_hosts=6, n_tasks=40, load=0.9)
+    argv = ["--loads", "0.9", "--seeds", "2", "--hosts", "6", "--tasks", "40", "--out", str(tmp_path)]
+    argv += ["--heuristics", "nearest_fit,patient_nearest_fit"]
+    argv += ["--paired-baselines", "nearest_fit,patient_nearest_fit"]
+    for seed in (0, 1):  # two "training seeds": run folders dqn_s0, dqn_s1
+        (tmp_path / f"dqn_s{seed}").mkdir()
+        model = MaskedDQN(
+            env.observation_space.shape[0], env.action_space.n, DQNConfig(hidden=(8,), seed=seed)
+        )
+        model.save(tmp_path / f"dqn_s{seed}" / "best.zip")
+        argv += ["--dqn-model", str(tmp_path / f"dqn_s{seed}" / "best.zip")]
+    module = runpy.run_path(str(ROOT / "experiments" / "itp_compare.py"))
+    table = module["main"](argv).set_index("policy")
+    assert {"masked_dqn:dqn_s0", "masked_dqn:dqn_s1", "masked_dqn:dqn:pooled"} <= set(table.index)
+    assert table.loc["masked_dqn:dqn:pooled", "seeds"] == 4  # 2 training seeds x 2 episode seeds
+    pooled_score = table.loc[["masked_dqn:dqn_s0", "masked_dqn:dqn_s1"], "score"].mean()
+    assert abs(table.loc["masked_dqn:dqn:pooled", "score"] - pooled_score) < 1e-12
+    text = (tmp_path / "pooled.md").read_text()
+    assert "| load | dqn_s0 | dqn_s1 | pooled | pooled / nearest_fit, paired " in text
+    assert "pooled / patient_nearest_fit, paired |" in text and "\n| 0.9 | " in text
+    paired = (tmp_path / "paired.md").read_text()
+    assert "### score / patient_nearest_fit" in paired and "| (none) |" in paired
