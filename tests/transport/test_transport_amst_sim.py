@@ -191,3 +191,14 @@ def test_a_receiver_that_restarts_after_acknowledging_everything_gets_it_all_aga
     report = send(sim, VirtualPayload(16 * MiB), streams=4)
     assert len(handled) == 1 and handled[0] > 0.5, "handled once, after the restart"
     assert report.nbytes == 16 * MiB
+
+
+def test_streams_on_time_send_no_duplicate_chunks():
+    """The endgame copies only late chunks. Five chunks over four streams: one stream carries
+    two, and the other three fall idle while its second is on its way, on time (an idle stream
+    used to copy whatever was still in flight, here in every transfer)."""
+    sim, received = amst_sim(pair(rtt=0.002))
+    reports = [send(sim, VirtualPayload(10 * MiB), streams=4, chunk_size=2 * MiB) for _ in range(3)]
+    assert len(received) == 3 and all(r.chunks == 5 for r in reports)
+    assert [r.duplicates for r in reports] == [0, 0, 0]
+    assert all(sum(r.bytes_per_stream) == 10 * MiB for r in reports)
