@@ -163,6 +163,7 @@ class SourceRun:
     async def _precopy(self) -> None:
         vm = self.vm
         todo = await self._iterate(self.settings.max_rounds, stop_early=True)
+        self.encoder.reserve(len(todo) + len(todo) // 4)  # (+ what the guest dirties meanwhile)
         paused_at = self.rt.now()
         vm.pause()
         final = np.union1d(todo, vm.sync_dirty_log())
