@@ -94,6 +94,23 @@ def test_batch_buffers_are_as_big_as_needed_and_reused():
     assert again.payload.obj is buffer, "the released buffer serves the next batch"
 
 
+def test_a_buffer_reserved_before_the_stop_and_copy_serves_it():
+    rows = memory(n=1024)
+    rows[rows[:, 0] == 0, 0] = 1
+    encoder = BatchEncoder(MigrationSettings.dwcp(), 1024, PAGE)
+    encoder.reserve(512)
+    assert encoder._free == [], "no real page encoded yet (a simulated VM needs no buffers)"
+    run = np.arange(0, 256)
+    encoder.release(encoder.encode_real(RealPages(run, rows[run]), FAST_LINK).payload)  # a run: no buffer
+    encoder.reserve(512)
+    (reserved,) = encoder._free
+    encoder.reserve(256)
+    assert encoder._free == [reserved], "a buffer that fits is kept, not doubled"
+    scattered = np.arange(0, 1024, 2)  # the 512 pages the stop-and-copy then sends
+    batch = encoder.encode_real(RealPages(scattered, rows[scattered]), FAST_LINK)
+    assert batch.payload.obj is reserved and encoder._free == []
+
+
 def test_the_baseline_sends_every_non_zero_page_raw():
     rows, dest = memory(), np.zeros((64, PAGE), np.uint8)
     stats = roundtrip(
