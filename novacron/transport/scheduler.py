@@ -8,7 +8,8 @@ chunks acknowledged) re-sends a chunk that is in flight elsewhere, not yet
 duplicated, and *late* (the *endgame*, as in BitTorrent): a straggling stream
 can no longer hold up the tail, and the receiver ignores whichever copy
 arrives second. Late means in flight for longer than ``straggler_factor``
-times the slowest delivery (send to acknowledgement) of the transfer so far.
+times the slowest delivery (send to acknowledgement) of the transfer so far,
+counted as at least ``min_delivery`` (the host's clock may tick in milliseconds).
 Copying every chunk still in flight instead, as soon as a stream fell idle,
 duplicated a fifth of all chunks when live migration sent 32 MiB batches over
 loopback: there, a chunk in flight is nearly always about to arrive, and each
@@ -45,17 +46,27 @@ class StreamProgress:
 
 #: A chunk in flight this many times longer than the slowest delivery so far is late.
 STRAGGLER_FACTOR = 2.0
+#: Deliveries count as taking at least this long: times come from the runtime's clock, which
+#: may tick in milliseconds (uvloop's does), and a delivery measured as 0 would make every
+#: chunk in flight late at the clock's next tick.
+MIN_DELIVERY = 0.001
 
 
 class ChunkScheduler:
     def __init__(
-        self, chunk_sizes: list[int], *, endgame: bool = True, straggler_factor: float = STRAGGLER_FACTOR
+        self,
+        chunk_sizes: list[int],
+        *,
+        endgame: bool = True,
+        straggler_factor: float = STRAGGLER_FACTOR,
+        min_delivery: float = MIN_DELIVERY,
     ) -> None:
         if straggler_factor < 1.0:
             raise ValueError(f"straggler_factor must be >= 1, got {straggler_factor}")
         self.sizes = chunk_sizes
         self.endgame = endgame
         self.straggler_factor = straggler_factor
+        self.min_delivery = min_delivery
         self._queue: deque[int] = deque(range(len(chunk_sizes)))
         self._acked: set[int] = set()
         self._in_flight: dict[int, set[int]] = {}  # chunk -> streams carrying it (oldest first)
@@ -127,7 +138,8 @@ class ChunkScheduler:
     def _late_at(self, chunk: int) -> float:
         if self.slowest_delivery is None:
             return float("inf")  # no delivery seen yet: nothing to call late
-        return self._sent_at.get(chunk, 0.0) + self.straggler_factor * self.slowest_delivery
+        pace = max(self.slowest_delivery, self.min_delivery)
+        return self._sent_at.get(chunk, 0.0) + self.straggler_factor * pace
 
     def _assign(self, chunk: int, stream: int, progress: StreamProgress, *, duplicate: bool) -> int:
         self._in_flight.setdefault(chunk, set()).add(stream)

@@ -71,6 +71,17 @@ def test_no_chunk_is_late_before_any_delivery_and_a_duplicate_sets_no_pace():
     assert abs(s.slowest_delivery - 0.1) < 1e-9
 
 
+def test_deliveries_faster_than_the_clock_ticks_still_set_a_pace():
+    # a millisecond clock (uvloop's) measures a sub-millisecond delivery as 0
+    s = ChunkScheduler([10] * 2, min_delivery=0.001)
+    assert [s.next_for(0, now=0.0), s.next_for(1, now=0.0)] == [0, 1]
+    s.acked_chunk(1, now=0.0)
+    assert s.slowest_delivery == 0.0
+    assert s.next_for(1, now=0.001) is None, "not late one clock tick later"
+    assert s.endgame_at(1) == 0.002
+    assert s.next_for(1, now=0.002) == 0
+
+
 def test_a_straggler_factor_below_one_is_refused():
     with pytest.raises(ValueError, match="straggler_factor"):
         ChunkScheduler([10], straggler_factor=0.5)
