@@ -278,8 +278,12 @@ class BatchEncoder:
 
     def release(self, payload: Payload) -> None:
         """Hand back a batch's buffer once its transfer is complete (the runtime holds no
-        reference to it any more), so the next batch reuses it; the biggest four are kept."""
+        reference to it any more), so the next batch reuses it; the biggest four are kept, none
+        over two batches' worth (a batch the source grew after runs of raw pages, which then
+        held other pages, is a one-off: its buffer is not worth keeping)."""
         if isinstance(payload, memoryview) and isinstance(payload.obj, bytearray):
+            if len(payload.obj) > 2 * self.settings.batch_bytes + _MiB:
+                return
             self._free.append(payload.obj)
             self._free.sort(key=len, reverse=True)
             del self._free[4:]

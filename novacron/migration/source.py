@@ -49,7 +49,7 @@ _CHUNKS_PER_STREAM = 4
 #: A batch of raw page runs lasts at least this long on the wire, up to _MAX_RUN_BATCH bytes
 #: (see SourceRun._run_batch_pages).
 _RUN_BATCH_SECONDS = 0.04
-_MAX_RUN_BATCH = 256 << 20
+_MAX_RUN_BATCH = 128 << 20
 
 
 class SourceRun:

@@ -92,6 +92,9 @@ def test_batch_buffers_are_as_big_as_needed_and_reused():
     encoder.release(first.payload)
     again = encoder.encode_real(RealPages(scattered[:100], rows[scattered[:100]]), FAST_LINK)
     assert again.payload.obj is buffer, "the released buffer serves the next batch"
+    encoder.release(again.payload)
+    encoder.release(memoryview(bytearray(80 << 20)))  # an outsized batch's (more than two batches)
+    assert encoder._free == [buffer], "an outsized buffer is not kept"
 
 
 def test_a_buffer_reserved_before_the_stop_and_copy_serves_it():
