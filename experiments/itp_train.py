@@ -20,6 +20,8 @@ The ``test`` part (70-100 %) is never touched here: it is for
 ``--bc-teacher NAME`` first imitates a heuristic (``--bc-epochs``; 0 skips it); with
 ``--bc-weight W`` every PPO update then also minimises W x the cross-entropy to that
 heuristic's actions (:func:`add_bc_penalty`), so fine-tuning cannot drift far from it.
+``--keep-checkpoints`` also saves every validated model as ``ckpt_<steps>.zip``, to select
+on one validation load afterwards (``best.zip`` is chosen on the mean over ``--val-loads``).
 
 ``--policy host_scoring`` (default) uses the permutation-equivariant
 :func:`novacron.placement.rl.host_scoring_policy`; ``--policy mlp`` SB3's flat MLP.
@@ -242,6 +244,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--max-seconds", type=float, default=0, help="stop training after this wall time (0: off)"
     )
+    parser.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="also save every validated model as ckpt_<steps>.zip (for selecting on one load afterwards)",
+    )
     parser.add_argument("--out", type=Path, default=Path("results/itp/runs/ppo"))
     args = parser.parse_args(argv)
 
@@ -348,6 +355,8 @@ def main(argv: list[str] | None = None) -> dict:
                     step = self.num_timesteps + args.step_offset
                     writer.writerow([step, f"{seconds:.1f}", "val", load, "ppo", score, acc])
                 fh.flush()
+                if args.keep_checkpoints:
+                    self.model.save(str(args.out / f"ckpt_{self.num_timesteps + args.step_offset}.zip"))
                 mean = float(np.mean([s for s, _ in result.values()]))
                 if mean > best["score"]:
                     best.update(score=mean, timesteps=self.num_timesteps + args.step_offset)
