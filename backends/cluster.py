@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import inspect
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,7 +127,7 @@ class LocalCluster:
             if node_id in self._nodes or ids.count(node_id) > 1:
                 raise ValueError(f"node {node_id!r} already exists")
         if self._epoch is None:
-            self._epoch = asyncio.get_running_loop().time()
+            self._epoch = time.monotonic()  # the runtimes' clock (see .clock)
         nodes = []
         for node_id in ids:
             rt = await self._start(node_id, region, zone, port=0, incarnation=0)

@@ -45,6 +45,7 @@ from novacron.runtime import (
     codec,
 )
 
+from .clock import LoopClock
 from .directory import PeerDirectory
 from .options import RuntimeOptions
 from .stats import LogThrottle, NetworkStats
@@ -73,14 +74,18 @@ class _State(enum.Enum):
 class _Timer:
     """What :meth:`AsyncioRuntime.call_later` returns; tracked so a crash cancels it."""
 
-    __slots__ = ("_rt", "_fn", "_args", "_handle", "_cancelled")
+    __slots__ = ("_rt", "_fn", "_args", "_handle", "_cancelled", "_due")
 
-    def __init__(self, rt: AsyncioRuntime, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def __init__(self, rt: AsyncioRuntime, fn: Callable[..., Any], args: tuple[Any, ...], due: float) -> None:
         self._rt = rt
         self._fn = fn
         self._args = args
         self._handle: asyncio.TimerHandle | None = None
         self._cancelled = False
+        self._due = due  # on time.monotonic(): see .clock
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
+        self._handle = loop.call_later(delay, self._fire)
 
     def cancel(self) -> None:
         self._cancelled = True
@@ -94,9 +99,16 @@ class _Timer:
 
     def _fire(self) -> None:
         self._handle = None
-        self._rt._timers.discard(self)
         if self._cancelled or not self._rt.running:
+            self._rt._timers.discard(self)
             return
+        clock = self._rt._clock
+        assert clock is not None and self._rt._loop is not None
+        left = clock.remaining(self._due)
+        if left > 0:  # the loop's coarser clock ran it early: wait out the rest
+            self._arm(self._rt._loop, left)
+            return
+        self._rt._timers.discard(self)
         try:
             self._fn(*self._args)
         except Exception:
@@ -115,9 +127,9 @@ class AsyncioRuntime:
     ``directory`` tells where every node listens; the node registers its own
     bound address there on :meth:`start` (advertised as ``advertise_host``,
     default ``host``). ``seed`` seeds :attr:`random` (default: from
-    ``os.urandom``). ``epoch`` is the loop time that ``now()`` counts from
-    (default: the start of this runtime; a cluster passes one shared epoch so
-    that node clocks agree and survive restarts). ``storage`` defaults to a
+    ``os.urandom``). ``epoch`` is the ``time.monotonic()`` reading that ``now()``
+    counts from (default: the start of this runtime; a cluster passes one shared
+    epoch so that node clocks agree and survive restarts; see :mod:`.clock`). ``storage`` defaults to a
     non-durable in-memory SQLite database; a given storage is committed and
     closed by :meth:`close` and abandoned (unsynced writes lost) by
     :meth:`crash` when it has ``close``/``abandon`` methods.
@@ -156,6 +168,7 @@ class AsyncioRuntime:
         self._tls = tls
         self.options = options or RuntimeOptions()
         self._epoch = epoch
+        self._clock: LoopClock | None = None
         self.stats = NetworkStats()
         self._state = _State.NEW
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -184,8 +197,8 @@ class AsyncioRuntime:
             raise RuntimeError(f"runtime {self._node_id} was already started ({self._state.value})")
         loop = asyncio.get_running_loop()
         self._loop = loop
-        if self._epoch is None:
-            self._epoch = loop.time()
+        self._clock = LoopClock(loop, self._epoch)
+        self._epoch = self._clock.epoch
         self._throttle = LogThrottle(loop.time)
         client_tls = server_tls = None
         if self._tls is not None:
@@ -325,25 +338,29 @@ class AsyncioRuntime:
             raise RuntimeError(f"runtime {self._node_id} is not started: await start() first")
         return self._loop
 
+    def _running_clock(self) -> LoopClock:
+        self._running_loop()
+        assert self._clock is not None
+        return self._clock
+
     def now(self) -> float:
-        loop = self._running_loop()
-        assert self._epoch is not None
-        return loop.time() - self._epoch
+        return self._running_clock().now()
 
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> _Timer:
         _check_delay(delay)
-        loop = self._running_loop()
-        timer = _Timer(self, fn, args)
+        loop, clock = self._running_loop(), self._running_clock()
+        due = clock.due(delay)
+        timer = _Timer(self, fn, args, due)
         if not self.running:
             timer.cancel()
             return timer
-        timer._handle = loop.call_later(delay, timer._fire)
+        timer._arm(loop, clock.remaining(due) if clock.step else delay)
         self._timers.add(timer)
         return timer
 
     def sleep(self, delay: float) -> Coroutine[Any, Any, None]:
         _check_delay(delay)
-        return asyncio.sleep(delay)
+        return self._running_clock().sleep(delay)
 
     async def compute(self, seconds: float) -> None:
         """Returns at once: on real hardware the CPU work already took its time.

@@ -51,12 +51,16 @@ class SimHarness:
 
 
 class AsyncioHarness:
+    """The real backend on asyncio's own event loop, or on uvloop's (``uvloop=True``): nodes run
+    uvloop by default, whose clock and timers work in milliseconds."""
+
     kind = "asyncio"
 
-    def __init__(self, tmp_path: Path, seed: int = 0) -> None:
-        from novacron.backends import LocalCluster
+    def __init__(self, tmp_path: Path, seed: int = 0, *, uvloop: bool = False) -> None:
+        from novacron.backends import LocalCluster, new_event_loop
 
-        self.loop = asyncio.new_event_loop()
+        self.kind = "uvloop" if uvloop else "asyncio"
+        self.loop = new_event_loop(prefer_uvloop=uvloop)
         self.cluster = LocalCluster(tmp_path / "cluster", seed=seed)
         self._app: App | None = None
 

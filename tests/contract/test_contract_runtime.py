@@ -64,6 +64,35 @@ def test_timers_fire_in_deadline_order_and_cancelled_ones_never(harness):
     assert was_cancelled
 
 
+def test_no_timer_or_sleep_ends_before_its_delay_on_the_runtimes_clock(harness):
+    """Sub-millisecond delays included: uvloop's own clock counts whole milliseconds, and read
+    through it a 0.3 ms sleep took 0 s and a 0.4 ms timer fired at once."""
+    harness.start(NODES[:1])
+    delays = [0.0001, 0.0003, 0.0004, 0.0006, 0.0013, 0.0025]
+
+    async def scenario(rt):
+        slept, fired = [], []
+        for delay in delays:
+            start = rt.now()
+            await rt.sleep(delay)
+            slept.append(rt.now() - start)
+        for delay in delays:
+            done = rt.create_future()
+            start = rt.now()
+            rt.call_later(delay, lambda start=start, done=done: done.set_result(rt.now() - start))
+            fired.append(await done)
+        return slept, fired
+
+    slept, fired = harness.run("n0", scenario)
+    tolerance = 1e-9  # float rounding of the simulator's exact virtual times
+    for delay, took in zip(delays, slept, strict=True):
+        assert took >= delay - tolerance, f"sleep({delay}) returned after {took}"
+    for delay, took in zip(delays, fired, strict=True):
+        assert took >= delay - tolerance, f"call_later({delay}) fired after {took}"
+    if harness.kind != "sim":  # and real timers are not wildly late either
+        assert max(t - d for d, t in zip(delays * 2, slept + fired, strict=True)) < 0.5
+
+
 def test_wait_for_times_out_and_cancels(harness):
     harness.start(NODES[:1])
 
