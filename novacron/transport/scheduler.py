@@ -46,9 +46,10 @@ class StreamProgress:
 
 #: A chunk in flight this many times longer than the slowest delivery so far is late.
 STRAGGLER_FACTOR = 2.0
-#: Deliveries count as taking at least this long: times come from the runtime's clock, which
-#: may tick in milliseconds (uvloop's does), and a delivery measured as 0 would make every
-#: chunk in flight late at the clock's next tick.
+#: Deliveries count as taking at least this long: a clock that ticks coarsely (a runtime's may;
+#: uvloop's own counts milliseconds) measures a fast delivery as 0, which would make every chunk in
+#: flight late at the next tick, and at memory speed a 512 KiB chunk's delivery is mostly
+#: scheduling noise anyway: a copy is worth making only when a stream is stuck for longer.
 MIN_DELIVERY = 0.001
 
 
