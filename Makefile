@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check novacron sim backends tests benchmarks experiments
+	$(VENV)/bin/ruff check novacron sim backends tests benchmarks experiments notebooks
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
