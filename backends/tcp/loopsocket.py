@@ -37,6 +37,15 @@ hands the socket to a worker thread for the duration of one record
 the copies of several streams then run on several cores. Plain TCP only: an
 SSL socket must not be shared between threads.
 
+A socket that never has to wait never gives the loop back: on loopback a peer
+that keeps up means ``sendmsg`` and ``recv_into`` never say "would block", and
+awaiting a coroutine that does not suspend does not yield. One stream's
+records then went out back to back for tens of milliseconds while every other
+task on the loop waited (the other streams, timers, the reply to a finished
+worker-thread job: live migration's next batch, encoded in 1-3 ms, started
+only when the previous one had ended). So a socket that has kept the loop for
+:data:`FAIR_SLICE` yields it once before going on.
+
 Waits have a *stall* timeout (no progress at all for that long), which is
 what a stream timeout means; a wait can also be told to wait forever (an
 idle stream between records). :meth:`LoopSocket.close` wakes a waiting
@@ -51,6 +60,7 @@ import asyncio
 import select
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -58,6 +68,9 @@ T = TypeVar("T")
 
 #: The most a reader asks the kernel to gather before waking it (``SO_RCVLOWAT``).
 _MAX_LOW_WATER = 1024 * 1024
+
+#: The longest a socket's reads or writes keep the event loop without yielding it (see above).
+FAIR_SLICE = 0.0005
 
 #: What a non-blocking read or write raises when it would block.
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
@@ -94,6 +107,7 @@ class LoopSocket:
         self._in_thread = False  # a worker thread is moving bytes (see in_thread)
         #: bytes written by :meth:`send_all` since the socket was created
         self.bytes_written = 0
+        self._resumed = time.monotonic()  # when this socket's I/O last got the loop back
         loop.add_reader(self._fd, self._readable)
 
     # --- readiness --------------------------------------------------------------------------------
@@ -124,6 +138,7 @@ class LoopSocket:
         timer = None if timeout is None else self._loop.call_later(timeout, _expire, waiter, timeout)
         try:
             await waiter
+            self._resumed = time.monotonic()
         finally:
             if timer is not None:
                 timer.cancel()
@@ -135,6 +150,13 @@ class LoopSocket:
                 self._read_waiter = None
 
     # --- I/O ----------------------------------------------------------------------------------------
+
+    async def _share_loop(self) -> None:
+        """Yield the loop once if this socket's I/O has kept it for :data:`FAIR_SLICE`."""
+        now = time.monotonic()
+        if now - self._resumed >= FAIR_SLICE:
+            await asyncio.sleep(0)
+            self._resumed = time.monotonic()
 
     async def send_all(self, buffers: list[memoryview], stall_timeout: float | None) -> None:
         """Write every buffer, in order; raises ``TimeoutError`` after ``stall_timeout``
@@ -162,6 +184,7 @@ class LoopSocket:
                 n -= pending.pop(0).nbytes
             if n:
                 pending[0] = pending[0][n:]
+        await self._share_loop()
 
     async def recv_into(self, view: memoryview, stall_timeout: float | None) -> int:
         """Read at least one byte into ``view`` (0 at end of stream).
@@ -173,7 +196,7 @@ class LoopSocket:
         """
         while True:
             try:
-                return self.sock.recv_into(view)
+                n = self.sock.recv_into(view)
             except _WOULD_BLOCK as exc:  # TLS may need to write to read (rarely)
                 writing = isinstance(exc, ssl.SSLWantWriteError)
                 if not writing:
@@ -187,6 +210,9 @@ class LoopSocket:
                         return self.sock.recv_into(view)
                     except _WOULD_BLOCK:
                         raise TimeoutError(f"no progress for {stall_timeout:g}s") from None
+                continue
+            await self._share_loop()
+            return n
 
     def _expect(self, nbytes: int) -> None:
         """Set ``SO_RCVLOWAT`` for the next wait: one wake-up and one big copy per
