@@ -476,7 +476,7 @@ class BulkTransfers:
 
     def _deliver_on_loop(self, incoming: _Incoming) -> None:
         a = incoming.assembly
-        view = memoryview(incoming.buffer)
+        view = memoryview(incoming.buffer)[: a.total]  # (a kept buffer may be bigger)
         payload = view.toreadonly()
         try:
             delivered = self._deliver(a.src, a.tag, payload)

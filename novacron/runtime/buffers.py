@@ -47,14 +47,23 @@ class BufferPool:
         return self._kept
 
     def take(self, size: int) -> bytearray | mmap.mmap:
-        """A buffer of ``size`` bytes (its content is whatever the last user left)."""
+        """A buffer of at least ``size`` bytes (its content is whatever the last user left):
+        one of exactly that size if kept, else the smallest kept one up to twice as big.
+        Callers use its first ``size`` bytes. (Transfers of one size each, as AMST's chunks of
+        a bulk stream are, reuse exactly; a live migration's batches of dirty pages differ in
+        size every time, and its stop-and-copy batch, moved while the guest is paused, took a
+        fresh buffer and a page fault per 4 KiB of it.)"""
         free = self._free.get(size)
+        if not free and size >= MMAP_THRESHOLD:
+            fits = [kept for kept in self._free if size < kept <= 2 * size]
+            if fits:
+                free = self._free[min(fits)]
         if free:
-            self._kept -= size
-            self.reused += 1
             buffer = free.pop()
+            self._kept -= len(buffer)
+            self.reused += 1
             if not free:
-                del self._free[size]
+                del self._free[len(buffer)]
             return buffer
         self.allocated += 1
         return self._allocate(size)

@@ -738,7 +738,9 @@ class AMST:
     def _complete(self, key, incoming: _Incoming) -> None:
         del self._incoming[key]
         buffer = incoming.buffer
-        payload: Payload = incoming.virtual if buffer is None else memoryview(buffer).toreadonly()
+        payload: Payload = (
+            incoming.virtual if buffer is None else memoryview(buffer)[: incoming.size].toreadonly()
+        )
         handler = self._handlers.get(incoming.tag)
         pending = None
         try:

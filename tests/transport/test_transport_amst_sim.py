@@ -162,6 +162,33 @@ def test_the_buffer_pool_keeps_within_its_budget():
     assert pool.kept_bytes <= 5 * MiB
 
 
+def test_the_buffer_pool_lends_a_somewhat_bigger_buffer_rather_than_allocating():
+    from novacron.runtime.buffers import BufferPool
+
+    pool = BufferPool(budget=64 * MiB)
+    four, twenty = pool.take(4 * MiB), pool.take(20 * MiB)
+    pool.give_back(four)
+    pool.give_back(twenty)
+    assert pool.take(3 * MiB) is four  # the smallest kept one that is at most twice as big
+    assert pool.kept_bytes == 20 * MiB
+    assert pool.take(3 * MiB) is not twenty  # over twice as big: kept for transfers its size
+    assert (pool.allocated, pool.reused, pool.kept_bytes) == (3, 1, 20 * MiB)
+    pool.give_back(four)
+    assert pool.kept_bytes == 24 * MiB  # back under its own size
+
+
+def test_transfers_of_varying_sizes_reuse_buffers_and_deliver_exactly_their_bytes():
+    """Live migration sends batches of dirty pages whose sizes all differ."""
+    sim, received = amst_sim()
+    rng = sim.runtime("x").random
+    payloads = [rng.randbytes(size) for size in (5 * MiB, 4 * MiB + 123, 3 * MiB + 7)]
+    for payload in payloads:
+        send(sim, payload, streams=2)
+    assert received == [("x", p) for p in payloads]
+    pool = sim.runtime("y").app.buffers
+    assert (pool.allocated, pool.reused) == (1, 2)
+
+
 def test_a_caller_may_choose_the_chunk_size_of_one_transfer():
     sim, received = amst_sim()
     payload = sim.runtime("x").random.randbytes(8 * MiB)
