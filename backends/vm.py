@@ -214,16 +214,17 @@ class BufferVM(GuestState):
         return ids
 
     def read(self, ids: np.ndarray) -> RealPages:
-        """The pages' bytes: a view of guest memory for a run of consecutive pages (round 0 is
-        all runs), a copy otherwise. A view may change under the reader; that is fine, because
-        the encoder copies each page once into the batch it checksums (or the transport copies
-        a run piece by piece as it sends it, see ``EncodedBatch.volatile``), and a page written
-        in between is dirty again and goes in a later round."""
+        """The pages, read in place: a view of guest memory for a run of consecutive pages
+        (round 0 is all runs), else the whole memory with the pages' ids (``in_place``). Their
+        bytes may change under the reader; that is fine, because the encoder copies each page
+        once into the batch it checksums (or the transport copies a run piece by piece as it
+        sends it, see ``EncodedBatch.volatile``), and a page written in between is dirty again
+        and goes in a later round."""
         run = page_run(ids)
         if run is not None:
             log = WriteLog(self._versions, run[0] * self.page_size, LOG_REGION_PAGES * self.page_size)
             return RealPages(ids, self.rows[run[0] : run[0] + run[1]], log)
-        return RealPages(ids, self.rows[ids])
+        return RealPages(ids, self.rows, in_place=True)
 
     def read_rows(self, ids: np.ndarray) -> np.ndarray:
         return self.rows[ids]

@@ -46,16 +46,27 @@ class ModelPages:
 @dataclass(frozen=True)
 class RealPages:
     """Pages of a real VM: ids and their bytes, one row per page (a copy, or for a run of pages
-    a view of the guest's memory: see ``log``)."""
+    a view of the guest's memory: see ``log``), or, ``in_place``, the guest's whole memory with
+    page ``ids[i]`` in row ``ids[i]``: scattered pages the encoder then copies once, straight
+    into its batch (a copy here first had cost the stop-and-copy a second pass over them)."""
 
     ids: np.ndarray
-    data: np.ndarray  # shape (n, page_size), uint8
+    data: np.ndarray  # shape (n, page_size), uint8; ``in_place``: (guest pages, page_size)
     #: for pages read in place from a running guest (``data`` is its memory): its write log over
     #: ``data``'s bytes, which lets the transport skip re-reading pieces nobody wrote
     log: WriteLog | None = None
+    in_place: bool = False
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def rows(self, which: np.ndarray | slice | int) -> np.ndarray:
+        """The bytes of pages ``which`` (positions in ``ids``)."""
+        return self.data[self.ids[which]] if self.in_place else self.data[which]
+
+    def copy_rows(self, which: np.ndarray, out: np.ndarray) -> None:
+        """Copy pages ``which`` (positions in ``ids``) into ``out``, each once."""
+        np.take(self.data, self.ids[which] if self.in_place else which, axis=0, out=out)
 
 
 Pages = ModelPages | RealPages

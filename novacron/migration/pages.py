@@ -224,9 +224,9 @@ class BatchEncoder:
         stats.cpu_seconds = cpu
         return EncodedBatch(VirtualPayload(stats.bytes_out, meta=pages), stats, run)
 
-    def _raw_section(self, tables: list[bytes], data: np.ndarray, rows: np.ndarray) -> memoryview:
+    def _raw_section(self, tables: list[bytes], pages: RealPages, rows: np.ndarray) -> memoryview:
         """The batch with its full pages stored raw: one allocation, each page copied once
-        (straight from the guest's memory when ``data`` is a view of it), checksummed in place."""
+        (straight from the guest's memory when ``pages`` were read in place), checksummed in place."""
         head = sum(len(t) for t in tables)
         size = len(rows) * self.page_size
         view = self._buffer(head + HEADER_SIZE + size)
@@ -234,7 +234,7 @@ class BatchEncoder:
         for t in tables:
             view[pos : pos + len(t)] = t
             pos += len(t)
-        self._gather(view, head + HEADER_SIZE, data, rows)
+        self._gather(view, head + HEADER_SIZE, pages, rows)
         checked = self.settings.checksum_raw_pages
         crc = checksum(view[head + HEADER_SIZE :]) if checked else 0
         header = FrameHeader(Kind.PLAIN, get_codec("none"), 0, size, size, size, crc).pack()
@@ -243,15 +243,15 @@ class BatchEncoder:
         view[head : head + HEADER_SIZE] = header
         return view
 
-    def _gather(self, view: memoryview, offset: int, data: np.ndarray, rows: np.ndarray) -> None:
-        """Copy pages ``rows`` of ``data`` into ``view`` at ``offset``, each page once."""
+    def _gather(self, view: memoryview, offset: int, pages: RealPages, rows: np.ndarray) -> None:
+        """Copy pages ``rows`` (positions in ``pages``) into ``view`` at ``offset``, each once."""
         size = len(rows) * self.page_size
         out = np.frombuffer(view.obj, np.uint8, count=size, offset=offset).reshape(len(rows), self.page_size)  # type: ignore[call-overload]
-        run = page_run(rows)
+        run = None if pages.in_place else page_run(rows)
         if run is not None:
-            out[:] = data[run[0] : run[0] + run[1]]  # a run of pages: one memcpy
+            out[:] = pages.data[run[0] : run[0] + run[1]]  # a run of pages: one memcpy
         else:
-            np.take(data, rows, axis=0, out=out)
+            pages.copy_rows(rows, out)
 
     def _buffer(self, size: int) -> memoryview:
         """A batch buffer of ``size`` bytes, reused when one is free: a fresh 32 MiB allocation
@@ -298,10 +298,14 @@ class BatchEncoder:
         piece by piece as it sends (a page the guest writes meanwhile may arrive old, new or
         torn; it is dirty again and goes in a later round, as with any snapshot taken while the
         guest runs). Snapshotting the batch here instead cost twice the CPU."""
-        s, data = self.settings, pages.data
+        s = self.settings
         self._real = True
         n = len(pages.ids)
-        zero = find_zero_pages(data) if s.zero_pages else np.zeros(n, dtype=bool)
+        if pages.in_place and (span := page_run(pages.ids)) is not None:  # a run: its rows, as a view
+            pages = RealPages(pages.ids, pages.data[span[0] : span[0] + span[1]])
+        zero = np.zeros(n, dtype=bool)
+        if s.zero_pages:
+            zero = find_zero_pages(pages.data, pages.ids if pages.in_place else None)
         use_delta = self.delta_pays(link_bps)
         delta = np.zeros(n, dtype=bool)
         frames: list[bytes] = []
@@ -309,13 +313,14 @@ class BatchEncoder:
             for i in np.flatnonzero(~zero):
                 pid = int(pages.ids[i])
                 old = self._cache.get(pid)
+                page = pages.rows(i).tobytes()
                 if old is not None:
-                    frames.append(encode_delta(old, data[i].tobytes(), "xbzrle", "none"))
+                    frames.append(encode_delta(old, page, "xbzrle", "none"))
                     delta[i] = True
-                self._cache.put(pid, data[i].tobytes())
+                self._cache.put(pid, page)
         full = ~zero & ~delta
         full_rows = np.flatnonzero(full)
-        sample = data[full_rows[:: max(1, len(full_rows) // 8)][:8]] if len(full_rows) else data[:0]
+        sample = pages.rows(full_rows[:: max(1, len(full_rows) // 8)][:8])
         features = estimate(memoryview(np.ascontiguousarray(sample)).cast("B")) if len(full_rows) else None
         if features is not None:  # the sample stands for all the full pages
             features = dataclasses.replace(features, size=len(full_rows) * self.page_size)
@@ -337,11 +342,11 @@ class BatchEncoder:
         ]
         run = page_run(pages.ids) if runs and codec == "none" and len(full_rows) == n else None
         if run is not None:
-            payload = memoryview(np.ascontiguousarray(data)).cast("B")
+            payload = memoryview(np.ascontiguousarray(pages.data)).cast("B")
         elif codec == "none":
-            payload = self._raw_section(tables, data, full_rows)
+            payload = self._raw_section(tables, pages, full_rows)
         else:
-            full_data = np.ascontiguousarray(data[full_rows]).reshape(-1)
+            full_data = np.ascontiguousarray(pages.rows(full_rows)).reshape(-1)
             payload = b"".join([*tables, encode(memoryview(full_data), codec, level, eliminate_zero=False)])
         stats = BatchStats(
             pages=n,
@@ -356,17 +361,22 @@ class BatchEncoder:
         return EncodedBatch(payload, stats, run, volatile=volatile)
 
 
-def find_zero_pages(data: np.ndarray) -> np.ndarray:
-    """Which rows of ``data`` (pages x page bytes) are all zero.
+def find_zero_pages(data: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Which rows of ``data`` (pages x page bytes), or which of its ``rows``, are all zero.
 
     Only pages whose first 8 bytes are zero are scanned whole: a page of data almost never
     starts with eight zero bytes, so for most memory this reads one cache line per page instead
     of every byte (a full scan cost ~0.09 s per GiB, more than copying the pages)."""
     words = data.view(np.uint64).reshape(len(data), -1)
-    zero = words[:, 0] == 0
+    if rows is None:
+        rows = slice(None)
+    else:
+        rows = np.asarray(rows)
+    zero = words[rows, 0] == 0
     maybe = np.flatnonzero(zero)
     if len(maybe):
-        zero[maybe] = ~words[maybe].any(axis=1)
+        which = maybe if isinstance(rows, slice) else rows[maybe]
+        zero[maybe] = ~words[which].any(axis=1)
     return zero
 
 
