@@ -97,11 +97,14 @@ class Clock(Protocol):
         ...
 
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> Cancellable:
-        """Run ``fn(*args)`` after ``delay`` seconds (>= 0); returns a cancellable handle."""
+        """Run ``fn(*args)`` after ``delay`` seconds (>= 0); returns a cancellable handle.
+
+        Never early: when ``fn`` runs, :meth:`now` has advanced by at least ``delay`` (on a
+        real node it may be late, by however busy its loop is)."""
         ...
 
     def sleep(self, delay: float) -> Awaitable[None]:
-        """Await to pause the calling coroutine for ``delay`` seconds."""
+        """Await to pause the calling coroutine for ``delay`` seconds (never fewer, on :meth:`now`)."""
         ...
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> TaskLike[T]:
