@@ -174,7 +174,6 @@ class Times(NullObserver):
             self.applied_at.setdefault((command.client, command.seq), self.sim.now)
 
 
-
 def client_loop(servers: list[str], ops: int, quorum: int, out: list[float]):
     async def run(rt) -> None:
         kv = KVClient(rt, servers, quorum=quorum, client_id=rt.node_id, timeout=60.0, retry_interval=10.0)
