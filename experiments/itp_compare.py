@@ -27,12 +27,15 @@ With several ``--model`` files, or one in a run folder (``<config>_s<seed>``), e
 gets a row named ``maskable_ppo:<run>`` (the model's folder); runs of two or more seeds
 of one config (``experiments/itp_train.py`` output folders ``<config>_s<seed>``) are
 also pooled into ``maskable_ppo:<config>:pooled``; the same for several ``--dqn-model``
-files (``masked_dqn:<run>``, ``masked_dqn:<config>:pooled``; one alone is ``masked_dqn``),
+files (``masked_dqn:<run>``, ``masked_dqn:<config>:pooled``; one alone is ``masked_dqn``)
+and ``--td3-model`` files (TD3 over the continuous relaxation, ``novacron itp train --algo td3``
+or ``experiments/itp_train_td3.py``: ``td3``, ``td3:<run>``, ``td3:<config>:pooled``),
 mean and CI are over (training seed, episode seed) pairs. ``targets.md`` compares
 each model and pooled row with the best placement heuristic per load.
 
     .venv/bin/python experiments/itp_compare.py [--loads 0.5,0.7,0.8,0.9,1.0] [--seeds 10]
         [--model PATH [--model PATH ...]] [--dqn-model PATH [--dqn-model PATH ...]] [--sb3-predict]
+        [--td3-model PATH [--td3-model PATH ...]]
         [--paired-baselines nearest_fit,patient_nearest_fit]
     .venv/bin/python experiments/itp_compare.py --from-episodes A/compare_episodes.csv B/compare_episodes.csv
     .venv/bin/python experiments/itp_compare.py --heuristics patient_nearest_fit --out OUT  (a subset)
@@ -91,17 +94,20 @@ def _paths(path_or_paths) -> list[Path]:
     return [Path(p) for p in path_or_paths]
 
 
-def load_models(model_path, dqn_path=None, sb3_predict: bool = False) -> dict:
+def load_models(model_path, dqn_path=None, sb3_predict: bool = False, td3_path=None) -> dict:
     """``{policy name: predictor}`` for the given model files (fast masked inference by default).
 
     ``model_path`` is one MaskablePPO file, a list of them (one per training seed), or None;
-    ``dqn_path`` the same for masked DQNs (one: row ``masked_dqn``; several: ``masked_dqn:<run>``).
+    ``dqn_path`` the same for masked DQNs (one: row ``masked_dqn``; several: ``masked_dqn:<run>``);
+    ``td3_path`` for TD3 (``td3``, or ``td3:<run>`` for several or a run folder), loaded by
+    the command line's :func:`~novacron.cli.itp_cmd.load_predictor`.
     """
-    ppo_paths, dqn_paths = _paths(model_path), _paths(dqn_path)
-    if not ppo_paths and not dqn_paths:
+    ppo_paths, dqn_paths, td3_paths = _paths(model_path), _paths(dqn_path), _paths(td3_path)
+    if not ppo_paths and not dqn_paths and not td3_paths:
         return {}
     import torch
 
+    from novacron.cli.itp_cmd import load_predictor
     from novacron.placement.rl import FastMaskedPolicy, load_model
 
     torch.set_num_threads(1)
@@ -118,6 +124,12 @@ def load_models(model_path, dqn_path=None, sb3_predict: bool = False) -> dict:
         if name in models:
             raise ValueError(f"two DQN models from run folders named {path.parent.name!r}")
         models[name] = FastMaskedPolicy(load_model("masked_dqn", path))
+    for path in td3_paths:
+        named = len(td3_paths) > 1 or re.search(r"_s\d+$", path.parent.name)
+        name = f"td3:{path.parent.name}" if named else "td3"
+        if name in models:
+            raise ValueError(f"two TD3 models from run folders named {path.parent.name!r}")
+        models[name] = load_predictor("td3", path)
     return models
 
 
@@ -130,8 +142,9 @@ def episodes(
     dqn_path=None,
     sb3_predict: bool = False,
     heuristics=tuple(HEURISTICS),
+    td3_path=None,
 ) -> pd.DataFrame:
-    models = load_models(model_path, dqn_path, sb3_predict)
+    models = load_models(model_path, dqn_path, sb3_predict, td3_path)
     rows = []
     for load in loads:
         env = PlacementEnv(scenario=Scenario(n_hosts=hosts, n_tasks=tasks, load=load, split="test"))
@@ -146,7 +159,7 @@ def episodes(
 
 
 #: prefixes of rows named by their training run (``<prefix><config>_s<seed>``), pooled over seeds
-RUN_PREFIXES = ("maskable_ppo:", "masked_dqn:")
+RUN_PREFIXES = ("maskable_ppo:", "masked_dqn:", "td3:")
 
 
 def pool_training_seeds(df: pd.DataFrame) -> pd.DataFrame:
@@ -194,7 +207,7 @@ ADMISSION_HEURISTICS = ("admission_nearest_fit", "patient_nearest_fit")
 #: heuristics that place every task they can (the issue's baselines)
 PLACEMENT_HEURISTICS = tuple(name for name in HEURISTICS if name not in ADMISSION_HEURISTICS)
 #: row-name prefixes of learned policies and planners (compared against the targets)
-LEARNED_PREFIXES = ("maskable_ppo", "masked_dqn", "rollout")
+LEARNED_PREFIXES = ("maskable_ppo", "masked_dqn", "rollout", "td3")
 HIGH_LOAD = 0.8
 
 
@@ -383,6 +396,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         help="a masked DQN (novacron itp train --algo masked_dqn, experiments/itp_train_dqn.py; repeatable)",
     )
     parser.add_argument(
+        "--td3-model",
+        type=Path,
+        action="append",
+        help="a TD3 .zip (novacron itp train --algo td3, experiments/itp_train_td3.py; repeatable)",
+    )
+    parser.add_argument(
         "--paired-baselines",
         default=TARGET_BASELINE,
         help="comma-separated heuristics to pair learned rows with (paired.*, pooled.md)",
@@ -415,7 +434,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             parser.error(f"unknown heuristic(s) {unknown}; choose from {', '.join(HEURISTICS)}")
         heuristics = () if args.skip_heuristics else heuristics
         df = episodes(
-            loads, seeds, args.hosts, args.tasks, args.model, args.dqn_model, args.sb3_predict, heuristics
+            loads,
+            seeds,
+            args.hosts,
+            args.tasks,
+            args.model,
+            args.dqn_model,
+            args.sb3_predict,
+            heuristics,
+            args.td3_model,
         )
     table = summary(df)
     args.out.mkdir(parents=True, exist_ok=True)

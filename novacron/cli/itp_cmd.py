@@ -6,7 +6,7 @@
   ``patient_nearest_fit``), the rollout planner (``--policy rollout``, look-ahead over
   ``--base`` with ``--planner key=value,...`` settings, see
   :mod:`novacron.placement.rollout`) or a trained model
-  (``--policy maskable_ppo|masked_dqn --model PATH``) on episodes ``seed .. seed+episodes-1``
+  (``--policy maskable_ppo|masked_dqn|td3 --model PATH``) on episodes ``seed .. seed+episodes-1``
   of ``novacron/Placement-v0`` and prints one JSON object: acceptance rate,
   the primary score, mean wait and slowdown, fragmentation, p95 RTT to origin
   and decision latency per placement (each a mean over episodes, with a 95 %
@@ -30,6 +30,15 @@
   phase). It saves the model after pre-training, every ``--checkpoint-episodes``
   online episodes and at the end, and writes a CSV of episode returns. (Selection on
   the validation split is ``experiments/itp_train_dqn.py``.)
+  ``--algo td3`` trains TD3 over the continuous relaxation of
+  :mod:`novacron.placement.relaxation` (the action weights a host-scoring rule, plus a
+  defer gate; environment ``novacron/PlacementContinuous-v0``), with the recipe of
+  :func:`~novacron.placement.relaxation.train_td3`: the actor regressed onto
+  ``--demo-teacher``'s decisions on ``--demo-episodes`` episodes, ``--pretrain-steps``
+  critic-only steps on them, then ``--timesteps`` online TD3+BC steps (``--init PATH``
+  continues from a TD3 .zip instead; ``--gamma``, ``--train-loads``, ``--max-seconds`` as
+  for masked_dqn). It saves after the warm start and at the end. ``--policy td3 --model
+  PATH`` evaluates it. (Selection on the validation split is ``experiments/itp_train_td3.py``.)
 
 Decision latency is timed here with ``time.perf_counter`` (protocol code under
 ``novacron/`` may not read the OS clock). Exit status 2 for bad arguments.
@@ -43,7 +52,7 @@ import sys
 import time
 from pathlib import Path
 
-MODEL_POLICIES = ("maskable_ppo", "masked_dqn")
+MODEL_POLICIES = ("maskable_ppo", "masked_dqn", "td3")
 METRICS = (
     "acceptance_rate",
     "score",
@@ -67,7 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="run a policy and print its metrics")
     _scenario_args(ev, default_split="test")
     ev.add_argument(
-        "--policy", required=True, help="a heuristic name, 'maskable_ppo' or 'masked_dqn' (needs --model)"
+        "--policy",
+        required=True,
+        help="a heuristic name, 'maskable_ppo', 'masked_dqn' or 'td3' (needs --model)",
     )
     ev.add_argument("--model", type=Path, metavar="PATH", help="a trained model (.zip, or .pt for DQN)")
     ev.add_argument(
@@ -101,7 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     tr.add_argument(
         "--train-loads",
         metavar="LIST",
-        help="masked_dqn: comma-separated loads, one drawn per episode (default: --load)",
+        help="masked_dqn, td3: comma-separated loads, one drawn per episode (default: --load)",
     )
     tr.add_argument(
         "--checkpoint-episodes", type=int, default=20, help="masked_dqn: save every N episodes (20)"
@@ -123,28 +134,33 @@ def _dqfd_args(parser: argparse.ArgumentParser) -> None:
         "--init",
         type=Path,
         metavar="PATH",
-        help="masked_dqn: host-scoring MaskablePPO .zip to start the advantages A(s, a) from",
+        help="masked_dqn: host-scoring MaskablePPO .zip to start the advantages A(s, a) from; "
+        "td3: a TD3 .zip to continue from (skips the actor regression)",
     )
     parser.add_argument(
         "--demo-teacher",
         default=d.demo_teacher,
-        help=f"masked_dqn: demonstrator heuristic ({d.demo_teacher})",
+        help=f"masked_dqn, td3: demonstrator heuristic ({d.demo_teacher})",
     )
     parser.add_argument(
-        "--demo-episodes", type=int, default=d.demo_episodes, help=f"masked_dqn: ({d.demo_episodes})"
+        "--demo-episodes",
+        type=int,
+        default=d.demo_episodes,
+        help=f"masked_dqn, td3: ({d.demo_episodes})",
     )
     parser.add_argument(
         "--pretrain-steps",
         type=int,
         default=d.pretrain_steps,
-        help=f"masked_dqn: gradient steps on demonstrations only ({d.pretrain_steps})",
+        help=f"masked_dqn: gradient steps on demonstrations only; td3: critic-only steps on them "
+        f"({d.pretrain_steps})",
     )
-    parser.add_argument("--gamma", type=float, default=d.gamma, help=f"masked_dqn: discount ({d.gamma})")
+    parser.add_argument("--gamma", type=float, default=d.gamma, help=f"masked_dqn, td3: discount ({d.gamma})")
     parser.add_argument(
         "--max-seconds",
         type=float,
         default=0,
-        help="masked_dqn: wall time (s, from the start) after which the online phase ends (0: off)",
+        help="masked_dqn, td3: wall time (s, from the start) after which the online phase ends (0: off)",
     )
 
 
@@ -194,12 +210,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     if args.policy in MODEL_POLICIES:
         if args.model is None:
             raise ValueError(f"--policy {args.policy} needs --model PATH")
-        from novacron.placement.rl import FastMaskedPolicy, load_model
-
         _single_thread_torch()
-        model = load_model(args.policy, args.model)
-        if not (getattr(args, "sb3_predict", False) and args.policy == "maskable_ppo"):
-            model = FastMaskedPolicy(model)
+        model = load_predictor(args.policy, args.model, getattr(args, "sb3_predict", False))
     elif args.policy == "rollout":
         from novacron.placement.rollout import DEFAULT_SETTINGS, RolloutPolicy, parse_settings
 
@@ -247,6 +259,23 @@ def evaluate(args: argparse.Namespace) -> dict:
     return result
 
 
+def load_predictor(policy: str, path: Path, sb3_predict: bool = False):
+    """The trained ``policy`` in ``path`` as a ``predict(obs, action_masks=...)`` object.
+
+    MaskablePPO and masked DQN decide through :class:`~novacron.placement.rl.FastMaskedPolicy`
+    (``sb3_predict``: SB3's own ``predict`` for PPO); TD3 through its scoring rule,
+    :class:`~novacron.placement.relaxation.RelaxedPolicy`.
+    """
+    if policy == "td3":
+        from novacron.placement.relaxation import load_policy
+
+        return load_policy(path)
+    from novacron.placement.rl import FastMaskedPolicy, load_model
+
+    model = load_model(policy, path)
+    return model if sb3_predict and policy == "maskable_ppo" else FastMaskedPolicy(model)
+
+
 def _single_thread_torch() -> None:
     """One torch thread: small MLPs gain nothing from more, and on a busy 2-core machine
     two threads made every op ~1000x slower (spin-waiting), training 40x slower."""
@@ -279,6 +308,8 @@ def run_train(args: argparse.Namespace) -> int:
     _single_thread_torch()
     if args.algo == "masked_dqn":
         return _train_masked_dqn(args)
+    if args.algo == "td3":
+        return _train_td3(args)
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.monitor import Monitor
@@ -434,3 +465,52 @@ def _run_dqfd(args: argparse.Namespace, env, fh, t0: float):
         should_stop=out_of_time,
         log=say,
     )
+
+
+def _train_td3(args: argparse.Namespace) -> int:
+    """Train with :func:`novacron.placement.relaxation.train_td3`; exit status 2 for bad settings."""
+    from novacron.placement.heuristics import make_policy
+    from novacron.placement.relaxation import TD3Settings, train_td3
+    from novacron.sim.envs.placement_continuous import PlacementContinuousEnv
+
+    try:
+        loads = [float(x) for x in args.train_loads.split(",")] if args.train_loads else None
+        env = PlacementContinuousEnv(make_env(args, loads))
+        make_policy(args.demo_teacher)  # an unknown teacher is an error now, not after set-up
+        if args.pretrain_steps < 0 or args.demo_episodes < 0:
+            raise ValueError("--pretrain-steps and --demo-episodes must be >= 0")
+        if args.init is not None and not args.init.is_file():
+            raise ValueError(f"no model file {args.init}")
+    except ValueError as exc:
+        print(f"novacron itp: error: {exc}", file=sys.stderr)
+        return 2
+    settings = TD3Settings(
+        seed=args.seed,
+        gamma=args.gamma,
+        demo_teacher=args.demo_teacher,
+        demo_episodes=args.demo_episodes,
+        critic_pretrain_steps=args.pretrain_steps,
+        timesteps=args.timesteps,
+        init=args.init,
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    log_dir = args.out.with_suffix("")
+    t0 = time.perf_counter()
+    from stable_baselines3.common.logger import configure
+
+    def checkpoint(model, phase: str, step: int) -> None:
+        model.save(str(args.out))
+        if phase == "warm":  # SB3's progress log for the online phase
+            model.set_logger(configure(str(log_dir), ["csv"] if args.quiet else ["stdout", "csv"]))
+
+    def out_of_time() -> bool:
+        return bool(args.max_seconds) and time.perf_counter() - t0 > args.max_seconds
+
+    say = None if args.quiet else (lambda message: print(message, flush=True))
+    run = train_td3(env, settings, checkpoint=checkpoint, should_stop=out_of_time, log=say)
+    print(
+        f"trained {args.algo} ({run.demo_transitions} demonstration transitions, "
+        f"{args.pretrain_steps} critic pre-training steps, {run.model.num_timesteps} online steps) "
+        f"in {time.perf_counter() - t0:.1f} s; model {args.out}, log {log_dir / 'progress.csv'}"
+    )
+    return 0
