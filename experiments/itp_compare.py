@@ -362,7 +362,13 @@ def _score_cell(sub: pd.DataFrame, policy: str) -> str:
 def plot(table: pd.DataFrame, path: Path) -> None:
     loads = sorted(table["load"].unique())
     names = dict.fromkeys(table["policy"])
-    policies = [p for p in names if not p.startswith(RUN_PREFIXES) or p.endswith(":pooled")]
+    pooled = {p.removesuffix(":pooled") for p in names if p.endswith(":pooled")}
+    # a run's own row only where no pooled row stands for its seeds
+    policies = [
+        p
+        for p in names
+        if not p.startswith(RUN_PREFIXES) or p.endswith(":pooled") or re.sub(r"_s\d+$", "", p) not in pooled
+    ]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, metric in zip(axes, ("score", "acceptance_rate"), strict=True):
         for policy in policies:
