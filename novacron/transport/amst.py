@@ -340,6 +340,14 @@ class AMST:
             self._outgoing.pop(xfer.id, None)
             if xfer.endgame_timer is not None:
                 xfer.endgame_timer.cancel()
+                # (its callback refers to the record: left in place, the pair is a cycle that
+                # only the garbage collector frees, payload and all; see below)
+                xfer.endgame_timer = None
+            # The payload may be a view of memory its owner frees next (a migrated guest's):
+            # a record kept alive by anything (a worker finishing its last send, a cycle) must
+            # not keep it mapped. Freeing it in a later garbage collection had paused the
+            # node's event loop for 50-150 ms (munmap of the guest, in a gen-0 collection).
+            xfer.payload = b""
         # Streams whose workers wait for work go back to the pool now, so that a transfer the
         # caller starts next reuses them; a worker still sending parks its own when it is done.
         for sid, stream in list(xfer.waiting.items()):
