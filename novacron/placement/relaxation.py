@@ -159,10 +159,11 @@ class RelaxedPolicy:
     """
 
     def __init__(self, model: Any, n_host_features: int | None = None) -> None:
-        from novacron.placement.rl import FastMaskedPolicy
+        from novacron.placement.rl import numpy_forward, numpy_layers
 
         actor = model.policy.actor
-        self._layers = FastMaskedPolicy._numpy_layers(_sequential(actor))
+        self._forward = numpy_forward
+        self._layers = numpy_layers(_sequential(actor))
         if self._layers is None:
             raise ValueError("the TD3 actor is not a plain MLP (Linear/ReLU/Tanh layers)")
         if n_host_features is None:
@@ -173,12 +174,7 @@ class RelaxedPolicy:
 
     def action(self, obs: np.ndarray) -> np.ndarray:
         """The actor's continuous action for one observation (in [-1, 1]^6)."""
-        x = np.asarray(obs, dtype=np.float32).reshape(-1)
-        for weight, bias, activation in self._layers:
-            x = x @ weight + bias
-            if activation is not None:
-                x = activation(x)
-        return x
+        return self._forward(self._layers, obs)
 
     def predict(self, obs, action_masks=None, deterministic: bool = True, **_: Any):
         if action_masks is None:
