@@ -91,6 +91,73 @@ def heuristic_reference(name: str, envs: dict, seeds) -> dict:
     return out
 
 
+class ValidationLog:
+    """A run's ``learning_curve.csv`` and its choice of checkpoint on the validation split.
+
+    Rows: the ``references`` heuristics first (step 0), then each validation of the model and
+    each training episode. :meth:`check` validates a model, keeps it as ``best.zip`` when its mean
+    score beats every earlier candidate's, and prints one line."""
+
+    COLUMNS = ["timesteps", "seconds", "split", "load", "policy", "score", "acceptance_rate"]
+
+    def __init__(self, out: Path, val_envs: dict, val_seeds, references=("nearest_fit",)) -> None:
+        self.out, self.val_envs, self.val_seeds = out, val_envs, val_seeds
+        self._fh = (out / "learning_curve.csv").open("w", newline="")
+        self._writer = csv.writer(self._fh)
+        self._writer.writerow(self.COLUMNS)
+        for name in dict.fromkeys(references):
+            for load, (score, acc) in heuristic_reference(name, val_envs, val_seeds).items():
+                self._writer.writerow([0, 0.0, "val", load, name, score, acc])
+        self.t0 = time.perf_counter()
+        self.best: dict = {"score": -np.inf, "timesteps": None, "phase": None}
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def check(
+        self, predictor, model, step: int, name: str, *, phase: str = "", candidate: bool = True
+    ) -> float:
+        """Validate ``predictor`` (``model``'s decisions); returns the mean score over loads."""
+        result = validate(predictor, self.val_envs, self.val_seeds)
+        seconds = self.seconds()
+        for load, (score, acc) in result.items():
+            self._writer.writerow([step, f"{seconds:.1f}", "val", load, name, score, acc])
+        self._fh.flush()
+        mean = float(np.mean([s for s, _ in result.values()]))
+        if candidate and mean > self.best["score"]:
+            self.best.update(score=mean, timesteps=step, phase=phase or None)
+            model.save(self.out / "best.zip")
+        best = self.best
+        where = f"{best['phase']} {best['timesteps']}" if best["phase"] else f"{best['timesteps']}"
+        print(
+            (f"{phase:9s} " if phase else "")
+            + f"{step:>8d} steps {seconds:6.0f} s  val "
+            + " ".join(f"{load:g}:{s:.3f}" for load, (s, _) in result.items())
+            + f"  mean {mean:.4f} (best {best['score']:.4f} @ {where})",
+            flush=True,
+        )
+        return mean
+
+    def episode(self, step: int, info: dict, name: str) -> dict:
+        """A ``fit`` row for a finished training episode; returns its metrics."""
+        m = info.get("metrics", {})
+        self._writer.writerow(
+            [
+                step,
+                f"{self.seconds():.1f}",
+                "fit",
+                info.get("load", ""),
+                name,
+                m.get("score"),
+                m.get("acceptance_rate"),
+            ]
+        )
+        return m
+
+    def close(self) -> None:
+        self._fh.close()
+
+
 def collect_teacher(env, teacher_name: str, episodes: int, gamma: float, seed: int) -> dict:
     """Roll out a heuristic on training episodes: observations, masks, its actions and discounted returns."""
     from novacron.placement.heuristics import DEFER, make_policy

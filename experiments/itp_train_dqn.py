@@ -39,21 +39,17 @@ start) ends the online phase. The defaults are the reported run's settings
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from itp_train import _env, heuristic_reference, start_run, validate  # noqa: E402
+from itp_train import ValidationLog, _env, start_run  # noqa: E402
 
 from novacron.placement.dqfd import DQfDSettings  # noqa: E402
 
 DEFAULTS = DQfDSettings()
-CURVE_COLUMNS = ["timesteps", "seconds", "split", "load", "policy", "score", "acceptance_rate"]
 
 
 def settings_from(args: argparse.Namespace) -> DQfDSettings:
@@ -123,39 +119,17 @@ def main(argv: list[str] | None = None) -> dict:
     env = _env("fit", loads[0], args.hosts, args.tasks, loads=loads)
     val_envs = {load: _env("val", load, args.hosts, args.tasks) for load in val_loads}
 
-    fh = (args.out / "learning_curve.csv").open("w", newline="")
-    writer = csv.writer(fh)
-    writer.writerow(CURVE_COLUMNS)
-    for load, (score, acc) in heuristic_reference("nearest_fit", val_envs, val_seeds).items():
-        writer.writerow([0, 0.0, "val", load, "nearest_fit", score, acc])
-    t0 = time.perf_counter()
-    best = {"score": -np.inf, "timesteps": None, "phase": None}
+    curve = ValidationLog(args.out, val_envs, val_seeds)
+    t0, best = curve.t0, curve.best
 
     def checkpoint(model: MaskedDQN, phase: str, step: int) -> None:
         """Validate; keep the best trained checkpoint (the warm start, phase "init", is not a candidate)."""
         candidate = phase != "init"
-        result = validate(FastMaskedPolicy(model), val_envs, val_seeds)
-        seconds = time.perf_counter() - t0
         name = "dqn" if candidate else "init"
-        for load, (score, acc) in result.items():
-            writer.writerow([step, f"{seconds:.1f}", "val", load, name, score, acc])
-        fh.flush()
-        mean = float(np.mean([s for s, _ in result.values()]))
-        if candidate and mean > best["score"]:
-            best.update(score=mean, timesteps=step, phase=phase)
-            model.save(args.out / "best.zip")
-        print(
-            f"{phase:9s} {step:>8d} steps {seconds:6.0f} s  val "
-            + " ".join(f"{load:g}:{s:.3f}" for load, (s, _) in result.items())
-            + f"  mean {mean:.4f} (best {best['score']:.4f} @ {best['phase']} {best['timesteps']})",
-            flush=True,
-        )
+        curve.check(FastMaskedPolicy(model), model, step, name, phase=phase, candidate=candidate)
 
     def on_episode(model: MaskedDQN, ep_return: float, info: dict) -> None:
-        m = info.get("metrics", {})
-        seconds = f"{time.perf_counter() - t0:.1f}"
-        row = [model.num_timesteps, seconds, "fit", info.get("load", ""), "dqn"]
-        writer.writerow([*row, m.get("score"), m.get("acceptance_rate")])
+        curve.episode(model.num_timesteps, info, "dqn")
 
     def out_of_time() -> bool:
         return bool(args.max_seconds) and time.perf_counter() - t0 > args.max_seconds
@@ -170,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
         log=lambda message: print(f"{message} ({time.perf_counter() - t0:.0f} s)", flush=True),
     )
     run.model.save(args.out / "last.zip")
-    fh.close()
+    curve.close()
     summary = {
         "best_val_score": best["score"],
         "best_timesteps": best["timesteps"],

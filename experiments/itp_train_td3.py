@@ -31,21 +31,17 @@ same val episodes once, ``fit`` rows per training episode), ``config.json`` and
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from itp_train import _env, heuristic_reference, start_run, validate  # noqa: E402
+from itp_train import ValidationLog, _env, start_run  # noqa: E402
 
 from novacron.placement.relaxation import RelaxedPolicy, TD3Settings  # noqa: E402
 
 DEFAULTS = TD3Settings()
-CURVE_COLUMNS = ["timesteps", "seconds", "split", "load", "policy", "score", "acceptance_rate"]
 
 
 def settings_from(args: argparse.Namespace) -> TD3Settings:
@@ -111,31 +107,11 @@ def main(argv: list[str] | None = None) -> dict:
     env = PlacementContinuousEnv(_env("fit", loads[0], args.hosts, args.tasks, loads=loads))
     val_envs = {load: _env("val", load, args.hosts, args.tasks) for load in val_loads}
 
-    fh = (args.out / "learning_curve.csv").open("w", newline="")
-    writer = csv.writer(fh)
-    writer.writerow(CURVE_COLUMNS)
-    for name in ("nearest_fit", args.demo_teacher):
-        for load, (score, acc) in heuristic_reference(name, val_envs, val_seeds).items():
-            writer.writerow([0, 0.0, "val", load, name, score, acc])
-    t0 = time.perf_counter()
-    best = {"score": -np.inf, "timesteps": None}
+    curve = ValidationLog(args.out, val_envs, val_seeds, references=("nearest_fit", args.demo_teacher))
+    t0, best = curve.t0, curve.best
 
     def validate_and_keep(model, step: int) -> None:
-        result = validate(RelaxedPolicy(model), val_envs, val_seeds)
-        seconds = time.perf_counter() - t0
-        for load, (score, acc) in result.items():
-            writer.writerow([step, f"{seconds:.1f}", "val", load, "td3", score, acc])
-        fh.flush()
-        mean = float(np.mean([s for s, _ in result.values()]))
-        if mean > best["score"]:
-            best.update(score=mean, timesteps=step)
-            model.save(args.out / "best.zip")
-        print(
-            f"{step:>8d} steps {seconds:6.0f} s  val "
-            + " ".join(f"{load:g}:{s:.3f}" for load, (s, _) in result.items())
-            + f"  mean {mean:.4f} (best {best['score']:.4f} @ {best['timesteps']})",
-            flush=True,
-        )
+        curve.check(RelaxedPolicy(model), model, step, "td3")
 
     class Validate(BaseCallback):
         """Validation every ``--eval-every`` online steps, and a ``fit`` row per training episode."""
@@ -149,12 +125,9 @@ def main(argv: list[str] | None = None) -> dict:
             for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
                 if done and "metrics" in info:
                     self.episodes += 1
-                    m = info["metrics"]
-                    seconds = f"{time.perf_counter() - t0:.1f}"
-                    row = [self.num_timesteps, seconds, "fit", info.get("load", ""), "td3"]
-                    writer.writerow([*row, m["score"], m["acceptance_rate"]])
+                    m = curve.episode(self.num_timesteps, info, "td3")
                     print(
-                        f"  episode {self.episodes} ({self.num_timesteps} steps, {seconds} s) "
+                        f"  episode {self.episodes} ({self.num_timesteps} steps, {curve.seconds():.1f} s) "
                         f"load {info.get('load', '')} score {m['score']:.3f}",
                         flush=True,
                     )
@@ -182,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
     if run.model.num_timesteps % args.eval_every:  # the last steps since the previous validation
         validate_and_keep(run.model, run.model.num_timesteps)
     run.model.save(args.out / "last.zip")
-    fh.close()
+    curve.close()
     summary = {
         "best_val_score": best["score"],
         "best_timesteps": best["timesteps"],
