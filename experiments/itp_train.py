@@ -46,6 +46,21 @@ def _env(split: str, load: float, hosts: int, tasks: int, loads=None, **kwargs):
     return PlacementEnv(scenario=scenario, loads=loads, **kwargs)
 
 
+def add_run_args(parser: argparse.ArgumentParser, seed: int = 0) -> None:
+    """The arguments every ITP training run shares: its seed, training loads, validation
+    episodes (``start_run`` reads them) and the scenario's size."""
+    parser.add_argument("--seed", type=int, default=seed)
+    parser.add_argument(
+        "--loads", default="0.5,0.7,0.8,0.9,1.0", help="training loads, one drawn per episode"
+    )
+    parser.add_argument("--val-loads", default="0.5,0.8,0.9,1.0")
+    parser.add_argument(
+        "--val-seeds", type=int, default=4, help="validation episodes per load (seeds 0..N-1)"
+    )
+    parser.add_argument("--hosts", type=int, default=16)
+    parser.add_argument("--tasks", type=int, default=512)
+
+
 def start_run(args: argparse.Namespace) -> tuple[list[float], list[float], range]:
     """The run folder with its config.json, one torch thread, and the training and validation
     loads and seeds ``args`` names (shared by the PPO and DQN trainers)."""
@@ -264,18 +279,9 @@ def add_bc_penalty(model, data: dict, weight: float, batch_size: int, seed: int)
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--timesteps", type=int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=0)
+    add_run_args(parser)
     parser.add_argument("--policy", choices=("host_scoring", "mlp"), default="host_scoring")
-    parser.add_argument(
-        "--loads", default="0.5,0.7,0.8,0.9,1.0", help="training loads, one drawn per episode"
-    )
-    parser.add_argument("--val-loads", default="0.5,0.8,0.9,1.0")
-    parser.add_argument(
-        "--val-seeds", type=int, default=4, help="validation episodes per load (seeds 0..N-1)"
-    )
     parser.add_argument("--eval-every", type=int, default=50_000)
-    parser.add_argument("--hosts", type=int, default=16)
-    parser.add_argument("--tasks", type=int, default=512)
     parser.add_argument("--gamma", type=float, default=0.995)
     parser.add_argument("--gae-lambda", type=float, default=0.95)
     parser.add_argument("--lr", type=float, default=3e-4)

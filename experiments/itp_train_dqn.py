@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from itp_train import ValidationLog, _env, start_run  # noqa: E402
+from itp_train import ValidationLog, _env, add_run_args, start_run  # noqa: E402
 
 from novacron.placement.dqfd import DQfDSettings  # noqa: E402
 
@@ -79,12 +79,7 @@ def settings_from(args: argparse.Namespace) -> DQfDSettings:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     d = DEFAULTS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--loads", default="0.5,0.7,0.8,0.9,1.0")
-    parser.add_argument("--val-loads", default="0.5,0.8,0.9,1.0")
-    parser.add_argument("--val-seeds", type=int, default=4)
-    parser.add_argument("--hosts", type=int, default=16)
-    parser.add_argument("--tasks", type=int, default=512)
+    add_run_args(parser, seed=d.seed)
     parser.add_argument("--gamma", type=float, default=d.gamma)
     parser.add_argument("--hidden", type=int, default=d.hidden)
     parser.add_argument("--init", type=Path, help="host-scoring MaskablePPO .zip whose actor starts A(s, a)")
