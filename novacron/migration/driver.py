@@ -65,8 +65,17 @@ class RealPages:
         return self.data[self.ids[which]] if self.in_place else self.data[which]
 
     def copy_rows(self, which: np.ndarray, out: np.ndarray) -> None:
-        """Copy pages ``which`` (positions in ``ids``) into ``out``, each once."""
-        np.take(self.data, self.ids[which] if self.in_place else which, axis=0, out=out)
+        """Copy pages ``which`` (positions in ``ids``) into ``out``, each once.
+
+        The rows are bounds-checked here so that ``np.take`` can run with ``mode="clip"``: with
+        ``out`` and its default ``mode="raise"``, numpy gathers into a temporary array and then
+        copies that into ``out``, which took a 600-page stop-and-copy 1.4-2.8 ms instead of
+        0.6 (a fresh temporary is zero-filled and page-faulted on every call)."""
+        rows = np.asarray(self.ids[which] if self.in_place else which)
+        if len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= len(self.data)):
+            low, high = int(rows.min()), int(rows.max())
+            raise IndexError(f"page rows {low}..{high} outside 0..{len(self.data) - 1}")
+        np.take(self.data, rows, axis=0, out=out, mode="clip")
 
 
 Pages = ModelPages | RealPages

@@ -234,3 +234,14 @@ def test_pages_read_in_place_encode_exactly_as_a_copy_of_them_does(ids, link):
     b = in_place.encode_real(RealPages(ids, rows, in_place=True), link)
     assert bytes(a.payload) == bytes(b.payload)
     assert (a.run, a.stats) == (b.run, b.stats)
+
+
+def test_copying_pages_read_in_place_takes_exactly_those_rows_and_refuses_rows_outside_memory():
+    """The gather skips numpy's own index check (it would buffer the copy), so it checks first."""
+    rows = memory()
+    out = np.empty((3, PAGE), np.uint8)
+    RealPages(np.array([63, 0, 7]), rows, in_place=True).copy_rows(np.array([0, 1, 2]), out)
+    assert (out == rows[[63, 0, 7]]).all()
+    for bad in ([64], [-1]):
+        with pytest.raises(IndexError, match="outside 0..63"):
+            RealPages(np.array(bad), rows, in_place=True).copy_rows(np.array([0]), out[:1])
