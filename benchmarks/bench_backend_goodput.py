@@ -16,6 +16,12 @@ stream count is a warm-up at full size and is not counted: it pays for the
 receiver's buffer (see ``RuntimeOptions.transfer_buffer_pool``), as a
 long-running node does once.
 
+A third figure, also interleaved: ``raw_sockets_gbps``, the same payload moved memory to memory
+by plain blocking sockets, a thread per stream on each end, no framing or checksum
+(``rawcopy.py``). iperf3 never touches memory (its one buffer stays in cache); every real
+transfer reads the payload on one end and writes it on the other, so ``raw/iperf3`` is what
+that costs on this machine, and ``novacron/raw`` how close the protocol gets to it.
+
 Run: .venv/bin/python benchmarks/bench_backend_goodput.py [--size-mib 512] [--streams 1 8] [--repeats 3]
 """
 
@@ -28,6 +34,7 @@ import os
 import shutil
 
 from common import against_iperf, report
+from rawcopy import RawCopy
 
 from novacron.backends import AsyncioRuntime, PeerDirectory, new_event_loop
 
@@ -74,9 +81,19 @@ async def _measure(args: argparse.Namespace, payload: bytes) -> list[dict]:
             rep = await rt.transfer("rx", payload, streams=streams, tag="bench")
             return rep.goodput_bps / 1e9
 
-        rows = await against_iperf(
-            send, args.streams, args.repeats, "novacron", iperf_seconds=args.iperf_seconds, warmup=True
-        )
+        floor = RawCopy(payload)
+        try:
+            rows = await against_iperf(
+                send,
+                args.streams,
+                args.repeats,
+                "novacron",
+                iperf_seconds=args.iperf_seconds,
+                warmup=True,
+                raw=floor.gbps,
+            )
+        finally:
+            floor.close()
     finally:
         await rt.close()
         await asyncio.to_thread(receiver.join, 60)

@@ -46,17 +46,26 @@ def report(title: str, rows: list[dict]) -> pd.DataFrame:
     return df
 
 
-def versus_iperf(streams: int, ours: list[float], theirs: list[float], name: str) -> dict:
-    """One table row: medians of our runs and of iperf3's (None when iperf3 is missing)."""
+def versus_iperf(
+    streams: int, ours: list[float], theirs: list[float], name: str, raw: list[float] | None = None
+) -> dict:
+    """One table row: medians of our runs and of iperf3's (None when iperf3 is missing), and,
+    given ``raw`` runs of :class:`rawcopy.RawCopy`, the floor of a memory-to-memory transfer."""
     base = statistics.median(theirs) if theirs else None
     mine = statistics.median(ours)
-    return {
+    row = {
         "streams": streams,
         "iperf3_gbps (baseline)": None if base is None else round(base, 2),
         f"{name}_gbps": round(mine, 2),
         "ratio": None if base is None else round(mine / base, 3),
-        "runs": ", ".join(f"{v:.1f}" for v in ours),
     }
+    if raw:
+        floor = statistics.median(raw)
+        row["raw_sockets_gbps"] = round(floor, 2)
+        row["raw/iperf3"] = None if base is None else round(floor / base, 3)
+        row[f"{name}/raw"] = round(mine / floor, 3)
+    row["runs"] = ", ".join(f"{v:.1f}" for v in ours)
+    return row
 
 
 def _free_port() -> int:
@@ -91,11 +100,14 @@ async def against_iperf(
     *,
     iperf_seconds: float = 4.0,
     warmup: bool = False,
+    raw: Callable[[int], float] | None = None,
 ) -> list[dict]:
     """Our ``send(streams) -> Gbit/s`` and ``iperf3 -P streams``, interleaved, one row per count.
 
     Interleaving makes both see the same background load; iperf3 is skipped when missing.
-    ``warmup`` runs ``send`` once per stream count first (buffers, connections).
+    ``warmup`` runs ``send`` once per stream count first (buffers, connections). ``raw``
+    (``RawCopy(payload).gbps``) adds the floor of moving the same payload memory to memory
+    with plain sockets, interleaved too: what part of the gap to iperf3 is the memory traffic.
     """
     from shutil import which
 
@@ -104,10 +116,14 @@ async def against_iperf(
     for streams in streams_list:
         if warmup:
             await send(streams)
-        ours, theirs = [], []
+            if raw is not None:
+                await asyncio.to_thread(raw, streams)
+        ours, theirs, floors = [], [], []
         for _ in range(repeats):
             if have_iperf:
                 theirs.append(await asyncio.to_thread(run_iperf, streams, iperf_seconds))
+            if raw is not None:
+                floors.append(await asyncio.to_thread(raw, streams))
             ours.append(await send(streams))
-        rows.append(versus_iperf(streams, ours, theirs, name))
+        rows.append(versus_iperf(streams, ours, theirs, name, floors))
     return rows
