@@ -58,6 +58,7 @@ async def main(size_mib: int, streams: int, repeats: int, batch_mib: int = 32) -
     settings = MigrationSettings.dwcp(streams=streams, batch_bytes=batch_mib << 20, verify_memory=False)
     rows = {"AMST transfer": [], "migration (idle guest)": [], "migration (3,000 writes/s)": []}
     cpu = {name: [] for name in rows}  # process CPU seconds per GiB, both nodes and all threads
+    downtime: dict[str, list[float]] = {name: [] for name in rows}  # ms, migrations only
     for _ in range(repeats):
         vm = BufferVM(pages, mix=ContentMix(0, 0, 1), seed=1)
         payload = bytes(vm.buffer)
@@ -75,6 +76,7 @@ async def main(size_mib: int, streams: int, repeats: int, batch_mib: int = 32) -
             started, cpu_started = time.perf_counter(), time.process_time()
             result = await migrators["n0"].migrate(vm, "n1", settings)
             assert result.ok
+            downtime[name].append(result.downtime * 1e3)
             rows[name].append(len(payload) * 8 / (time.perf_counter() - started) / 1e9)
             cpu[name].append((time.process_time() - cpu_started) / (len(payload) / 2**30))
             if workload is None:  # checked here, outside the timing (the guest was idle throughout)
@@ -84,14 +86,19 @@ async def main(size_mib: int, streams: int, repeats: int, batch_mib: int = 32) -
             destinations.clear()
         vm.close()
     await cluster.close()
-    table(rows, cpu, size_mib, streams, "one process")
+    table(rows, cpu, downtime, size_mib, streams, "one process")
 
 
 ROWS = ("AMST transfer", "migration (idle guest)", "migration (3,000 writes/s)")
 
 
 def table(
-    rows: dict[str, list[float]], cpu: dict[str, list[float]], size_mib: int, streams: int, how: str
+    rows: dict[str, list[float]],
+    cpu: dict[str, list[float]],
+    downtime: dict[str, list[float]],
+    size_mib: int,
+    streams: int,
+    how: str,
 ) -> None:
     base = statistics.median(rows["AMST transfer"])
     report(
@@ -106,6 +113,7 @@ def table(
                 "vs_AMST": round(statistics.median(v) / base, 3),
                 "vs_AMST_paired": round(statistics.median(paired(v, rows["AMST transfer"])), 3),
                 "cpu_s_per_GiB": round(statistics.median(cpu[name]), 2),
+                "downtime_ms": round(statistics.median(downtime[name]), 1) if downtime[name] else None,
             }
             for name, v in rows.items()
         ],
@@ -172,6 +180,7 @@ async def main_two_processes(size_mib: int, streams: int, repeats: int, batch_mi
 
     rows: dict[str, list[float]] = {name: [] for name in ROWS}
     cpu: dict[str, list[float]] = {name: [] for name in ROWS}
+    downtime: dict[str, list[float]] = {name: [] for name in ROWS}  # ms, migrations only
     try:
         directory.register("n1", "127.0.0.1", await asyncio.to_thread(answers.get, True, 60))
         migrator = Migrator(rt)
@@ -194,7 +203,9 @@ async def main_two_processes(size_mib: int, streams: int, repeats: int, batch_mi
                 if vm is None:
                     await migrator.amst.send("n1", payload, streams=streams, tag="plain")
                 else:
-                    assert (await migrator.migrate(vm, "n1", settings)).ok
+                    result = await migrator.migrate(vm, "n1", settings)
+                    assert result.ok
+                    downtime[name].append(result.downtime * 1e3)
                 rows[name].append(len(payload) * 8 / (time.perf_counter() - started) / 1e9)
                 both = time.process_time() - cpu_started + await ask("cpu") - their_cpu
                 cpu[name].append(both / (len(payload) / 2**30))
@@ -206,7 +217,7 @@ async def main_two_processes(size_mib: int, streams: int, repeats: int, batch_mi
         commands.put("stop")
         await rt.close()
         await asyncio.to_thread(destination.join, 60)
-    table(rows, cpu, size_mib, streams, "two processes")
+    table(rows, cpu, downtime, size_mib, streams, "two processes")
 
 
 if __name__ == "__main__":
