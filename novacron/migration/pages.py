@@ -289,15 +289,56 @@ class BatchEncoder:
             del self._free[4:]
 
     # -- real pages -------------------------------------------------------------------------------
-    def encode_real(self, pages: RealPages, link_bps: float, *, runs: bool = True) -> EncodedBatch:
+    def encode_real(
+        self, pages: RealPages, link_bps: float, *, runs: bool = True, bare_checked: bool = False
+    ) -> EncodedBatch:
         """Encode real page bytes into the wire format of the module docstring, or, with ``runs``,
-        as a bare run of raw pages where they are one (:attr:`EncodedBatch.run`).
+        as a bare run of raw pages where they are one (see :meth:`bare_run`; ``bare_checked``:
+        the caller asked it already, and it said no)."""
+        if runs and not bare_checked and (bare := self.bare_run(pages, link_bps)) is not None:
+            return bare
+        return self._encode_layout(pages, link_bps, runs=runs)
+
+    def bare_run(self, pages: RealPages, link_bps: float) -> EncodedBatch | None:
+        """The batch as a bare run of raw pages, if that is how it goes: consecutive pages, none
+        of them zero, no delta encoding on this link and no codec that pays for these bytes.
+        Else None (encode it with :meth:`encode_real`'s batch layout).
 
         A run is not copied: its payload is ``pages.data`` itself, which for a run read in
         place is the guest's memory, marked volatile for the transport, which then copies it
         piece by piece as it sends (a page the guest writes meanwhile may arrive old, new or
         torn; it is dirty again and goes in a later round, as with any snapshot taken while the
-        guest runs). Snapshotting the batch here instead cost twice the CPU."""
+        guest runs). Snapshotting the batch here instead cost twice the CPU. Deciding costs one
+        read of each page's first word and a sample of eight pages: cheap enough for the event
+        loop, which the source uses (handing it to a worker thread cost more in hand-offs)."""
+        span = page_run(pages.ids)
+        if span is None or self.delta_pays(link_bps):  # (deltas: per-page work and cache updates)
+            return None
+        self._real = True
+        if pages.in_place:  # its rows, as a view
+            pages = RealPages(pages.ids, pages.data[span[0] : span[0] + span[1]], pages.log)
+        n = len(pages.ids)
+        if self._codec_for(pages, np.arange(n), link_bps)[0] != "none":  # (eight pages: first)
+            return None
+        if self.settings.zero_pages and find_zero_pages(pages.data).any():
+            return None
+        payload = memoryview(np.ascontiguousarray(pages.data)).cast("B")
+        stats = BatchStats(pages=n, full=n, bytes_in=n * self.page_size, bytes_out=len(payload), codec="none")
+        return EncodedBatch(payload, stats, span, volatile=pages.log or True)
+
+    def _codec_for(self, pages: RealPages, full_rows: np.ndarray, link_bps: float) -> tuple[str, int]:
+        """Codec and level for the full pages ``full_rows``, judged on a sample of eight of them."""
+        if not len(full_rows):
+            return "none", 0
+        sample = pages.rows(full_rows[:: max(1, len(full_rows) // 8)][:8])
+        features = estimate(memoryview(np.ascontiguousarray(sample)).cast("B"))
+        # the sample stands for all the full pages
+        return self._choose(dataclasses.replace(features, size=len(full_rows) * self.page_size), link_bps)
+
+    def _encode_layout(self, pages: RealPages, link_bps: float, *, runs: bool) -> EncodedBatch:
+        """The general path: zero pages, deltas (which also fill the delta cache), a codec; still a
+        bare run (``runs``) if every page turned out full and raw (e.g. a run whose pages were all
+        new to the delta cache)."""
         s = self.settings
         self._real = True
         n = len(pages.ids)
@@ -320,11 +361,7 @@ class BatchEncoder:
                 self._cache.put(pid, page)
         full = ~zero & ~delta
         full_rows = np.flatnonzero(full)
-        sample = pages.rows(full_rows[:: max(1, len(full_rows) // 8)][:8])
-        features = estimate(memoryview(np.ascontiguousarray(sample)).cast("B")) if len(full_rows) else None
-        if features is not None:  # the sample stands for all the full pages
-            features = dataclasses.replace(features, size=len(full_rows) * self.page_size)
-        codec, level = self._choose(features, link_bps) if features is not None else ("none", 0)
+        codec, level = self._codec_for(pages, full_rows, link_bps)
         order = np.concatenate([np.flatnonzero(zero), np.flatnonzero(delta), full_rows])
         kinds = np.concatenate(
             [

@@ -245,3 +245,40 @@ def test_copying_pages_read_in_place_takes_exactly_those_rows_and_refuses_rows_o
     for bad in ([64], [-1]):
         with pytest.raises(IndexError, match="outside 0..63"):
             RealPages(np.array(bad), rows, in_place=True).copy_rows(np.array([0]), out[:1])
+
+
+def _pages_of(kinds, seed=3):
+    gen = MemoryGenerator(seed)
+    return np.frombuffer(b"".join(gen.page(k) for k in kinds), np.uint8).reshape(len(kinds), PAGE).copy()
+
+
+@pytest.mark.parametrize("link", [SLOW_LINK, FAST_LINK])
+@pytest.mark.parametrize(
+    "kinds, ids, bare_on_a_fast_link",
+    [
+        (["random"] * 16, range(2, 14), True),  # a run of incompressible pages
+        (["text"] * 16, range(0, 16), True),  # compressible, but no codec beats a fast link
+        (["random"] * 7 + ["zero"] + ["random"] * 8, range(4, 12), False),  # a zero page inside
+        (["random"] * 16, [1, 5, 6, 9], False),  # not a run
+    ],
+    ids=["random run", "text run", "run with a zero page", "scattered"],
+)
+def test_the_bare_run_shortcut_sends_exactly_what_the_full_encoder_would(
+    kinds, ids, bare_on_a_fast_link, link
+):
+    """``bare_run`` answers only for a batch that goes as a bare run anyway (never on the slow
+    link, where deltas or a codec pay); the wire bytes, stats and volatility are the general
+    path's, and the payload is the guest's memory itself, not a copy."""
+    rows, ids = _pages_of(kinds), np.array(list(ids))
+    settings = MigrationSettings.dwcp()
+    shortcut, general = BatchEncoder(settings, len(rows), PAGE), BatchEncoder(settings, len(rows), PAGE)
+    pages = RealPages(ids, rows, in_place=True)
+    bare = shortcut.bare_run(pages, link)
+    assert (bare is not None) == (bare_on_a_fast_link and link == FAST_LINK)
+    a = bare or shortcut.encode_real(pages, link, bare_checked=True)
+    b = general.encode_real(pages, link, bare_checked=True)
+    assert bytes(a.payload) == bytes(b.payload)
+    assert (a.run, a.stats, bool(a.volatile)) == (b.run, b.stats, bool(b.volatile))
+    if bare is not None:
+        assert bare.run == (int(ids[0]), len(ids))
+        assert np.shares_memory(np.frombuffer(bare.payload, np.uint8), rows)

@@ -86,6 +86,27 @@ def test_runs_of_raw_pages_land_straight_in_the_destinations_memory(cluster):
     assert report.rounds[0].pages == PAGES and report.rounds[0].bytes_out == PAGES * 4096  # no layout
 
 
+def test_bare_runs_are_encoded_on_the_event_loop_and_copied_batches_in_a_worker(cluster):
+    """A run of raw guest memory needs no copy, so its batch is settled on the loop (a thread
+    hand-off per batch cost more than the checks); a batch whose pages get copied goes to a worker."""
+    harness, start, source = cluster
+    start()
+    rt = harness.runtime("n0")
+    offloaded: list[str] = []
+    offload = rt.offload
+
+    def counting(fn, *args):
+        offloaded.append(getattr(fn, "func", fn).__name__)
+        return offload(fn, *args)
+
+    rt.offload = counting
+    settings = MigrationSettings.dwcp(streams=4)
+    assert migrate(harness, source(mix=ContentMix(0, 0, 1)), settings).ok
+    assert "_encode_pages" not in offloaded  # round 0: 32 MiB of incompressible pages, one bare run
+    assert migrate(harness, source(mix=ContentMix(0.3, 0.3, 0.4)), settings).ok
+    assert "_encode_pages" in offloaded  # zero pages among them: the batch layout, pages copied
+
+
 def test_postcopy_fetches_faulted_pages_and_ends_with_every_page(cluster):
     harness, start, source = cluster
     destinations = start(dest_workload=WORKLOAD)
