@@ -57,7 +57,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from novacron.placement.heuristics import HEURISTICS, make_policy, run_episode  # noqa: E402
+from novacron.placement.heuristics import HEURISTICS, HORIZON_HEURISTICS, make_policy, run_episode  # noqa: E402
 from novacron.placement.metrics import mean_ci95, summarise  # noqa: E402
 from novacron.placement.scenario import Scenario  # noqa: E402
 from novacron.sim.envs.placement import PlacementEnv  # noqa: E402
@@ -435,9 +435,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         df = pd.concat([pd.read_csv(path) for path in args.from_episodes], ignore_index=True)
     else:
         heuristics = tuple(args.heuristics.split(",")) if args.heuristics else tuple(HEURISTICS)
-        unknown = [name for name in heuristics if name not in HEURISTICS]
+        # the horizon heuristics (teachers that know the episode's length) only when named
+        unknown = [name for name in heuristics if name not in HEURISTICS and name not in HORIZON_HEURISTICS]
         if unknown:
-            parser.error(f"unknown heuristic(s) {unknown}; choose from {', '.join(HEURISTICS)}")
+            known = ", ".join([*HEURISTICS, *HORIZON_HEURISTICS])
+            parser.error(f"unknown heuristic(s) {unknown}; choose from {known}")
         heuristics = () if args.skip_heuristics else heuristics
         df = episodes(
             loads,

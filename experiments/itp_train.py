@@ -251,7 +251,7 @@ def behaviour_clone(
     return losses
 
 
-def add_bc_penalty(model, data: dict, weight: float, batch_size: int, seed: int) -> None:
+def add_bc_penalty(model, data: dict, weight: float, batch_size: int, seed: int, schedule=None) -> None:
     """Make every PPO update minimise ``PPO loss + weight x cross-entropy to the teacher's actions``.
 
     The teacher's decisions (``data``, from :func:`collect_teacher`) act as a
@@ -259,6 +259,8 @@ def add_bc_penalty(model, data: dict, weight: float, batch_size: int, seed: int)
     the imitated heuristic (as in DAPG, Rajeswaran et al. 2018, with a constant
     weight): before each optimiser step of PPO, the gradient of the penalty on a
     fresh minibatch of teacher states is added to PPO's (already clipped) gradient.
+    ``schedule`` (optional, no arguments) returns the weight to use at each step instead
+    of the constant ``weight`` (e.g. annealed with the training steps).
     """
     import torch
 
@@ -270,10 +272,77 @@ def add_bc_penalty(model, data: dict, weight: float, batch_size: int, seed: int)
     def penalised_step(*args, **kwargs):
         idx = torch.as_tensor(rng.integers(0, len(actions), size=batch_size))
         _, log_prob, _ = policy.evaluate_actions(obs[idx], actions[idx], action_masks=masks[idx])
-        (-weight * log_prob.mean()).backward()
+        (-(weight if schedule is None else schedule()) * log_prob.mean()).backward()
         return ppo_step(*args, **kwargs)
 
     optimizer.step = penalised_step
+
+
+def critic_warmup(
+    model, env, steps: int, gamma: float, epochs: int, batch_size: int, seed: int, lr: float = 1e-3
+) -> dict:
+    """Fit the value function alone to the current policy's on-policy returns, the actor frozen.
+
+    Rolls out ``model``'s stochastic policy (as PPO samples it) for at least ``steps`` steps of
+    whole episodes, then regresses the critic (its MLP and value head, on the features
+    computed once with no gradient) onto the discounted Monte Carlo returns for ``epochs``
+    passes. The shared features extractor, and so the actor, does not change. Returns the
+    explained variance of the returns before and after, and the number of states.
+    """
+    import torch
+
+    policy = model.policy
+    policy.set_training_mode(False)
+    obs_l, ret_l = [], []
+    episode = 0
+    while len(obs_l) < steps:
+        obs, _ = env.reset(seed=seed * 100_000 + 50_000 + episode)
+        episode += 1
+        rewards, done = [], False
+        while not done:
+            mask = env.action_masks()
+            with torch.no_grad():
+                action, _, _ = policy(torch.as_tensor(obs[None]), action_masks=mask[None])
+            obs_l.append(obs)
+            obs, reward, done, _, _ = env.step(int(action[0]))
+            rewards.append(reward)
+        ret_l.append(discounted_returns(rewards, gamma))
+    obs_t = torch.as_tensor(np.asarray(obs_l, dtype=np.float32))
+    returns = torch.as_tensor(np.concatenate(ret_l).astype(np.float32))
+    with torch.no_grad():
+        features = policy.extract_features(obs_t)
+        if isinstance(features, tuple):  # separate actor / critic extractors: the critic's
+            features = features[1]
+
+    def values(idx) -> torch.Tensor:
+        return policy.value_net(policy.mlp_extractor.forward_critic(features[idx])).flatten()
+
+    def explained() -> float:
+        with torch.no_grad():
+            pred = torch.cat(
+                [values(torch.arange(i, min(i + 4096, len(returns)))) for i in range(0, len(returns), 4096)]
+            )
+        return float(1.0 - (returns - pred).var() / returns.var())
+
+    before = explained()
+    params = [*policy.mlp_extractor.value_net.parameters(), *policy.value_net.parameters()]
+    optimizer = torch.optim.Adam(params, lr=lr)
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        order = rng.permutation(len(returns))
+        for start in range(0, len(order), batch_size):
+            idx = torch.as_tensor(order[start : start + batch_size])
+            loss = torch.nn.functional.mse_loss(values(idx), returns[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 0.5)
+            optimizer.step()
+    return {
+        "states": len(returns),
+        "episodes": episode,
+        "explained_before": before,
+        "explained_after": explained(),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -302,6 +371,22 @@ def main(argv: list[str] | None = None) -> dict:
         default=0.0,
         help="during PPO, add this x cross-entropy to --bc-teacher's actions to every update (0: off)",
     )
+    parser.add_argument(
+        "--bc-weight-final",
+        type=float,
+        default=None,
+        help="anneal the --bc-weight penalty linearly to this over --bc-anneal-steps (default: constant)",
+    )
+    parser.add_argument(
+        "--bc-anneal-steps", type=int, default=None, help="steps of the annealing (default: --timesteps)"
+    )
+    parser.add_argument(
+        "--critic-warmup",
+        type=int,
+        default=0,
+        help="before PPO, fit the value function alone (actor frozen) on this many on-policy steps (0: off)",
+    )
+    parser.add_argument("--critic-epochs", type=int, default=5, help="passes of the critic warm-up")
     parser.add_argument("--target-kl", type=float, default=None)
     parser.add_argument("--clip-range", type=float, default=0.2)
     parser.add_argument(
@@ -384,12 +469,29 @@ def main(argv: list[str] | None = None) -> dict:
             )
             model.save(str(args.out / "imitation.zip"))
         if args.bc_weight > 0:
-            add_bc_penalty(model, data, args.bc_weight, args.batch_size, args.seed)
+            schedule = None
+            if args.bc_weight_final is not None:
+                anneal = max(args.bc_anneal_steps or args.timesteps, 1)
+                w0, w1 = args.bc_weight, args.bc_weight_final
+
+                def schedule() -> float:
+                    return w0 + (w1 - w0) * min(model.num_timesteps / anneal, 1.0)
+
+            add_bc_penalty(model, data, args.bc_weight, args.batch_size, args.seed, schedule)
             print(
                 f"PPO + {args.bc_weight} x cross-entropy to {args.bc_teacher} ({len(data['actions'])} states)"
+                + ("" if schedule is None else f", annealed to {args.bc_weight_final} over {anneal} steps")
             )
     elif args.bc_weight > 0:
         parser.error("--bc-weight needs --bc-teacher")
+
+    if args.critic_warmup > 0:
+        t_cw = time.perf_counter()
+        warm = critic_warmup(
+            model, train_env, args.critic_warmup, args.gamma, args.critic_epochs, args.batch_size, args.seed
+        )
+        (args.out / "critic_warmup.json").write_text(json.dumps(warm, indent=1))
+        print(f"critic warm-up: {warm} in {time.perf_counter() - t_cw:.0f} s", flush=True)
 
     curve_path = args.out / "learning_curve.csv"
     fh = curve_path.open("w", newline="")

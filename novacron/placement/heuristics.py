@@ -27,6 +27,12 @@ over hosts, so a decision costs a few microseconds for tens of hosts.
   task's nearest region has no room, up to :data:`PATIENCE` x ``max_wait``, then goes
   to the nearest feasible host: the score charges distance and rejection, not waiting.
   Patience chosen on the validation split (``experiments/itp_rollout.py tune-base``).
+* ``horizon_nearest_fit`` (in :data:`HORIZON_HEURISTICS`, not :data:`HEURISTICS`):
+  ``patient_nearest_fit`` that also admits big tasks near the end of the episode, when what
+  they hold mostly outlives the remaining arrivals (resources held after the last arrival
+  cost nothing in the score), and packs with GPUs in mind (CPU-only tasks keep off GPU
+  hosts, fractional-GPU tasks keep whole GPUs whole). It knows the episode's length, which
+  a scheduler of an endless stream does not: a teacher for learned policies on this benchmark.
 """
 
 from __future__ import annotations
@@ -234,6 +240,92 @@ class PatientNearestFitPolicy(AdmissionNearestFitPolicy):
         return action if waited >= self.patience else DEFER
 
 
+#: share of the episode's arrivals, counted from its end, during which big tasks may be admitted
+HORIZON_TAIL = 0.45
+#: ... if the cluster's CPU and GPU utilisation (before placing) are at most this
+HORIZON_UTILISATION = 0.8
+#: admission threshold of ``horizon_nearest_fit`` before the tail (resource-time, as above)
+HORIZON_THRESHOLD = 0.3
+#: best-fit penalty for a CPU-only task on a host with GPUs, and for breaking a whole GPU
+#: for a fractional-GPU task (the best-fit score itself is < 3; RTT ranks first anyway)
+CPU_ON_GPU_PENALTY = 3.0
+GPU_BREAK_PENALTY = 3.0
+
+
+class HorizonNearestFitPolicy(PatientNearestFitPolicy):
+    """``patient_nearest_fit`` with end-of-episode admission and GPU-aware packing.
+
+    Big tasks (resource-time above ``threshold``) at this benchmark's load hold a GPU for
+    longer than the rest of the episode, so the cost of admitting one is the capacity it
+    takes from the tasks that still arrive. Early on that costs more than the task is
+    worth (``admission_nearest_fit`` rejects them all); once at least ``1 - tail`` of the
+    episode's tasks have arrived it is admitted if the cluster's CPU and GPU utilisation
+    are at most ``utilisation``. Placement is ``nearest_fit``'s (RTT first, then best fit)
+    with two penalties on the best-fit score: ``cpu_on_gpu`` for a CPU-only task on a GPU
+    host (it takes CPU and memory that GPU tasks need), and ``gpu_break`` for a
+    fractional-GPU task on a host where it would start on a whole free GPU (the simulator
+    fills the fullest GPU that fits, so this is known before placing). Waiting for a host in
+    the nearest region is ``patient_nearest_fit``'s.
+
+    The tail test needs the episode's number of tasks: a learned policy sees the same through
+    the observation's ``progress`` and ``queue_length`` features (decided and queued tasks as
+    shares of the episode). Settings chosen on the ``val`` split (``results/itp/teacher/``).
+    """
+
+    name = "horizon_nearest_fit"
+
+    def __init__(
+        self,
+        threshold: float | None = None,
+        patience: float | None = None,
+        tail: float = HORIZON_TAIL,
+        utilisation: float = HORIZON_UTILISATION,
+        cpu_on_gpu: float = CPU_ON_GPU_PENALTY,
+        gpu_break: float = GPU_BREAK_PENALTY,
+    ) -> None:
+        super().__init__(HORIZON_THRESHOLD if threshold is None else threshold, patience)
+        self.tail, self.utilisation = float(tail), float(utilisation)
+        self.cpu_on_gpu, self.gpu_break = float(cpu_on_gpu), float(gpu_break)
+
+    def in_tail(self, sim: PlacementSim) -> bool:
+        """Whether at least ``1 - tail`` of the episode's tasks have arrived (never when ``tail`` is 0)."""
+        return self.tail > 0 and sim.arrived >= (1.0 - self.tail) * len(sim.tasks)
+
+    def admits(self, sim: PlacementSim) -> bool:
+        if super().admits(sim):
+            return True
+        if not self.in_tail(sim):
+            return False
+        h = sim.cluster.hosts
+        cpu = 1.0 - sim.cpu_free.sum() / h.cpu.sum()
+        gpu_cap = float(h.gpus.sum()) * GPU_MILLI
+        gpu = 1.0 - np.clip(sim.gpu_free, 0.0, None).sum() / gpu_cap if gpu_cap > 0 else 0.0
+        return max(cpu, gpu) <= self.utilisation
+
+    def host_scores(self, sim: PlacementSim) -> np.ndarray:
+        """Lower is better: ``4 x RTT`` + best-fit score + the two packing penalties."""
+        task, t, h = sim.current, sim.tasks, sim.cluster.hosts
+        score = _free_shares(sim, task, after=True).sum(axis=0)
+        if t.num_gpu[task] == 0:
+            score = score + self.cpu_on_gpu * (h.gpus > 0)
+        elif self.gpu_break and t.gpu_milli[task] < GPU_MILLI:
+            fits = sim.gpu_free >= t.gpu_milli[task]
+            tightest = np.min(np.where(fits, sim.gpu_free, np.inf), axis=1)
+            score = score + self.gpu_break * (tightest >= GPU_MILLI)
+        return 4.0 * sim.host_rtt_ms[t.origin[task]] + score
+
+    def select(self, sim: PlacementSim) -> int:
+        if not self.admits(sim):
+            return DEFER
+        task = sim.current
+        action = _pick_min(self.host_scores(sim), sim.mask())
+        rtt = sim.host_rtt_ms[sim.tasks.origin[task]]
+        if rtt[action] <= rtt.min():
+            return action
+        waited = (sim.clock - sim.tasks.arrival[task]) / sim.max_wait
+        return action if waited >= self.patience else DEFER
+
+
 HEURISTICS: dict[str, Callable[[], Policy]] = {
     p.name: p
     for p in (
@@ -250,11 +342,17 @@ HEURISTICS: dict[str, Callable[[], Policy]] = {
 }
 
 
+#: heuristics that use the episode's length (a finite benchmark's, not an endless stream's): teachers
+#: for learned policies and comparison rows, kept out of :data:`HEURISTICS` (the deployable ones)
+HORIZON_HEURISTICS: dict[str, Callable[[], Policy]] = {HorizonNearestFitPolicy.name: HorizonNearestFitPolicy}
+
+
 def make_policy(name: str) -> Policy:
     try:
-        return HEURISTICS[name]()
+        return {**HEURISTICS, **HORIZON_HEURISTICS}[name]()
     except KeyError:
-        raise ValueError(f"unknown policy {name!r}; heuristics: {', '.join(HEURISTICS)}") from None
+        known = ", ".join([*HEURISTICS, *HORIZON_HEURISTICS])
+        raise ValueError(f"unknown policy {name!r}; heuristics: {known}") from None
 
 
 def run_episode(
