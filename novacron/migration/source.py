@@ -228,9 +228,10 @@ class SourceRun:
         memory on a fast link is all such runs) is settled here, on the event loop: the
         encoder's checks are cheap and nothing is copied, and handing these batches to a worker
         thread had cost more in thread hand-offs and GIL waits than the checks themselves (512
-        MiB on loopback, two processes, 8 interleaved repeats twice, paired against AMST: idle
-        guest 0.77x with the hand-off, 0.84x and 0.88x without; source CPU 0.42 -> 0.36-0.38
-        s/GiB). Any other big batch, whose pages get copied or compressed, is encoded off the
+        MiB on loopback, one node per process, paired against AMST: idle guest 0.78-0.80x with
+        the hand-off, 0.85-0.92x without; source CPU 0.40-0.44 -> 0.34-0.38 s/GiB; with both
+        nodes on one loop, where the worker had a core to itself, no difference beyond the
+        noise). Any other big batch, whose pages get copied or compressed, is encoded off the
         loop where the runtime can, so that work uses another core."""
         pages = self.vm.read(ids)
         if isinstance(pages, RealPages):
