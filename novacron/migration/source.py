@@ -230,8 +230,8 @@ class SourceRun:
         thread had cost more in thread hand-offs and GIL waits than the checks themselves (512
         MiB on loopback, one node per process, paired against AMST: idle guest 0.78-0.80x with
         the hand-off, 0.85-0.92x without; source CPU 0.40-0.44 -> 0.34-0.38 s/GiB; with both
-        nodes on one loop, where the worker had a core to itself, no difference beyond the
-        noise). Any other big batch, whose pages get copied or compressed, is encoded off the
+        nodes on one loop, where the worker had a core to itself, no clear difference: -6% to
+        +6% between runs). Any other big batch, whose pages get copied or compressed, is encoded off the
         loop where the runtime can, so that work uses another core."""
         pages = self.vm.read(ids)
         if isinstance(pages, RealPages):
