@@ -231,8 +231,8 @@ class SourceRun:
         MiB on loopback, one node per process, paired against AMST: idle guest 0.78-0.80x with
         the hand-off, 0.85-0.92x without; source CPU 0.40-0.44 -> 0.34-0.38 s/GiB; with both
         nodes on one loop, where the worker had a core to itself, no clear difference: -6% to
-        +6% between runs). Any other big batch, whose pages get copied or compressed, is encoded off the
-        loop where the runtime can, so that work uses another core."""
+        +6% between runs). Any other big batch, whose pages get copied or compressed, is
+        encoded off the loop where the runtime can, so that work uses another core."""
         pages = self.vm.read(ids)
         if isinstance(pages, RealPages):
             bare = self.encoder.bare_run(pages, self.link_bps)
