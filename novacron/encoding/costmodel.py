@@ -18,6 +18,7 @@ The script also retrains the learned selector (``selector_model.json``) against 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -101,13 +102,30 @@ class CostModel:
         Path(path).write_text(self.to_json())
 
     # -- queries ------------------------------------------------------------------------------
+    @functools.cached_property
+    def _levels(self) -> dict[str, list[int]]:
+        """Calibrated levels per codec, ascending (the selector asks for costs on every batch)."""
+        levels: dict[str, set[int]] = {}
+        for codec, level, _ in self.codecs:
+            levels.setdefault(codec, set()).add(level)
+        return {codec: sorted(found) for codec, found in levels.items()}
+
+    @functools.cached_property
+    def _nearest(self) -> dict[tuple[str, int, str], CodecCost]:
+        """Answers of :meth:`cost` already given (the codecs dict never changes)."""
+        return {}
+
     def levels(self, codec: str) -> list[int]:
         """The calibrated levels of ``codec``, ascending."""
-        return sorted({level for c, level, _ in self.codecs if c == codec})
+        return list(self._levels.get(codec, ()))
 
     def cost(self, codec: str, level: int, content: ContentClass = "mixed") -> CodecCost:
         """Figures for ``codec`` at ``level`` on ``content``; the nearest calibrated level stands in."""
-        levels = self.levels(codec)
+        key = (codec, level, content)
+        found = self._nearest.get(key)
+        if found is not None:
+            return found
+        levels = self._levels.get(codec)
         if not levels:
             raise KeyError(
                 f"codec {codec!r} is not calibrated (calibrated: {sorted({c for c, _, _ in self.codecs})})"
@@ -115,7 +133,8 @@ class CostModel:
         if content not in CONTENT_CLASSES:
             raise KeyError(f"unknown content class {content!r}; use one of {CONTENT_CLASSES}")
         nearest = min(levels, key=lambda lv: (abs(lv - level), -lv))
-        return self.codecs[(codec, nearest, content)]
+        found = self._nearest[key] = self.codecs[(codec, nearest, content)]
+        return found
 
     def compress_seconds(self, codec: str, level: int, nbytes: int, content: ContentClass = "mixed") -> float:
         """CPU seconds to encode ``nbytes`` of ``content`` (what the simulator charges)."""
