@@ -1,25 +1,24 @@
 """Live migration on the real backend: goodput against a plain AMST transfer of the same bytes.
 
-Two nodes on loopback in one process (one event loop, as the real-backend tests run them). The
-VM is a real memory buffer of incompressible pages with an idle guest, so migration and the plain
-transfer move the same bytes: the figure is what migration's page handling (dirty log, reading
-pages, zero detection, batch framing and checksums, writing pages on the destination) costs on
-top of AMST. The switch-over digest check is off, as in production (``verify_memory=False``); the
-benchmark compares the two memories itself, outside the timing. A second row adds a guest
-writing 3,000 pages/s (the migration then also re-sends dirtied pages; goodput counts memory
-bytes only).
+The VM is a real memory buffer of incompressible pages, so migration and the plain transfer move
+the same bytes: the figure is what migration's page handling (dirty log, reading pages, zero
+detection, batch framing and checksums, writing pages on the destination) costs on top of AMST.
+A second row adds a guest writing 3,000 pages/s (the migration then also re-sends dirtied pages;
+goodput counts memory bytes only). The switch-over digest check is off, as in production
+(``verify_memory=False``); the benchmark compares the two memories itself, outside the timing.
+
 Target (issue 6): migration goodput >= 0.8x AMST's, interleaved runs, medians. The host's speed
 drifts by tens of percent within a minute, so the table also gives the median of per-repeat
 ratios (each migration against the AMST transfer of its own repeat).
 
-``--two-processes`` runs each node in its own process instead (as in production, and as the other
-real-backend benchmarks run): the destination VM lives in the second process, which reports its
-memory digest and CPU time through a queue. There the page work cannot borrow a core the event
-loop leaves idle (in one process, one loop moves both ends' bytes and the second core is free for
-the page copies), so the ratio is lower; both are worth knowing.
+Layouts. By default each node runs in its own process, as in production and as the other
+real-backend benchmarks run (the destination VM lives in a child process, which reports its memory
+digest and CPU time through a queue). ``--one-process`` puts both nodes on one event loop, as the
+real-backend tests run them: one thread then moves both ends' bytes, for AMST and migration alike,
+and the second core only serves the migration's worker threads. Both are worth knowing.
 
 Run: .venv/bin/python benchmarks/bench_migration_real.py [--size-mib 512] [--streams 4] [--repeats 3]
-     [--batch-mib 32] [--two-processes]
+     [--batch-mib 32] [--one-process]
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine, report
+from common import report
 
 from novacron.backends import AsyncioRuntime, LocalCluster, PeerDirectory, new_event_loop
 from novacron.backends.vm import BufferVM
@@ -40,99 +39,93 @@ from novacron.migration import MigrationSettings, Migrator, UniformWorkload
 from novacron.migration.driver import memory_digest
 from novacron.transport.dataplane import ContentMix
 
-
-async def main(size_mib: int, streams: int, repeats: int, batch_mib: int = 32) -> None:
-    pages = size_mib * 256
-    cluster = LocalCluster(Path(tempfile.mkdtemp()) / "bench", seed=0)
-    for node in ("n0", "n1"):
-        await cluster.add_node(node)
-    destinations: list[BufferVM] = []
-
-    def factory(begin):
-        # the destination's memory was allocated and faulted in before (QEMU -mem-prealloc)
-        return destinations[-1]
-
-    migrators = {n: Migrator(cluster.runtime(n), vm_factory=factory) for n in ("n0", "n1")}
-    plain_rx = migrators["n1"].amst  # plain transfers use the very AMST migration uses
-    plain_rx.on_receive("plain", lambda s, p: None)
-    settings = MigrationSettings.dwcp(streams=streams, batch_bytes=batch_mib << 20, verify_memory=False)
-    rows = {"AMST transfer": [], "migration (idle guest)": [], "migration (3,000 writes/s)": []}
-    cpu = {name: [] for name in rows}  # process CPU seconds per GiB, both nodes and all threads
-    downtime: dict[str, list[float]] = {name: [] for name in rows}  # ms, migrations only
-    for _ in range(repeats):
-        vm = BufferVM(pages, mix=ContentMix(0, 0, 1), seed=1)
-        payload = bytes(vm.buffer)
-        started, cpu_started = time.perf_counter(), time.process_time()
-        await migrators["n0"].amst.send("n1", payload, streams=streams, tag="plain")
-        rows["AMST transfer"].append(len(payload) * 8 / (time.perf_counter() - started) / 1e9)
-        cpu["AMST transfer"].append((time.process_time() - cpu_started) / (len(payload) / 2**30))
-        for name, workload in (
-            ("migration (idle guest)", None),
-            ("migration (3,000 writes/s)", UniformWorkload(3000, 4096)),
-        ):
-            vm.close()
-            vm = BufferVM(pages, mix=ContentMix(0, 0, 1), seed=1, workload=workload)
-            destinations.append(BufferVM(pages, empty=True, prefault=True))
-            started, cpu_started = time.perf_counter(), time.process_time()
-            result = await migrators["n0"].migrate(vm, "n1", settings)
-            assert result.ok
-            downtime[name].append(result.downtime * 1e3)
-            rows[name].append(len(payload) * 8 / (time.perf_counter() - started) / 1e9)
-            cpu[name].append((time.process_time() - cpu_started) / (len(payload) / 2**30))
-            if workload is None:  # checked here, outside the timing (the guest was idle throughout)
-                assert memory_digest(destinations[-1].buffer) == memory_digest(vm.buffer)
-            for d in destinations:
-                d.close()
-            destinations.clear()
-        vm.close()
-    await cluster.close()
-    table(rows, cpu, downtime, size_mib, streams, "one process")
-
-
 ROWS = ("AMST transfer", "migration (idle guest)", "migration (3,000 writes/s)")
 
 
-def table(
-    rows: dict[str, list[float]],
-    cpu: dict[str, list[float]],
-    downtime: dict[str, list[float]],
-    size_mib: int,
-    streams: int,
-    how: str,
-) -> None:
-    base = statistics.median(rows["AMST transfer"])
-    report(
-        f"Live migration vs plain AMST on loopback, {how} ({machine()})",
-        [
-            {
-                "what": name,
-                "streams": streams,
-                "size_MiB": size_mib,
-                "median_Gbit_s": round(statistics.median(v), 2),
-                "runs": ", ".join(f"{x:.2f}" for x in v),
-                "vs_AMST": round(statistics.median(v) / base, 3),
-                "vs_AMST_paired": round(statistics.median(paired(v, rows["AMST transfer"])), 3),
-                "cpu_s_per_GiB": round(statistics.median(cpu[name]), 2),
-                "downtime_ms": round(statistics.median(downtime[name]), 1) if downtime[name] else None,
-            }
-            for name, v in rows.items()
-        ],
-    )
-    print(
-        "vs_AMST: ratio of the medians; vs_AMST_paired: median of each repeat's ratio to the AMST "
-        "transfer of the same repeat (seconds apart: steadier when the host's speed drifts)"
-    )
+class OneProcess:
+    """Both nodes in this process, on one event loop."""
+
+    title = "one process"
+
+    def __init__(self, pages: int) -> None:
+        self.pages = pages
+        self._destination: BufferVM | None = None
+
+    async def start(self) -> Migrator:
+        self._cluster = LocalCluster(Path(tempfile.mkdtemp()) / "bench", seed=0)
+        for node in ("n0", "n1"):
+            await self._cluster.add_node(node)
+        receiver = Migrator(self._cluster.runtime("n1"), vm_factory=lambda begin: self._destination)
+        receiver.amst.on_receive("plain", lambda s, p: None)  # plain transfers use migration's very AMST
+        return Migrator(self._cluster.runtime("n0"))
+
+    async def prepare(self) -> None:
+        """A destination VM for the next migration, allocated and faulted in beforehand (QEMU's
+        ``-mem-prealloc``)."""
+        self._release()
+        self._destination = BufferVM(self.pages, empty=True, prefault=True)
+
+    async def peer_cpu(self) -> float:
+        return 0.0  # the destination's CPU time is in this process's own
+
+    async def digest(self) -> str:
+        assert self._destination is not None
+        return memory_digest(self._destination.buffer)
+
+    async def close(self) -> None:
+        self._release()
+        await self._cluster.close()
+
+    def _release(self) -> None:
+        if self._destination is not None:
+            self._destination.close()
+            self._destination = None
 
 
-def paired(ours: list[float], amst: list[float]) -> list[float]:
-    """Each repeat's goodput over the AMST transfer measured next to it."""
-    return [a / b for a, b in zip(ours, amst, strict=True)]
+class TwoProcesses:
+    """The source node here, the destination in a child process driven through a queue."""
+
+    title = "two processes"
+
+    def __init__(self, pages: int) -> None:
+        self.pages = pages
+        context = mp.get_context("spawn")
+        self._commands, self._answers = context.Queue(), context.Queue()
+        self._context = context
+
+    async def start(self) -> Migrator:
+        directory = PeerDirectory()
+        self._rt = AsyncioRuntime("n0", directory=directory)
+        await self._rt.start()
+        args = (self._rt.address[1], self.pages, self._commands, self._answers)
+        self._child = self._context.Process(target=_destination, args=args)
+        self._child.start()
+        directory.register("n1", "127.0.0.1", await asyncio.to_thread(self._answers.get, True, 60))
+        return Migrator(self._rt)
+
+    async def _ask(self, command: str):
+        self._commands.put(command)
+        return await asyncio.to_thread(self._answers.get, True, 300)
+
+    async def prepare(self) -> None:
+        await self._ask("prepare")
+
+    async def peer_cpu(self) -> float:
+        return await self._ask("cpu")
+
+    async def digest(self) -> str:
+        return await self._ask("digest")
+
+    async def close(self) -> None:
+        self._commands.put("stop")
+        await self._rt.close()
+        await asyncio.to_thread(self._child.join, 60)
 
 
 def _destination(src_port: int, pages: int, commands: mp.Queue, answers: mp.Queue) -> None:
-    """The destination node, in its own process; the source drives it through ``commands``:
-    ``prepare`` (a pre-faulted VM for the next migration), ``digest`` (of the last one's
-    memory), ``cpu`` (this process's CPU seconds so far), ``stop``."""
+    """The destination node of :class:`TwoProcesses`, in its own process. Commands: ``prepare``
+    (a pre-faulted VM for the next migration), ``digest`` (of the last one's memory), ``cpu``
+    (this process's CPU seconds so far), ``stop``."""
 
     async def serve() -> None:
         directory = PeerDirectory()
@@ -164,60 +157,86 @@ def _destination(src_port: int, pages: int, commands: mp.Queue, answers: mp.Queu
     loop.close()
 
 
-async def main_two_processes(size_mib: int, streams: int, repeats: int, batch_mib: int = 32) -> None:
-    pages = size_mib * 256
-    directory = PeerDirectory()
-    rt = AsyncioRuntime("n0", directory=directory)
-    await rt.start()
-    ctx = mp.get_context("spawn")
-    commands, answers = ctx.Queue(), ctx.Queue()
-    destination = ctx.Process(target=_destination, args=(rt.address[1], pages, commands, answers))
-    destination.start()
-
-    async def ask(command: str):
-        commands.put(command)
-        return await asyncio.to_thread(answers.get, True, 300)
-
-    rows: dict[str, list[float]] = {name: [] for name in ROWS}
-    cpu: dict[str, list[float]] = {name: [] for name in ROWS}
+async def measure(
+    layout: OneProcess | TwoProcesses, size_mib: int, streams: int, repeats: int, batch_mib: int
+) -> None:
+    """Interleave, in every repeat, a plain AMST transfer and the two migrations of the same bytes."""
+    rows: dict[str, list[float]] = {name: [] for name in ROWS}  # Gbit/s
+    cpu: dict[str, list[float]] = {name: [] for name in ROWS}  # CPU s/GiB, both nodes, all threads
     downtime: dict[str, list[float]] = {name: [] for name in ROWS}  # ms, migrations only
+    source = await layout.start()
     try:
-        directory.register("n1", "127.0.0.1", await asyncio.to_thread(answers.get, True, 60))
-        migrator = Migrator(rt)
         settings = MigrationSettings.dwcp(streams=streams, batch_bytes=batch_mib << 20, verify_memory=False)
-        with BufferVM(pages, mix=ContentMix(0, 0, 1), seed=1) as vm:
+        with BufferVM(layout.pages, mix=ContentMix(0, 0, 1), seed=1) as vm:
             payload = bytes(vm.buffer)
-        await migrator.amst.send("n1", payload, streams=streams, tag="plain")  # warm-up (receive buffer)
-        for _ in range(repeats):
+        await source.amst.send("n1", payload, streams=streams, tag="plain")  # warm-up (receive buffer)
+        gib = len(payload) / 2**30
+        for repeat in range(repeats):
             for name in ROWS:
                 workload = UniformWorkload(3000, 4096) if "writes" in name else None
                 vm = (
                     None
                     if name == "AMST transfer"
-                    else BufferVM(pages, mix=ContentMix(0, 0, 1), seed=1, workload=workload)
+                    else BufferVM(layout.pages, mix=ContentMix(0, 0, 1), seed=1, workload=workload)
                 )
                 if vm is not None:
-                    await ask("prepare")
-                cpu_started, their_cpu = time.process_time(), await ask("cpu")
+                    await layout.prepare()
+                cpu_started, peer_cpu = time.process_time(), await layout.peer_cpu()
                 started = time.perf_counter()
                 if vm is None:
-                    await migrator.amst.send("n1", payload, streams=streams, tag="plain")
+                    await source.amst.send("n1", payload, streams=streams, tag="plain")
                 else:
-                    result = await migrator.migrate(vm, "n1", settings)
-                    assert result.ok
+                    result = await source.migrate(vm, "n1", settings)
+                    assert result.ok, result
                     downtime[name].append(result.downtime * 1e3)
                 rows[name].append(len(payload) * 8 / (time.perf_counter() - started) / 1e9)
-                both = time.process_time() - cpu_started + await ask("cpu") - their_cpu
-                cpu[name].append(both / (len(payload) / 2**30))
+                used = time.process_time() - cpu_started + await layout.peer_cpu() - peer_cpu
+                cpu[name].append(used / gib)
                 if vm is not None:
                     if workload is None:  # compared outside the timing (the guest was idle throughout)
-                        assert await ask("digest") == memory_digest(vm.buffer)
+                        assert await layout.digest() == memory_digest(vm.buffer), "memories differ"
                     vm.close()
+            print(f"repeat {repeat + 1}/{repeats} done", flush=True)
     finally:
-        commands.put("stop")
-        await rt.close()
-        await asyncio.to_thread(destination.join, 60)
-    table(rows, cpu, downtime, size_mib, streams, "two processes")
+        await layout.close()
+    table(rows, cpu, downtime, size_mib, streams, layout.title)
+
+
+def table(
+    rows: dict[str, list[float]],
+    cpu: dict[str, list[float]],
+    downtime: dict[str, list[float]],
+    size_mib: int,
+    streams: int,
+    how: str,
+) -> None:
+    base = statistics.median(rows["AMST transfer"])
+    report(
+        f"Live migration vs plain AMST on loopback, {how}",
+        [
+            {
+                "what": name,
+                "streams": streams,
+                "size_MiB": size_mib,
+                "median_Gbit_s": round(statistics.median(v), 2),
+                "runs": ", ".join(f"{x:.2f}" for x in v),
+                "vs_AMST": round(statistics.median(v) / base, 3),
+                "vs_AMST_paired": round(statistics.median(paired(v, rows["AMST transfer"])), 3),
+                "cpu_s_per_GiB": round(statistics.median(cpu[name]), 2),
+                "downtime_ms": round(statistics.median(downtime[name]), 1) if downtime[name] else None,
+            }
+            for name, v in rows.items()
+        ],
+    )
+    print(
+        "vs_AMST: ratio of the medians; vs_AMST_paired: median of each repeat's ratio to the AMST "
+        "transfer of the same repeat (seconds apart: steadier when the host's speed drifts)"
+    )
+
+
+def paired(ours: list[float], amst: list[float]) -> list[float]:
+    """Each repeat's goodput over the AMST transfer measured next to it."""
+    return [a / b for a, b in zip(ours, amst, strict=True)]
 
 
 if __name__ == "__main__":
@@ -228,11 +247,12 @@ if __name__ == "__main__":
     parser.add_argument(
         "--batch-mib", type=int, default=32, help="migration batch size (MigrationSettings.batch_bytes)"
     )
-    parser.add_argument("--two-processes", action="store_true", help="one node per process (see above)")
+    parser.add_argument("--one-process", action="store_true", help="both nodes on one event loop (see above)")
     args = parser.parse_args()
-    run = main_two_processes if args.two_processes else main
+    pages = args.size_mib * 256
+    layout = OneProcess(pages) if args.one_process else TwoProcesses(pages)
     loop = new_event_loop()
     try:
-        loop.run_until_complete(run(args.size_mib, args.streams, args.repeats, args.batch_mib))
+        loop.run_until_complete(measure(layout, args.size_mib, args.streams, args.repeats, args.batch_mib))
     finally:
         loop.close()
