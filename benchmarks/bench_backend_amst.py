@@ -23,91 +23,29 @@ Run: .venv/bin/python benchmarks/bench_backend_amst.py [--size-mib 1024] [--stre
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import multiprocessing as mp
-import os
-import shutil
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from common import against_iperf, report
-from rawcopy import RawCopy
+from common import ReceiveHandler, loopback_parser, run_two_nodes_against_iperf
 
-from novacron.backends import AsyncioRuntime, PeerDirectory, new_event_loop
+from novacron.backends import AsyncioRuntime
 from novacron.transport import AMST
 
 
-def _receiver(tx_port: int, ports: mp.Queue, runs: int) -> None:
-    """The receiving node, in its own process: AMST with a handler that counts payloads."""
-
-    async def serve() -> None:
-        directory = PeerDirectory()
-        directory.register("tx", "127.0.0.1", tx_port)  # acknowledgements go back to the sender
-        rt = AsyncioRuntime("rx", directory=directory)
-        await rt.start()
-        amst = AMST(rt)
-        finished = 0
-        all_done = rt.create_future()
-
-        def received(src, payload) -> None:
-            nonlocal finished
-            finished += 1
-            if finished == runs:
-                rt.call_later(1.0, all_done.set_result, None)  # let the last TransferDone go out
-
-        amst.on_receive("bench", received)
-        ports.put(rt.address[1])
-        await all_done
-        await rt.close()
-
-    loop = new_event_loop()
-    loop.run_until_complete(serve())
-    loop.close()
+def _listen(rt: AsyncioRuntime, handler: ReceiveHandler) -> None:
+    """The receiving node takes the reassembled payloads from AMST; its TransferDone goes back
+    to the sender as a message."""
+    AMST(rt).on_receive("bench", handler)
 
 
-async def _measure(args: argparse.Namespace, payload: bytes) -> list[dict]:
-    directory = PeerDirectory()
-    rt = AsyncioRuntime("tx", directory=directory)
-    await rt.start()
-    ctx = mp.get_context("spawn")
-    ports = ctx.Queue()
-    runs = len(args.streams) * (args.repeats + 1)  # (+1: the warm-up)
-    receiver = ctx.Process(target=_receiver, args=(rt.address[1], ports, runs))
-    receiver.start()
-    try:
-        directory.register("rx", "127.0.0.1", await asyncio.to_thread(ports.get, True, 60))
-        amst = AMST(rt)
-
-        async def send(streams: int) -> float:
-            rep = await amst.send("rx", payload, streams=streams, tag="bench")
-            return rep.goodput_bps / 1e9
-
-        floor = RawCopy(payload)
-        try:
-            rows = await against_iperf(send, args.streams, args.repeats, "amst", warmup=True, raw=floor.gbps)
-        finally:
-            floor.close()
-    finally:
-        await rt.close()
-        await asyncio.to_thread(receiver.join, 60)
-    return rows
+def _open_sender(rt: AsyncioRuntime) -> Callable[..., Awaitable[Any]]:
+    return AMST(rt).send
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--streams", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    payload = os.urandom(args.size_mib << 20)
-    loop = new_event_loop()
-    try:
-        rows = loop.run_until_complete(_measure(args, payload))
-    finally:
-        loop.close()
-    report(f"AMST on the real backend, {args.size_mib} MiB over loopback (median of {args.repeats})", rows)
-    if shutil.which("iperf3") is None:
-        print("iperf3 not found: comparison skipped (install it with: sudo apt-get install iperf3)")
-    print("target: ratio >= 0.8")
+    args = loopback_parser(__doc__.splitlines()[0], size_mib=1024).parse_args()
+    title = f"AMST on the real backend, {args.size_mib} MiB over loopback"
+    run_two_nodes_against_iperf(args, title, "amst", _listen, _open_sender)
 
 
 if __name__ == "__main__":

@@ -27,97 +27,32 @@ Run: .venv/bin/python benchmarks/bench_backend_goodput.py [--size-mib 512] [--st
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import multiprocessing as mp
-import os
-import shutil
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from common import against_iperf, report
-from rawcopy import RawCopy
+from common import ReceiveHandler, loopback_parser, run_two_nodes_against_iperf
 
-from novacron.backends import AsyncioRuntime, PeerDirectory, new_event_loop
+from novacron.backends import AsyncioRuntime
 
 
-def _receiver(ports: mp.Queue, transfers: int) -> None:
-    """The receiving node, in its own process: a handler that checks the payload's size."""
-
-    async def serve() -> None:
-        directory = PeerDirectory()
-        directory.register("tx", "127.0.0.1", 1)  # known (for authentication), never dialled
-        rt = AsyncioRuntime("rx", directory=directory)
-        await rt.start()
-        received = 0
-        all_done = rt.create_future()
-
-        def handler(src: str, payload: memoryview) -> None:
-            nonlocal received
-            received += 1
-            if received == transfers:
-                rt.call_later(1.0, all_done.set_result, None)  # let the last acknowledgement go out
-
-        rt.on_transfer("bench", handler)
-        ports.put(rt.address[1])
-        await all_done
-        await rt.close()
-
-    loop = new_event_loop()
-    loop.run_until_complete(serve())
-    loop.close()
+def _listen(rt: AsyncioRuntime, handler: ReceiveHandler) -> None:
+    """The receiving node takes whole payloads from the runtime's own bulk transfers (it
+    acknowledges each on the transfer's connection, once the handler has run)."""
+    rt.on_transfer("bench", handler)
 
 
-async def _measure(args: argparse.Namespace, payload: bytes) -> list[dict]:
-    ctx = mp.get_context("spawn")
-    ports = ctx.Queue()
-    receiver = ctx.Process(target=_receiver, args=(ports, len(args.streams) * (args.repeats + 1)))
-    receiver.start()
-    directory = PeerDirectory()
-    rt = AsyncioRuntime("tx", directory=directory)
-    await rt.start()
-    try:
-        directory.register("rx", "127.0.0.1", await asyncio.to_thread(ports.get, True, 60))
-
-        async def send(streams: int) -> float:
-            rep = await rt.transfer("rx", payload, streams=streams, tag="bench")
-            return rep.goodput_bps / 1e9
-
-        floor = RawCopy(payload)
-        try:
-            rows = await against_iperf(
-                send,
-                args.streams,
-                args.repeats,
-                "novacron",
-                iperf_seconds=args.iperf_seconds,
-                warmup=True,
-                raw=floor.gbps,
-            )
-        finally:
-            floor.close()
-    finally:
-        await rt.close()
-        await asyncio.to_thread(receiver.join, 60)
-    return rows
+def _open_sender(rt: AsyncioRuntime) -> Callable[..., Awaitable[Any]]:
+    return rt.transfer
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mib", type=int, default=512)
-    parser.add_argument("--streams", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = loopback_parser(__doc__.splitlines()[0], size_mib=512)
     parser.add_argument("--iperf-seconds", type=float, default=4)
     args = parser.parse_args()
-    payload = os.urandom(args.size_mib << 20)
-    loop = new_event_loop()
-    try:
-        rows = loop.run_until_complete(_measure(args, payload))
-    finally:
-        loop.close()
     title = f"rt.transfer on the real backend, {args.size_mib} MiB over loopback, two processes"
-    report(f"{title} (median of {args.repeats})", rows)
-    if shutil.which("iperf3") is None:
-        print("iperf3 not found: comparison skipped (install it with: sudo apt-get install iperf3)")
-    print("target: ratio >= 0.8")
+    run_two_nodes_against_iperf(
+        args, title, "novacron", _listen, _open_sender, iperf_seconds=args.iperf_seconds
+    )
 
 
 if __name__ == "__main__":

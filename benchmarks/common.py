@@ -1,18 +1,27 @@
-"""Shared helpers for benchmarks: machine description and result tables."""
+"""Shared helpers for benchmarks: machine description, result tables, and the two-node
+loopback scaffolding the real-backend transfer benchmarks share."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import multiprocessing as mp
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pandas as pd
+from rawcopy import RawCopy
+
+from novacron.backends import AsyncioRuntime, PeerDirectory, new_event_loop
+from novacron.runtime import Payload
 
 
 def machine() -> str:
@@ -127,3 +136,122 @@ async def against_iperf(
             ours.append(await send(streams))
         rows.append(versus_iperf(streams, ours, theirs, name, floors))
     return rows
+
+
+# --- two nodes on loopback, against iperf3 ---------------------------------------------------
+
+ReceiveHandler = Callable[[str, Payload], None]
+Listen = Callable[[AsyncioRuntime, ReceiveHandler], None]
+"""Installs the receiving node's handler for tag ``"bench"`` (``rt.on_transfer``, ``AMST.on_receive``).
+It is passed to a spawned process, so it must be a module-level function."""
+OpenSender = Callable[[AsyncioRuntime], Callable[..., Awaitable[Any]]]
+"""Given the sending node's runtime, returns the call that moves a payload (``rt.transfer``,
+``AMST(rt).send``): ``await send("rx", payload, streams=n, tag="bench")``, a report with ``goodput_bps``."""
+
+
+def loopback_parser(description: str, *, size_mib: int) -> argparse.ArgumentParser:
+    """The options of :func:`run_two_nodes_against_iperf`; a script adds its own."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--size-mib", type=int, default=size_mib)
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--repeats", type=int, default=3)
+    return parser
+
+
+def _receiving_node(listen: Listen, tx_port: int, ports: mp.Queue, expected: int) -> None:
+    """The receiving node ``rx``, in its own process: counts payloads, stops after ``expected``."""
+
+    async def serve() -> None:
+        directory = PeerDirectory()
+        directory.register("tx", "127.0.0.1", tx_port)  # where acknowledgements go, if sent as messages
+        rt = AsyncioRuntime("rx", directory=directory)
+        await rt.start()
+        received = 0
+        all_done = rt.create_future()
+
+        def handler(src: str, payload: Payload) -> None:
+            nonlocal received
+            received += 1
+            if received == expected:
+                rt.call_later(1.0, all_done.set_result, None)  # let the last acknowledgement go out
+
+        listen(rt, handler)
+        ports.put(rt.address[1])
+        await all_done
+        await rt.close()
+
+    loop = new_event_loop()
+    loop.run_until_complete(serve())
+    loop.close()
+
+
+async def _two_nodes_against_iperf(
+    args: argparse.Namespace,
+    payload: bytes,
+    listen: Listen,
+    open_sender: OpenSender,
+    name: str,
+    iperf_seconds: float,
+) -> list[dict]:
+    """Start the sending node ``tx`` here and the receiving one in a spawned process (as in
+    production, and as iperf3 runs), then measure with :func:`against_iperf`, warm-up and raw
+    floor included. The first transfer of each stream count is the uncounted warm-up: it pays
+    for the receiver's buffer, as a long-running node does once."""
+    directory = PeerDirectory()
+    rt = AsyncioRuntime("tx", directory=directory)
+    await rt.start()
+    ctx = mp.get_context("spawn")
+    ports = ctx.Queue()
+    expected = len(args.streams) * (args.repeats + 1)  # (+1: the warm-up)
+    receiver = ctx.Process(target=_receiving_node, args=(listen, rt.address[1], ports, expected))
+    receiver.start()
+    try:
+        directory.register("rx", "127.0.0.1", await asyncio.to_thread(ports.get, True, 60))
+        transfer = open_sender(rt)
+
+        async def send(streams: int) -> float:
+            rep = await transfer("rx", payload, streams=streams, tag="bench")
+            return rep.goodput_bps / 1e9
+
+        floor = RawCopy(payload)
+        try:
+            rows = await against_iperf(
+                send,
+                args.streams,
+                args.repeats,
+                name,
+                iperf_seconds=iperf_seconds,
+                warmup=True,
+                raw=floor.gbps,
+            )
+        finally:
+            floor.close()
+    finally:
+        await rt.close()
+        await asyncio.to_thread(receiver.join, 60)
+    return rows
+
+
+def run_two_nodes_against_iperf(
+    args: argparse.Namespace,
+    title: str,
+    name: str,
+    listen: Listen,
+    open_sender: OpenSender,
+    *,
+    iperf_seconds: float = 4.0,
+) -> None:
+    """Move ``args.size_mib`` MiB of random bytes from node to node as the script says (``listen``,
+    ``open_sender``), interleaved with ``iperf3 -P N`` and :class:`rawcopy.RawCopy`; print the table."""
+    payload = os.urandom(args.size_mib << 20)
+    loop = new_event_loop()
+    try:
+        rows = loop.run_until_complete(
+            _two_nodes_against_iperf(args, payload, listen, open_sender, name, iperf_seconds)
+        )
+    finally:
+        loop.close()
+    report(f"{title} (median of {args.repeats})", rows)
+    if shutil.which("iperf3") is None:
+        print("iperf3 not found: comparison skipped (install it with: sudo apt-get install iperf3)")
+    print("target: ratio >= 0.8")

@@ -39,13 +39,11 @@ start) ends the online phase. The defaults are the reported run's settings
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from itp_train import ValidationLog, _env, add_run_args, start_run  # noqa: E402
+from itp_common import RecipeRun, parse_recipe_args, recipe_parser  # noqa: E402
 
 from novacron.placement.dqfd import DQfDSettings  # noqa: E402
 
@@ -78,9 +76,7 @@ def settings_from(args: argparse.Namespace) -> DQfDSettings:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     d = DEFAULTS
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_run_args(parser, seed=d.seed)
-    parser.add_argument("--gamma", type=float, default=d.gamma)
+    parser = recipe_parser(__doc__.split("\n\n")[0], seed=d.seed, gamma=d.gamma)
     parser.add_argument("--hidden", type=int, default=d.hidden)
     parser.add_argument("--init", type=Path, help="host-scoring MaskablePPO .zip whose actor starts A(s, a)")
     parser.add_argument("--demo-teacher", default=d.demo_teacher)
@@ -98,11 +94,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--demo-fraction", type=float, default=d.demo_fraction)
     parser.add_argument("--eps-start", type=float, default=d.eps_start)
     parser.add_argument("--eps-end", type=float, default=d.eps_end)
-    parser.add_argument(
-        "--max-seconds", type=float, default=0, help="stop online training after this (0: off)"
-    )
-    parser.add_argument("--out", type=Path, default=Path("results/itp/runs/dqn_s0"))
-    return parser.parse_args(argv)
+    return parse_recipe_args(parser, argv, out=Path("results/itp/runs/dqn_s0"))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -110,12 +102,8 @@ def main(argv: list[str] | None = None) -> dict:
     from novacron.placement.rl import FastMaskedPolicy, MaskedDQN
 
     args = parse_args(argv)
-    loads, val_loads, val_seeds = start_run(args)
-    env = _env("fit", loads[0], args.hosts, args.tasks, loads=loads)
-    val_envs = {load: _env("val", load, args.hosts, args.tasks) for load in val_loads}
-
-    curve = ValidationLog(args.out, val_envs, val_seeds)
-    t0, best = curve.t0, curve.best
+    run = RecipeRun(args)
+    curve = run.curve
 
     def checkpoint(model: MaskedDQN, phase: str, step: int) -> None:
         """Validate; keep the best trained checkpoint (the warm start, phase "init", is not a candidate)."""
@@ -126,31 +114,21 @@ def main(argv: list[str] | None = None) -> dict:
     def on_episode(model: MaskedDQN, ep_return: float, info: dict) -> None:
         curve.episode(model.num_timesteps, info, "dqn")
 
-    def out_of_time() -> bool:
-        return bool(args.max_seconds) and time.perf_counter() - t0 > args.max_seconds
-
-    run = train_dqfd(
-        env,
+    trained = train_dqfd(
+        run.env,
         settings_from(args),
         checkpoint=checkpoint,
         eval_every=args.eval_every,
         on_episode=on_episode,
-        should_stop=out_of_time,
-        log=lambda message: print(f"{message} ({time.perf_counter() - t0:.0f} s)", flush=True),
+        should_stop=run.out_of_time,
+        log=run.log,
     )
-    run.model.save(args.out / "last.zip")
-    curve.close()
-    summary = {
-        "best_val_score": best["score"],
-        "best_timesteps": best["timesteps"],
-        "best_phase": best["phase"],
-        "online_timesteps": run.model.num_timesteps,
-        "demo_transitions": run.demo_transitions,
-        "seconds": time.perf_counter() - t0,
-    }
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(summary)
-    return summary
+    return run.finish(
+        trained.model,
+        best_phase=curve.best["phase"],
+        online_timesteps=trained.model.num_timesteps,
+        demo_transitions=trained.demo_transitions,
+    )
 
 
 if __name__ == "__main__":

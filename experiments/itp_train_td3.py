@@ -31,13 +31,11 @@ same val episodes once, ``fit`` rows per training episode), ``config.json`` and
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from itp_train import ValidationLog, _env, add_run_args, start_run  # noqa: E402
+from itp_common import RecipeRun, parse_recipe_args, recipe_parser  # noqa: E402
 
 from novacron.placement.relaxation import RelaxedPolicy, TD3Settings  # noqa: E402
 
@@ -66,9 +64,7 @@ def settings_from(args: argparse.Namespace) -> TD3Settings:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     d = DEFAULTS
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_run_args(parser, seed=d.seed)
-    parser.add_argument("--gamma", type=float, default=d.gamma)
+    parser = recipe_parser(__doc__.split("\n\n")[0], seed=d.seed, gamma=d.gamma)
     parser.add_argument("--hidden", default=",".join(map(str, d.hidden)), help="actor/critic MLP widths")
     parser.add_argument("--init", type=Path, help="a TD3 .zip to continue from (no actor regression)")
     parser.add_argument("--demo-teacher", default=d.demo_teacher)
@@ -84,11 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--action-noise", type=float, default=d.action_noise)
     parser.add_argument("--alpha", type=float, default=d.alpha, help="TD3+BC: weight of the normalised Q")
     parser.add_argument("--bc-weight", type=float, default=d.bc_weight, help="TD3+BC: weight of the BC MSE")
-    parser.add_argument(
-        "--max-seconds", type=float, default=0, help="stop online training after this (0: off)"
-    )
-    parser.add_argument("--out", type=Path, default=Path("results/itp/runs/td3_s0"))
-    return parser.parse_args(argv)
+    return parse_recipe_args(parser, argv, out=Path("results/itp/runs/td3_s0"))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -98,12 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
     from novacron.sim.envs.placement_continuous import PlacementContinuousEnv
 
     args = parse_args(argv)
-    loads, val_loads, val_seeds = start_run(args)
-    env = PlacementContinuousEnv(_env("fit", loads[0], args.hosts, args.tasks, loads=loads))
-    val_envs = {load: _env("val", load, args.hosts, args.tasks) for load in val_loads}
-
-    curve = ValidationLog(args.out, val_envs, val_seeds, references=("nearest_fit", args.demo_teacher))
-    t0, best = curve.t0, curve.best
+    run = RecipeRun(args, references=("nearest_fit", args.demo_teacher))
+    curve = run.curve
 
     def validate_and_keep(model, step: int) -> None:
         curve.check(RelaxedPolicy(model), model, step, "td3")
@@ -136,33 +124,23 @@ def main(argv: list[str] | None = None) -> dict:
             model.save(args.out / "warm.zip")
             validate_and_keep(model, 0)
 
-    def out_of_time() -> bool:
-        return bool(args.max_seconds) and time.perf_counter() - t0 > args.max_seconds
-
-    run = train_td3(
-        env,
+    trained = train_td3(
+        PlacementContinuousEnv(run.env),
         settings_from(args),
         checkpoint=checkpoint,
         callback=Validate(),
-        should_stop=out_of_time,
-        log=lambda message: print(f"{message} ({time.perf_counter() - t0:.0f} s)", flush=True),
+        should_stop=run.out_of_time,
+        log=run.log,
     )
-    if run.model.num_timesteps % args.eval_every:  # the last steps since the previous validation
-        validate_and_keep(run.model, run.model.num_timesteps)
-    run.model.save(args.out / "last.zip")
-    curve.close()
-    summary = {
-        "best_val_score": best["score"],
-        "best_timesteps": best["timesteps"],
-        "online_timesteps": run.model.num_timesteps,
-        "demo_transitions": run.demo_transitions,
-        "demo_mismatches": run.demo_mismatches,
-        "actor_regression_mse": run.bc_loss,
-        "seconds": time.perf_counter() - t0,
-    }
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(summary)
-    return summary
+    if trained.model.num_timesteps % args.eval_every:  # the last steps since the previous validation
+        validate_and_keep(trained.model, trained.model.num_timesteps)
+    return run.finish(
+        trained.model,
+        online_timesteps=trained.model.num_timesteps,
+        demo_transitions=trained.demo_transitions,
+        demo_mismatches=trained.demo_mismatches,
+        actor_regression_mse=trained.bc_loss,
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ from pydantic_core import ErrorDetails
 
 from novacron.config.schema import choices, field_at, section_at
 
-#: the pydantic error types whose meaning does not depend on the field
-_PLAIN_MESSAGES: dict[str, str] = {
+#: a wrong number or boolean, worded alike in every YAML file NovaCron reads (the scenario
+#: errors of ``novacron.sim.scenarios`` use these too)
+SCALAR_MESSAGES: dict[str, str] = {
     "int_type": "must be an integer",
     "int_parsing": "must be an integer",
     "int_from_float": "must be a whole number",
@@ -33,6 +34,11 @@ _PLAIN_MESSAGES: dict[str, str] = {
     "float_parsing": "must be a number",
     "bool_type": "must be true or false",
     "bool_parsing": "must be true or false",
+}
+
+#: the pydantic error types whose meaning does not depend on the field
+_PLAIN_MESSAGES: dict[str, str] = {
+    **SCALAR_MESSAGES,
     "string_type": "must be a string, in quotes if it looks like a number or boolean",
     "string_too_short": "must not be empty",
     "model_type": "must be a mapping of fields",

@@ -15,6 +15,8 @@ from collections.abc import Collection, Mapping, Sequence
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from novacron.config.errors import SCALAR_MESSAGES
+
 
 class ScenarioError(ValueError):
     """An invalid scenario: ``str(err)`` and ``.problems`` hold one line per problem."""
@@ -58,13 +60,7 @@ class ScenarioError(ValueError):
 #: pydantic error types whose meaning does not depend on the field
 _PLAIN = {
     "missing": "required field is missing",
-    "int_type": "must be an integer",
-    "int_parsing": "must be an integer",
-    "int_from_float": "must be a whole number",
-    "float_type": "must be a number",
-    "float_parsing": "must be a number",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
+    **SCALAR_MESSAGES,
     "string_type": "must be a string",
     "list_type": "must be a list",
     "tuple_type": "must be a list",

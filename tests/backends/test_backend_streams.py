@@ -14,13 +14,15 @@ import os
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from _backend_testkit import wait_until
 
-from novacron.backends import LocalCluster, RuntimeOptions, TLSConfig
+from novacron.backends import AsyncioRuntime, LocalCluster, RuntimeOptions, TLSConfig
 from novacron.backends.tcp import streams, wire
 from novacron.backends.tcp.framing import encode_frame, frame_header
 from novacron.runtime import Message, Stream, TransferError, VirtualPayload, codec
@@ -60,6 +62,27 @@ class Sink:
         return len(self.records)
 
 
+class Pair(NamedTuple):
+    """What :func:`sink_pair` sets up; tests unpack it, ``_`` for what they do not use."""
+
+    cluster: LocalCluster
+    a: AsyncioRuntime
+    b: AsyncioRuntime
+    sink: Sink
+
+
+@asynccontextmanager
+async def sink_pair(
+    tmp_path: Path, *, tls: bool = False, options: RuntimeOptions | None = None
+) -> AsyncIterator[Pair]:
+    """The set-up of most tests here: nodes ``a`` and ``b``, ``b`` keeping its Chunk records."""
+    sink = Sink()
+    async with LocalCluster(tmp_path, tls=tls, options=options) as cluster:
+        a, b = await cluster.add_nodes(["a", "b"])
+        b.on_stream(Chunk, sink)
+        yield Pair(cluster, a, b, sink)
+
+
 def socket_fds() -> int:
     """Sockets this process holds open (to prove nothing leaked)."""
     fds = 0
@@ -75,10 +98,7 @@ def socket_fds() -> int:
 
 
 async def test_records_round_trip_in_order_on_one_stream(tmp_path: Path) -> None:
-    sink = Sink()
-    async with LocalCluster(tmp_path) as cluster:
-        a, b = await cluster.add_nodes(["a", "b"])
-        b.on_stream(Chunk, sink)
+    async with sink_pair(tmp_path) as (_, a, b, sink):
         stream = await a.open_stream("b")
         assert isinstance(stream, Stream)
         assert (stream.peer, stream.closed) == ("b", False) and stream.congestion
@@ -124,10 +144,7 @@ async def test_records_stay_in_order_per_stream_across_concurrent_streams(tmp_pa
 
 
 async def test_large_records_arrive_intact(tmp_path: Path) -> None:
-    sink = Sink()
-    async with LocalCluster(tmp_path) as cluster:
-        a, b = await cluster.add_nodes(["a", "b"])
-        b.on_stream(Chunk, sink)
+    async with sink_pair(tmp_path) as (_, a, _, sink):
         stream = await a.open_stream("b")
         big = os.urandom(8 * MiB + 3)
         await stream.send(Chunk(0, 0, digest(big)), bytearray(big))
@@ -137,10 +154,7 @@ async def test_large_records_arrive_intact(tmp_path: Path) -> None:
 
 
 async def test_send_rules(tmp_path: Path) -> None:
-    options = RuntimeOptions(max_record_bytes=MiB)
-    async with LocalCluster(tmp_path, options=options) as cluster:
-        a, b = await cluster.add_nodes(["a", "b"])
-        b.on_stream(Chunk, Sink())
+    async with sink_pair(tmp_path, options=RuntimeOptions(max_record_bytes=MiB)) as (_, a, _, _):
         stream = await a.open_stream("b")
         with pytest.raises(TypeError, match="simulator"):
             await stream.send(Chunk(0, 0, ""), VirtualPayload(10))
@@ -157,10 +171,7 @@ async def test_send_rules(tmp_path: Path) -> None:
 
 
 async def test_a_record_without_a_handler_is_dropped_and_the_stream_goes_on(tmp_path: Path) -> None:
-    sink = Sink()
-    async with LocalCluster(tmp_path) as cluster:
-        a, b = await cluster.add_nodes(["a", "b"])
-        b.on_stream(Chunk, sink)
+    async with sink_pair(tmp_path) as (_, a, b, sink):
         stream = await a.open_stream("b")
         await stream.send(Unheard("nobody listens"), b"lost")
         await stream.send(Chunk(0, 0, digest(b"kept")), b"kept")
@@ -215,9 +226,7 @@ async def test_opening_a_stream_to_an_unknown_or_crashed_peer_fails_fast(tmp_pat
 
 
 async def test_a_receiver_crash_fails_the_stream(tmp_path: Path) -> None:
-    async with LocalCluster(tmp_path) as cluster:
-        a, b = await cluster.add_nodes(["a", "b"])
-        b.on_stream(Chunk, Sink())
+    async with sink_pair(tmp_path) as (cluster, a, _, _):
         stream = await a.open_stream("b")
         await stream.send(Chunk(0, 0, ""), bytes(MiB))
         await cluster.crash("b")
@@ -274,15 +283,30 @@ def silent() -> Iterator[SilentReceiver]:
     receiver.close()
 
 
+@asynccontextmanager
+async def stream_to_silent(
+    tmp_path: Path, silent: SilentReceiver, *, options: RuntimeOptions | None = None
+) -> AsyncIterator[tuple[LocalCluster, AsyncioRuntime, Stream]]:
+    """Node ``a`` of a cluster, with a stream open to the silent receiver."""
+    async with LocalCluster(tmp_path, options=options) as cluster:
+        a = await cluster.add_node("a")
+        cluster.directory.register("silent", "127.0.0.1", silent.port)
+        yield cluster, a, await a.open_stream("silent")
+
+
+async def stuck_send(stream: Stream, settle: float = 0.1) -> asyncio.Future[None]:
+    """Start sending a record far bigger than the silent receiver's socket buffers; return the
+    send, which after ``settle`` seconds is in flight and stays so."""
+    sending = asyncio.ensure_future(stream.send(Chunk(0, 0, ""), bytes(32 * MiB)))
+    await asyncio.sleep(settle)
+    return sending
+
+
 async def test_an_in_flight_send_fails_when_the_connection_breaks(
     tmp_path: Path, silent: SilentReceiver
 ) -> None:
-    async with LocalCluster(tmp_path) as cluster:
-        a = await cluster.add_node("a")
-        cluster.directory.register("silent", "127.0.0.1", silent.port)
-        stream = await a.open_stream("silent")
-        sending = asyncio.ensure_future(stream.send(Chunk(0, 0, ""), bytes(32 * MiB)))
-        await asyncio.sleep(0.2)
+    async with stream_to_silent(tmp_path, silent) as (_, a, stream):
+        sending = await stuck_send(stream, settle=0.2)
         assert not sending.done(), "32 MiB cannot fit in the socket buffers of a receiver that reads nothing"
         assert silent.hello is not None and silent.hello.node_id == "a"
         with pytest.raises(RuntimeError, match="one send at a time"):
@@ -294,12 +318,8 @@ async def test_an_in_flight_send_fails_when_the_connection_breaks(
 
 
 async def test_closing_a_stream_fails_its_in_flight_send(tmp_path: Path, silent: SilentReceiver) -> None:
-    async with LocalCluster(tmp_path) as cluster:
-        a = await cluster.add_node("a")
-        cluster.directory.register("silent", "127.0.0.1", silent.port)
-        stream = await a.open_stream("silent")
-        sending = asyncio.ensure_future(stream.send(Chunk(0, 0, ""), bytes(32 * MiB)))
-        await asyncio.sleep(0.1)
+    async with stream_to_silent(tmp_path, silent) as (_, a, stream):
+        sending = await stuck_send(stream)
         stream.close()
         with pytest.raises(TransferError, match=r"stream a->silent #\d+ is closed"):
             await asyncio.wait_for(sending, 10)
@@ -309,22 +329,16 @@ async def test_closing_a_stream_fails_its_in_flight_send(tmp_path: Path, silent:
 async def test_a_stream_without_progress_fails_after_the_stream_timeout(
     tmp_path: Path, silent: SilentReceiver
 ) -> None:
-    async with LocalCluster(tmp_path, options=RuntimeOptions(stream_timeout=0.3)) as cluster:
-        a = await cluster.add_node("a")
-        cluster.directory.register("silent", "127.0.0.1", silent.port)
-        stream = await a.open_stream("silent")
+    options = RuntimeOptions(stream_timeout=0.3)
+    async with stream_to_silent(tmp_path, silent, options=options) as (_, a, stream):
         with pytest.raises(TransferError, match=r"no progress for 0.3s"):
             await asyncio.wait_for(stream.send(Chunk(0, 0, ""), bytes(32 * MiB)), 10)
         assert stream.closed and a.stats.streams_failed == 1
 
 
 async def test_cancelling_a_send_mid_record_fails_the_stream(tmp_path: Path, silent: SilentReceiver) -> None:
-    async with LocalCluster(tmp_path) as cluster:
-        a = await cluster.add_node("a")
-        cluster.directory.register("silent", "127.0.0.1", silent.port)
-        stream = await a.open_stream("silent")
-        sending = asyncio.ensure_future(stream.send(Chunk(0, 0, ""), bytes(32 * MiB)))
-        await asyncio.sleep(0.1)
+    async with stream_to_silent(tmp_path, silent) as (_, _, stream):
+        sending = await stuck_send(stream)
         sending.cancel()
         with pytest.raises(asyncio.CancelledError):
             await sending
@@ -334,12 +348,8 @@ async def test_cancelling_a_send_mid_record_fails_the_stream(tmp_path: Path, sil
 
 
 async def test_crashing_the_sender_fails_its_in_flight_send(tmp_path: Path, silent: SilentReceiver) -> None:
-    async with LocalCluster(tmp_path) as cluster:
-        a = await cluster.add_node("a")
-        cluster.directory.register("silent", "127.0.0.1", silent.port)
-        stream = await a.open_stream("silent")
-        sending = asyncio.ensure_future(stream.send(Chunk(0, 0, ""), bytes(32 * MiB)))
-        await asyncio.sleep(0.1)
+    async with stream_to_silent(tmp_path, silent) as (cluster, a, stream):
+        sending = await stuck_send(stream)
         await cluster.crash("a")
         with pytest.raises(TransferError, match="a crashed"):
             await asyncio.wait_for(sending, 10)
@@ -436,10 +446,7 @@ async def test_bad_records_are_refused_counted_and_cost_only_their_connection(
     tmp_path: Path, name: str
 ) -> None:
     reason, blob = ATTACKS[name]
-    sink = Sink()
-    async with LocalCluster(tmp_path) as cluster:
-        a, b = await cluster.add_nodes(["a", "b"])
-        b.on_stream(Chunk, sink)
+    async with sink_pair(tmp_path) as (_, a, b, sink):
         healthy = await a.open_stream("b")
         await asyncio.to_thread(_attack, b.address[1], name, blob)
         await wait_until(lambda: b.stats.rejected[reason] == 1, what=f"a {reason} rejection")
@@ -484,10 +491,7 @@ async def test_a_sender_stalling_mid_record_is_cut_off(tmp_path: Path) -> None:
 
 
 async def test_streams_work_between_mutual_tls_nodes(tmp_path: Path) -> None:
-    sink = Sink()
-    async with LocalCluster(tmp_path, tls=True) as cluster:
-        a, b = await cluster.add_nodes(["a", "b"])
-        b.on_stream(Chunk, sink)
+    async with sink_pair(tmp_path, tls=True) as (_, a, b, sink):
         stream = await a.open_stream("b")
         sent = [os.urandom(n) for n in (0, 100, 512 * 1024, 4 * MiB + 1)]
         for seq, data in enumerate(sent):
@@ -501,10 +505,7 @@ async def test_streams_work_between_mutual_tls_nodes(tmp_path: Path) -> None:
 
 
 async def test_a_tls_stream_closed_right_after_a_burst_loses_nothing(tmp_path: Path) -> None:
-    sink = Sink()
-    async with LocalCluster(tmp_path, tls=True) as cluster:
-        a, b = await cluster.add_nodes(["a", "b"])
-        b.on_stream(Chunk, sink)
+    async with sink_pair(tmp_path, tls=True) as (_, a, b, sink):
         for round_ in range(5):
             stream = await a.open_stream("b")
             for seq in range(8):
@@ -546,10 +547,7 @@ def test_streams_on_uvloop(tmp_path: Path, tls: bool) -> None:
     uvloop = pytest.importorskip("uvloop")
 
     async def scenario() -> None:
-        sink = Sink()
-        async with LocalCluster(tmp_path, tls=tls) as cluster:
-            a, b = await cluster.add_nodes(["a", "b"])
-            b.on_stream(Chunk, sink)
+        async with sink_pair(tmp_path, tls=tls) as (cluster, a, b, sink):
             opened = [await a.open_stream("b") for _ in range(3)]
             sent = [os.urandom(300 * 1024 + i) for i in range(9)]
             await asyncio.gather(

@@ -19,6 +19,13 @@ def write(tmp_path, name, text):
     return path
 
 
+def assert_error_names_file_and_line(path, fmt, line, fragment):
+    """Loading ``path`` as ``fmt`` fails with ``fragment``, and the message starts ``path:line:``."""
+    with pytest.raises(TraceFormatError, match=fragment) as info:
+        load_trace(path, fmt)
+    assert str(info.value).startswith(f"{path}:{line}:")
+
+
 def test_time_mbps_lines_with_tabs_or_spaces(tmp_path):
     trace = load_trace(write(tmp_path, "a.log", "0.0\t4.5\n1.0  3.25\n\n2.5 0\n"))
     assert list(trace.index) == [0.0, 1.0, 2.5]
@@ -37,10 +44,7 @@ def test_time_mbps_lines_with_tabs_or_spaces(tmp_path):
     ],
 )
 def test_malformed_time_mbps_names_file_and_line(tmp_path, text, line, fragment):
-    path = write(tmp_path, "bad.log", text)
-    with pytest.raises(TraceFormatError, match=fragment) as info:
-        load_trace(path, "time_mbps")
-    assert str(info.value).startswith(f"{path}:{line}:")
+    assert_error_names_file_and_line(write(tmp_path, "bad.log", text), "time_mbps", line, fragment)
 
 
 def test_empty_file_is_an_error(tmp_path):
@@ -73,10 +77,7 @@ def test_mahimahi_empty_bins_are_zero_and_file_is_sniffed(tmp_path):
     ],
 )
 def test_malformed_mahimahi_names_file_and_line(tmp_path, text, line, fragment):
-    path = write(tmp_path, "bad.up", text)
-    with pytest.raises(TraceFormatError, match=fragment) as info:
-        load_trace(path, "mahimahi")
-    assert str(info.value).startswith(f"{path}:{line}:")
+    assert_error_names_file_and_line(write(tmp_path, "bad.up", text), "mahimahi", line, fragment)
 
 
 def test_mahimahi_shorter_than_one_bin(tmp_path):

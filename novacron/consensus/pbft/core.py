@@ -883,7 +883,26 @@ class PBFTCore:
         # a correct replica equivocating). The _propose() at the end picks up from there.
         self._installing = True
         try:
-            self._enter_view(view, min_s, stable_digest, stable_proof, pre_prepares, message)
+            self.view = view
+            self.in_view_change = self._stuck = False
+            self.new_view_message = message
+            self.persist_needed = True
+            self.timer = None
+            self.view_changes = {v: vs for v, vs in self.view_changes.items() if v > view}
+            if min_s > self.low:
+                self._make_stable(min_s, stable_digest, stable_proof)  # fetches the state if we lack it
+            self.slots = {s: slot for s, slot in self.slots.items() if s <= self.low}
+            self.inflight = set()
+            top = self.low
+            for signed in pre_prepares:
+                pp = decode_payload(signed.body)
+                assert isinstance(pp, PrePrepare)
+                top = max(top, pp.seq)
+                if pp.seq <= self.low:
+                    continue
+                slot = self._slot(pp.seq)
+                self._accept_pre_prepare(slot, signed, pp, decode_batch(signed.extra))
+            self.next_seq = max(top, self.last_executed) + 1
         finally:
             self._installing = False
         if self.quorum.primary(view) == self.me:
@@ -898,33 +917,3 @@ class PBFTCore:
         for queued, payload in future:
             if payload.view >= view:  # type: ignore[union-attr]
                 self._dispatch(queued, payload)
-
-    def _enter_view(
-        self,
-        view: int,
-        min_s: int,
-        stable_digest: bytes,
-        stable_proof: tuple[Signed, ...],
-        pre_prepares: list[Signed],
-        message: PBFTMessage,
-    ) -> None:
-        self.view = view
-        self.in_view_change = self._stuck = False
-        self.new_view_message = message
-        self.persist_needed = True
-        self.timer = None
-        self.view_changes = {v: vs for v, vs in self.view_changes.items() if v > view}
-        if min_s > self.low:
-            self._make_stable(min_s, stable_digest, stable_proof)  # fetches the state if we lack it
-        self.slots = {s: slot for s, slot in self.slots.items() if s <= self.low}
-        self.inflight = set()
-        top = self.low
-        for signed in pre_prepares:
-            pp = decode_payload(signed.body)
-            assert isinstance(pp, PrePrepare)
-            top = max(top, pp.seq)
-            if pp.seq <= self.low:
-                continue
-            slot = self._slot(pp.seq)
-            self._accept_pre_prepare(slot, signed, pp, decode_batch(signed.extra))
-        self.next_seq = max(top, self.last_executed) + 1
