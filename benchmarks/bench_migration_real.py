@@ -98,7 +98,7 @@ class TwoProcesses:
         self._rt = AsyncioRuntime("n0", directory=directory)
         await self._rt.start()
         args = (self._rt.address[1], self.pages, self._commands, self._answers)
-        self._child = self._context.Process(target=_destination, args=args)
+        self._child = self._context.Process(target=_destination, args=args, daemon=True)
         self._child.start()
         directory.register("n1", "127.0.0.1", await asyncio.to_thread(self._answers.get, True, 60))
         return Migrator(self._rt)
@@ -120,6 +120,8 @@ class TwoProcesses:
         self._commands.put("stop")
         await self._rt.close()
         await asyncio.to_thread(self._child.join, 60)
+        if self._child.is_alive():  # (it missed the stop: e.g. this side failed mid-command)
+            self._child.terminate()
 
 
 def _destination(src_port: int, pages: int, commands: mp.Queue, answers: mp.Queue) -> None:

@@ -203,7 +203,8 @@ async def _two_nodes_against_iperf(
     ctx = mp.get_context("spawn")
     ports = ctx.Queue()
     expected = len(args.streams) * (args.repeats + 1)  # (+1: the warm-up)
-    receiver = ctx.Process(target=_receiving_node, args=(listen, rt.address[1], ports, expected))
+    # (a daemon: if this side fails, the receiver, still waiting for payloads, goes with it)
+    receiver = ctx.Process(target=_receiving_node, args=(listen, rt.address[1], ports, expected), daemon=True)
     receiver.start()
     try:
         directory.register("rx", "127.0.0.1", await asyncio.to_thread(ports.get, True, 60))
@@ -229,6 +230,8 @@ async def _two_nodes_against_iperf(
     finally:
         await rt.close()
         await asyncio.to_thread(receiver.join, 60)
+        if receiver.is_alive():
+            receiver.terminate()
     return rows
 
 
