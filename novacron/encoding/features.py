@@ -53,12 +53,16 @@ def _sample(view: np.ndarray, pages: int, page_size: int) -> np.ndarray:
 def estimate(
     data: bytes | memoryview, *, sample_pages: int = DEFAULT_SAMPLE_PAGES, page_size: int = PAGE_SIZE
 ) -> DataFeatures:
-    """Sample ``data`` and describe it (see the module docstring); costs ~50 us for 8 pages."""
+    """Sample ``data`` and describe it (see the module docstring); costs ~0.2 ms for 8 pages."""
     if len(data) == 0:
         return DataFeatures(0, False, 0.0, 0.0, 0.0, 0.0, 1.0)
     rows = _sample(np.frombuffer(data, dtype=np.uint8), sample_pages, page_size)
     k, width = rows.shape
-    counts = np.bincount((rows.astype(np.int64) + 256 * np.arange(k)[:, None]).ravel(), minlength=256 * k)
+    # One bincount over all rows, each row's bytes offset into its own 256 bins; in uint16 where
+    # the bins fit (with int64 temporaries this line alone took ~300 us for 8 pages).
+    bins = np.uint16 if k <= 256 else np.int64
+    offsets = (256 * np.arange(k, dtype=bins))[:, None]
+    counts = np.bincount((rows.astype(bins) + offsets).ravel(), minlength=256 * k)
     p = counts.reshape(k, 256) / width
     with np.errstate(divide="ignore", invalid="ignore"):
         entropy = -np.sum(np.where(p > 0, p * np.log2(p), 0.0), axis=1)
