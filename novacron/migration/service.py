@@ -141,8 +141,9 @@ class Migrator:
         self.incoming: dict[str, Incoming] = {}
         self._finished: deque[str] = deque()  # ids of finished records in self.incoming, oldest first
         self.batch_buffers: list[bytearray] = []  # reused by every migration from this node
-        #: stream counts learnt per peer (DWCP settings: the mode's range, then hill climbing)
-        self.stream_counts = StreamController(1, 512)
+        #: stream counts learnt per peer (DWCP settings: the mode's range, then hill climbing on
+        #: each count's measured rate, see .steering)
+        self.stream_counts = StreamController(1, 512, gain=0.15)
         self._by_src: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._waiters: dict[tuple[type, str], Any] = {}

@@ -25,7 +25,7 @@ from novacron.prediction.predictors import HarmonicMean, LastValue, RobustMPC
 from novacron.runtime import TransferError, payload_size
 from novacron.transport.amst import DEFAULT_CHUNK, MAX_CHUNK
 from novacron.transport.dataplane import DEFAULT_LINK_BPS
-from novacron.transport.policy import StreamController, choose_congestion
+from novacron.transport.policy import choose_congestion
 
 from .autoconverge import AutoConverge
 from .driver import Pages, RealPages, SourceVM
@@ -41,6 +41,7 @@ from .pages import OFFLOAD_MIN_BYTES, BatchEncoder, BatchError, BatchStats, Enco
 from .report import MigrationReport, RoundReport
 from .service import RUN_TAG, TAG, MigrationError, Migrator, UrgentPages, run_meta
 from .settings import MigrationSettings
+from .steering import StreamSteering
 
 _PREDICTORS = {"last": LastValue, "harmonic": HarmonicMean, "robust": RobustMPC}
 #: Throughput samples the predictor is given (the MPC family looks at the last 5 of them).
@@ -57,12 +58,14 @@ class SourceRun:
     def __init__(self, svc: Migrator, vm: SourceVM, peer: str, settings: MigrationSettings, id: str) -> None:
         self.svc, self.rt, self.vm, self.peer, self.settings, self.id = svc, svc.rt, vm, peer, settings, id
         self.mode = svc.mode_of(peer)
-        if settings.streams is None:
-            self.controller: StreamController | None = svc.stream_counts
+        if settings.streams is None:  # DWCP: the mode's range, then each count's measured rate
             self.streams = svc.stream_counts.streams_for(peer, self.mode)
+            self.steering: StreamSteering | None = StreamSteering(
+                svc.stream_counts, peer, _PREDICTORS[settings.predictor](), self.streams
+            )
             self.congestion: str | None = choose_congestion("adaptive", self.mode)
         else:
-            self.controller, self.streams, self.congestion = None, settings.streams, None
+            self.steering, self.streams, self.congestion = None, settings.streams, None
         self.link_bps = DEFAULT_LINK_BPS[self.mode]
         self.encoder = BatchEncoder(settings, vm.page_count, vm.page_size, svc.cost_model, svc.batch_buffers)
         self.predictor = _PREDICTORS[settings.predictor]()
@@ -256,6 +259,8 @@ class SourceRun:
         in_flight: deque = deque()
         self._round_started = rt.now()
         self._round_done = BatchStats()
+        if self.steering is not None:
+            self.steering.new_round()
         start, size = 0, per
         try:
             while start < len(ids):
@@ -269,7 +274,7 @@ class SourceRun:
                     await in_flight.popleft()
                 if paced:
                     await self._pace(batch.stats.bytes_out)
-                in_flight.append(rt.spawn(self._send_batch(batch, round_stats)))
+                in_flight.append(rt.spawn(self._send_batch(batch, round_stats, self.streams, rt.now())))
                 size = per if per_batch or batch.run is None else self._run_batch_pages(per)
             while in_flight:
                 await in_flight.popleft()
@@ -312,8 +317,9 @@ class SourceRun:
         per_stream = -(-nbytes // (streams * _CHUNKS_PER_STREAM))
         return min(MAX_CHUNK, max(DEFAULT_CHUNK, per_stream))
 
-    async def _send_batch(self, batch: EncodedBatch, round_stats: BatchStats) -> None:
-        streams = self.streams
+    async def _send_batch(
+        self, batch: EncodedBatch, round_stats: BatchStats, streams: int, launched: float
+    ) -> None:
         tag, meta = TAG, b""
         if batch.run is not None:  # raw consecutive pages: the destination may take them in place
             tag, meta = RUN_TAG, run_meta(self.id, *batch.run)
@@ -328,6 +334,8 @@ class SourceRun:
             volatile=batch.volatile,
         )
         self.encoder.release(batch.payload)
+        if self.steering is not None:
+            self.streams = self.steering.delivered(streams, batch.stats.bytes_out, launched, self.rt.now())
         round_stats.add(batch.stats)
         self.totals.add(batch.stats)
         # Throughput samples: what this round moved so far over how long it has run. (Per-batch
@@ -347,8 +355,6 @@ class SourceRun:
             # The link is at least as fast as the mode's nominal rate: measured goodput includes
             # our own encoding time, and would talk the selector into ever more compression.
             self.link_bps = max(DEFAULT_LINK_BPS[self.mode], wire_bps)
-            if self.controller is not None:
-                self.streams = self.controller.observe(self.peer, streams, wire_bps)
 
     # -- post-copy --------------------------------------------------------------------------------
     async def _postcopy(self) -> None:
