@@ -335,7 +335,9 @@ class SourceRun:
         )
         self.encoder.release(batch.payload)
         if self.steering is not None:
-            self.streams = self.steering.delivered(streams, batch.stats.bytes_out, launched, self.rt.now())
+            self.streams = self.steering.delivered(
+                streams, batch.stats.bytes_in, batch.stats.bytes_out, launched, self.rt.now()
+            )
         round_stats.add(batch.stats)
         self.totals.add(batch.stats)
         # Throughput samples: what this round moved so far over how long it has run. (Per-batch

@@ -38,50 +38,62 @@ def rate(nbytes: int, seconds: float) -> float:
 
 def test_a_count_is_measured_from_its_first_completion_on():
     s, rec = steering()
-    s.delivered(4, BATCH, launched=0.0, now=1.0)  # paid the start-up: opens the window only
+    s.delivered(4, BATCH, BATCH, launched=0.0, now=1.0)  # paid the start-up: opens the window only
     assert rec.told == []
-    s.delivered(4, BATCH, launched=0.5, now=1.5)
+    s.delivered(4, BATCH, BATCH, launched=0.5, now=1.5)
     assert rec.told == [(4, pytest.approx(rate(BATCH, 0.5)))]
 
 
 def test_batches_finishing_with_the_windows_first_count_in_neither():
     s, rec = steering()
-    s.delivered(4, BATCH, launched=0.0, now=1.0)
-    s.delivered(4, BATCH, launched=0.0, now=1.0001)  # its pipeline partner: no 0.1 ms window
+    s.delivered(4, BATCH, BATCH, launched=0.0, now=1.0)
+    s.delivered(4, BATCH, BATCH, launched=0.0, now=1.0001)  # its pipeline partner: no 0.1 ms window
     assert rec.told == []
-    s.delivered(4, 2 * BATCH, launched=1.0, now=2.0)
+    s.delivered(4, BATCH, 2 * BATCH, launched=1.0, now=2.0)
     assert rec.told == [(4, pytest.approx(rate(2 * BATCH, 1.0)))]
 
 
 def test_the_gap_between_rounds_is_not_counted():
     s, rec = steering(samples=2)
-    s.delivered(4, BATCH, launched=0.0, now=1.0)
-    s.delivered(4, BATCH, launched=0.5, now=1.5)
+    s.delivered(4, BATCH, BATCH, launched=0.0, now=1.0)
+    s.delivered(4, BATCH, BATCH, launched=0.5, now=1.5)
     s.new_round()  # (the source syncs its dirty log, decides whether to stop, ...)
-    s.delivered(4, BATCH, launched=10.0, now=10.5)  # this round's first: opens a window
-    s.delivered(4, BATCH, launched=10.5, now=11.0)
+    s.delivered(4, BATCH, BATCH, launched=10.0, now=10.5)  # this round's first: opens a window
+    s.delivered(4, BATCH, BATCH, launched=10.5, now=11.0)
     assert rec.told == [(4, pytest.approx(rate(2 * BATCH, 0.5 + 0.5)))]
 
 
 def test_the_controller_hears_the_predictors_forecast_once_a_count_has_enough_batches():
     s, rec = steering(samples=2, predictor=HarmonicMean())
-    s.delivered(4, BATCH, launched=0.0, now=1.0)
-    s.delivered(4, BATCH, launched=0.5, now=1.5)
+    s.delivered(4, BATCH, BATCH, launched=0.0, now=1.0)
+    s.delivered(4, BATCH, BATCH, launched=0.5, now=1.5)
     assert rec.told == []
-    s.delivered(4, BATCH, launched=1.0, now=2.5)
+    s.delivered(4, BATCH, BATCH, launched=1.0, now=2.5)
     first, second = rate(BATCH, 0.5), rate(2 * BATCH, 1.5)
     assert rec.told == [(4, pytest.approx(2 / (1 / first + 1 / second)))]
 
 
 def test_a_new_count_starts_afresh_and_batches_sent_before_it_are_no_evidence():
     s, rec = steering(answer=8)
-    s.delivered(4, BATCH, launched=0.0, now=1.0)
-    assert s.delivered(4, BATCH, launched=0.5, now=1.5) == 8
-    assert s.delivered(4, BATCH, launched=1.0, now=2.0) == 8  # still sent with 4 streams
-    s.delivered(8, BATCH, launched=1.5, now=2.2)  # the new count's first: opens its window
-    s.delivered(8, BATCH, launched=2.0, now=2.45)
+    s.delivered(4, BATCH, BATCH, launched=0.0, now=1.0)
+    assert s.delivered(4, BATCH, BATCH, launched=0.5, now=1.5) == 8
+    assert s.delivered(4, BATCH, BATCH, launched=1.0, now=2.0) == 8  # still sent with 4 streams
+    s.delivered(8, BATCH, BATCH, launched=1.5, now=2.2)  # the new count's first: opens its window
+    s.delivered(8, BATCH, BATCH, launched=2.0, now=2.45)
     assert rec.told[-1] == (8, pytest.approx(rate(BATCH, 0.25)))
     assert len(rec.told) == 2
+
+
+def test_a_batch_of_another_size_starts_a_new_window():
+    # Round 0's batches grow with the measured rate (32 -> 128 MiB on loopback), and larger
+    # batches move faster per byte whatever the count: a window mixing sizes would favour the
+    # count that happened to get the larger ones.
+    s, rec = steering(samples=2)
+    s.delivered(4, BATCH, BATCH, launched=0.0, now=1.0)
+    s.delivered(4, BATCH, BATCH, launched=0.5, now=1.5)  # counted: 1 of 2
+    s.delivered(4, 4 * BATCH, 4 * BATCH, launched=1.5, now=2.0)  # 4x larger: opens a new window
+    s.delivered(4, 4 * BATCH, 4 * BATCH, launched=2.0, now=2.5)
+    assert rec.told == [(4, pytest.approx(rate(BATCH + 4 * BATCH, 0.5 + 0.5)))]
 
 
 def test_samples_must_be_positive():
