@@ -18,8 +18,8 @@ loopback pipelined batches end 0.1-0.2 ms apart: a window of that length is no m
 A batch more than ``RESIZE`` times larger or smaller than the window's first also starts a new
 window: round 0's batches grow with the measured rate (32 to 128 MiB on loopback) and a larger
 batch moves faster per byte whatever the count, so mixing sizes favoured whichever count got the
-larger ones (on loopback it had settled at 16-32 streams, 0.70-0.73x of AMST; since, at 8 in three
-runs of five, 0.76-0.91x).
+larger ones (on loopback it had settled at 16-32 streams, 0.70-0.73x of AMST; since, at 8 in four
+runs of six, 0.67-0.91x, with fixed 4 streams at 0.80-0.88x in the same runs).
 After ``samples`` counted batches at a count, and after each one since, the migration's PBA
 predictor forecasts that rate from its successive values, and the controller judges the count
 by the forecast.
