@@ -42,7 +42,7 @@ from novacron.migration.driver import memory_digest
 from novacron.transport.dataplane import ContentMix
 
 AMST_ROW = "AMST transfer"
-#: the migrations of each repeat: name -> (guest writes per second, stream count: None = DWCP's)
+#: the migrations of each repeat: name -> (guest writes per second, fixed --streams count; False: DWCP's)
 MIGRATIONS: dict[str, tuple[int, bool]] = {
     "migration (idle guest)": (0, True),
     "migration (3,000 writes/s)": (3000, True),
