@@ -21,7 +21,7 @@ from .contract import (
     TransferHandler,
     WriteLog,
 )
-from .helpers import wait_for
+from .helpers import first_completed, wait_for
 from .messages import Message, MessageCodec, WireError, codec, encoded_size
 from .types import (
     NodeInfo,
@@ -61,5 +61,6 @@ __all__ = [
     "codec",
     "encoded_size",
     "payload_size",
+    "first_completed",
     "wait_for",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Collection, Coroutine
 from typing import Any, TypeVar
 
 from .contract import Runtime
@@ -35,3 +35,25 @@ async def wait_for(rt: Runtime, aw: Awaitable[T], timeout: float) -> T:
         task.cancel()
         raise TimeoutError(f"timed out after {timeout:g}s")
     return task.result()
+
+
+async def first_completed(rt: Runtime, tasks: Collection[Any]) -> list[Any]:
+    """Wait until at least one of ``tasks`` is done; return the ones that are, in their order.
+
+    asyncio.wait's ``FIRST_COMPLETED`` on both runtimes. Results are not taken: call
+    ``result()`` on each to see its outcome (and its exception, if it failed)."""
+    if not tasks:
+        raise ValueError("first_completed needs at least one task")
+    done = [task for task in tasks if task.done()]
+    if done:
+        return done
+    woken = rt.create_future()
+
+    def wake(_: Any) -> None:
+        if not woken.done():
+            woken.set_result(None)
+
+    for task in tasks:
+        task.add_done_callback(wake)
+    await woken
+    return [task for task in tasks if task.done()]

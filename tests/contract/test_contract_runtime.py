@@ -11,7 +11,7 @@ from asyncio import CancelledError
 import pytest
 
 from novacron.monitoring import HeartbeatService
-from novacron.runtime import Message, Runtime, TransferError, wait_for
+from novacron.runtime import Message, Runtime, TransferError, first_completed, wait_for
 
 NODES = ["n0", "n1", "n2"]
 
@@ -110,6 +110,24 @@ def test_wait_for_times_out_and_cancels(harness):
         return await wait_for(rt, quick(), 5.0)
 
     assert harness.run("n0", scenario) == "soon"
+
+
+def test_first_completed_returns_the_tasks_done_first_whatever_their_order(harness):
+    harness.start(NODES[:1])
+
+    async def scenario(rt):
+        async def after(delay, value):
+            await rt.sleep(delay)
+            return value
+
+        slow, quick = rt.spawn(after(0.2, "slow")), rt.spawn(after(0.02, "quick"))
+        first = await first_completed(rt, [slow, quick])
+        still_running = not slow.done()
+        again = await first_completed(rt, [slow, quick])  # one is done already: no wait
+        await slow
+        return [t.result() for t in first], still_running, [t.result() for t in again]
+
+    assert harness.run("n0", scenario) == (["quick"], True, ["quick"])
 
 
 def test_a_cancelled_task_raises_cancelled_error_to_its_awaiter(harness):
