@@ -24,7 +24,7 @@ class RoundReport:
     zero: int = 0
     delta: int = 0
     full: int = 0
-    streams: int = 1
+    streams: int = 1  # the count that sent most of the round's page bytes
 
 
 @dataclass
@@ -41,7 +41,7 @@ class MigrationReport:
     memory_bytes: int
     rounds: list[RoundReport] = field(default_factory=list)
     final_throttle: float = 0.0
-    streams: int = 1
+    streams: int = 1  # the count that sent most page bytes
     postcopy: dict[str, float] = field(default_factory=dict)
 
     @property

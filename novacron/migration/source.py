@@ -16,6 +16,7 @@ while pages the guest faults on are sent first, on their own stream.
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,10 @@ _RUN_BATCH_SECONDS = 0.04
 _MAX_RUN_BATCH = 128 << 20
 
 
+def _most_used(bytes_by_streams: Counter[int], default: int) -> int:
+    return bytes_by_streams.most_common(1)[0][0] if bytes_by_streams else default
+
+
 class SourceRun:
     def __init__(self, svc: Migrator, vm: SourceVM, peer: str, settings: MigrationSettings, id: str) -> None:
         self.svc, self.rt, self.vm, self.peer, self.settings, self.id = svc, svc.rt, vm, peer, settings, id
@@ -65,6 +70,10 @@ class SourceRun:
             self.congestion: str | None = choose_congestion("adaptive", self.mode)
         else:
             self.steering, self.streams, self.congestion = None, settings.streams, None
+        # Page bytes sent with each stream count, for the reports: the count that moved most
+        # (self.streams is the next batch's, which may be a one-batch probe of another count).
+        self.bytes_by_streams: Counter[int] = Counter()
+        self._round_bytes_by_streams: Counter[int] = Counter()
         self.link_bps = DEFAULT_LINK_BPS[self.mode]
         self.encoder = BatchEncoder(settings, vm.page_count, vm.page_size, svc.cost_model, svc.batch_buffers)
         self.predictor = _PREDICTORS[settings.predictor]()
@@ -138,7 +147,7 @@ class SourceRun:
             memory_bytes=self.vm.page_count * self.vm.page_size,
             rounds=self.rounds,
             final_throttle=self.vm.throttle,
-            streams=self.streams,
+            streams=_most_used(self.bytes_by_streams, self.streams),
             postcopy=self.postcopy_stats,
         )
 
@@ -210,7 +219,7 @@ class SourceRun:
                 zero=stats.zero,
                 delta=stats.delta,
                 full=stats.full,
-                streams=self.streams,
+                streams=_most_used(self._round_bytes_by_streams, self.streams),
             )
         )
 
@@ -258,6 +267,7 @@ class SourceRun:
         in_flight: list[Any] = []
         self._round_started = rt.now()
         self._round_done = BatchStats()
+        self._round_bytes_by_streams = Counter()
         if self.steering is not None:
             self.steering.new_round()
         start, size, index = 0, per, 0
@@ -345,6 +355,8 @@ class SourceRun:
             volatile=batch.volatile,
         )
         self.encoder.release(batch.payload)
+        for counter in (self.bytes_by_streams, self._round_bytes_by_streams):
+            counter[streams] += batch.stats.bytes_in
         if self.steering is not None:
             self.streams = self.steering.delivered(
                 streams, batch.stats.bytes_in, batch.stats.bytes_out, launched, self.rt.now()
