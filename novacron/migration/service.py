@@ -144,6 +144,8 @@ class Migrator:
         #: stream counts learnt per peer (DWCP settings: the mode's range, then hill climbing on
         #: each count's measured rate, see .steering)
         self.stream_counts = StreamController(1, 512, gain=0.15)
+        #: per peer: the page rate (bytes/s) the last migration to it reached in round 0
+        self.page_rates: dict[str, float] = {}
         self._by_src: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._waiters: dict[tuple[type, str], Any] = {}

@@ -162,6 +162,8 @@ class SourceRun:
             stats = await self._send_pages(todo)
             dirty = vm.sync_dirty_log()
             self._record(index, "precopy", round_started, stats, dirty)
+            if index == 0 and self.page_rates:  # for the next migration's first batches
+                self.svc.page_rates[self.peer] = self.page_rates[-1]
             todo = dirty
             if stop_early and self._expected_downtime(len(dirty)) <= s.max_downtime:
                 self.converged = True
@@ -310,10 +312,16 @@ class SourceRun:
         batch buffer, so its size is set by time instead: at least ``_RUN_BATCH_SECONDS``
         at the rate this migration moves pages, so that the fixed work of a batch (encoding
         checks, an AMST transfer: ~2 ms of the source's CPU on loopback) stays a few percent
-        of it. 32 MiB batches moved at ~25 Gbit/s took ~10 ms each."""
-        if not self.page_rates:
-            return per
-        pages = int(self.page_rates[-1] * _RUN_BATCH_SECONDS) // self.vm.page_size
+        of it. 32 MiB batches moved at ~25 Gbit/s took ~10 ms each.
+
+        That rate is the round's running average, which starts low (it includes the round's
+        start-up), so early in a round the rate the previous migration to this peer reached in
+        its round 0 stands in where it is higher. On loopback, two processes, 16 interleaved
+        repeats, 512 MiB: the first batches at 32 MiB moved 0.88x of a plain AMST transfer, at
+        64 MiB 0.96x, at 128 MiB 1.0x; the source's CPU 0.288, 0.270 and 0.261 s/GiB (AMST
+        0.251)."""
+        rate = max(self.page_rates[-1] if self.page_rates else 0.0, self.svc.page_rates.get(self.peer, 0.0))
+        pages = int(rate * _RUN_BATCH_SECONDS) // self.vm.page_size
         return max(per, min(pages, _MAX_RUN_BATCH // self.vm.page_size))
 
     async def _pace(self, nbytes: int) -> None:

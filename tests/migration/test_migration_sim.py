@@ -1,11 +1,14 @@
 """Pre-copy and post-copy in the simulator: correct memory, the stop rule, auto-converge,
 failures, the analytic model, determinism, sharing the link."""
 
+from collections import defaultdict
+
 import numpy as np
 import pytest
 from migration_testkit import MIX, MiB, SimMigration, link
 
 from novacron.migration import MigrationError, MigrationSettings, UniformWorkload, model
+from novacron.migration.source import SourceRun
 from novacron.runtime import VirtualPayload
 from novacron.transport.dataplane import ContentMix
 
@@ -124,6 +127,26 @@ def test_pipelined_batches_keep_a_long_link_busy(pipeline):
     r = m.run(MigrationSettings.dwcp(streams=4, pipeline=pipeline), memory=256 * MiB, mix=RANDOM)
     first = r.rounds[0]
     assert first.duration <= first.bytes_out * 8 / bandwidth + 2.5 * rtt
+
+
+def test_a_second_migration_to_a_peer_sizes_its_first_batches_by_the_rate_the_first_reached(monkeypatch):
+    """Runs of raw pages are sized by time (40 ms at the page rate), and a round's running rate
+    starts low: the first migration to a peer grows its batches from 32 MiB as its rate comes
+    in; the next one starts at least at the size the first ended with."""
+    sizes: dict[str, list[int]] = defaultdict(list)
+    send = SourceRun._send_batch
+
+    async def recording(self, batch, *args):
+        sizes[self.id].append(batch.stats.bytes_in // MiB)
+        await send(self, batch, *args)
+
+    monkeypatch.setattr(SourceRun, "_send_batch", recording)
+    m = SimMigration(link(bandwidth=10e9))
+    for _ in range(2):
+        assert m.run(MigrationSettings.dwcp(streams=4), memory=512 * MiB, mix=RANDOM).ok
+    first, second = sizes.values()
+    assert first[:3] == [16, 32, 32]  # (the first cut short: see the pipelining test)
+    assert second[0] == 16 and second[1] >= max(first) > 32
 
 
 def test_the_baseline_obeys_qemus_bandwidth_cap():
