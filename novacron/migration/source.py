@@ -28,6 +28,7 @@ from novacron.transport.dataplane import DEFAULT_LINK_BPS
 from novacron.transport.policy import choose_congestion
 
 from .autoconverge import AutoConverge
+from .busy import BusyTime
 from .driver import Pages, RealPages, SourceVM
 from .messages import (
     MigrationAbort,
@@ -97,6 +98,7 @@ class SourceRun:
         self._bucket = self.started  # bandwidth cap: when the next byte may go
         self._round_started = self.started
         self._round_done = BatchStats()
+        self._round_busy = BusyTime()
         self._urgent: list[np.ndarray] = []
         self._urgent_wake: Any = None
         self._urgent_pages = 0
@@ -270,6 +272,7 @@ class SourceRun:
         self._round_started = rt.now()
         self._round_done = BatchStats()
         self._round_bytes_by_streams = Counter()
+        self._round_busy = BusyTime()
         if self.steering is not None:
             self.steering.new_round()
         start, size, index = 0, per, 0
@@ -287,6 +290,7 @@ class SourceRun:
                         task.result()  # a batch that failed fails the round
                 if paced:
                     await self._pace(batch.stats.bytes_out)
+                self._round_busy.start(rt.now())
                 in_flight.append(rt.spawn(self._send_batch(batch, round_stats, self.streams, rt.now())))
                 size = per if per_batch or batch.run is None else self._run_batch_pages(per)
             while in_flight:
@@ -352,16 +356,19 @@ class SourceRun:
         tag, meta = TAG, b""
         if batch.run is not None:  # raw consecutive pages: the destination may take them in place
             tag, meta = RUN_TAG, run_meta(self.id, *batch.run)
-        await self.svc.amst.send(
-            self.peer,
-            batch.payload,
-            streams=streams,
-            congestion=self.congestion,
-            tag=tag,
-            meta=meta,
-            chunk_size=self._chunk_size(payload_size(batch.payload), streams),
-            volatile=batch.volatile,
-        )
+        try:
+            await self.svc.amst.send(
+                self.peer,
+                batch.payload,
+                streams=streams,
+                congestion=self.congestion,
+                tag=tag,
+                meta=meta,
+                chunk_size=self._chunk_size(payload_size(batch.payload), streams),
+                volatile=batch.volatile,
+            )
+        finally:
+            self._round_busy.end(self.rt.now())
         self.encoder.release(batch.payload)
         for counter in (self.bytes_by_streams, self._round_bytes_by_streams):
             counter[streams] += batch.stats.bytes_in
@@ -384,10 +391,11 @@ class SourceRun:
         elapsed = max(elapsed - 0.5 * self.rtt, 0.1 * elapsed)
         if elapsed > 0:
             self.page_rates.append(done.bytes_in / elapsed)
-            wire_bps = done.bytes_out * 8 / elapsed
-            # The link is at least as fast as the mode's nominal rate: measured goodput includes
-            # our own encoding time, and would talk the selector into ever more compression.
-            self.link_bps = max(DEFAULT_LINK_BPS[self.mode], wire_bps)
+        # The link's rate for the codec selector: over the time it was busy (see .busy), and
+        # at least the mode's nominal rate.
+        moving = self._round_busy.moving(self.rt.now(), self.rtt)
+        if moving > 0:
+            self.link_bps = max(DEFAULT_LINK_BPS[self.mode], done.bytes_out * 8 / moving)
 
     # -- post-copy --------------------------------------------------------------------------------
     async def _postcopy(self) -> None:

@@ -59,6 +59,11 @@ MAX_CHUNK = 4 * 1024 * 1024
 CHUNKS_PER_STREAM = 16
 #: Every chunk carries the transfer's ``meta``: keep it small.
 MAX_META = 256
+#: Once every chunk is acknowledged, the TransferDone that the receiver sends with (or, after
+#: its handler, soon after) the last acknowledgement is expected within this share of the
+#: slowest delivery, at least ``DONE_GRACE`` seconds; past that the sender asks for it.
+DONE_WAIT_SHARE = 0.25
+DONE_GRACE = 0.005
 
 
 @dataclass(frozen=True)
@@ -583,6 +588,24 @@ class AMST:
         if fresh:
             xfer.last_progress = now
             self._wake(xfer)
+            if xfer.scheduler.done:
+                self._expect_done(xfer)
+
+    def _expect_done(self, xfer: _Outgoing) -> None:
+        """Every chunk is acknowledged: ask for the TransferDone if it does not follow soon.
+
+        A lost TransferDone (a lossy simulated link drops control messages) used to be noticed
+        only by the query loop, after one to two query intervals: a simulated WAN migration
+        batch of 16 MiB took 1.1 s instead of 0.25. A query the receiver did not need costs one
+        small message (it answers with its Done again, or that its handler is still running)."""
+        pace = max(xfer.scheduler.slowest_delivery or 0.0, DONE_GRACE)
+        wait = min(self.query_interval, max(DONE_GRACE, DONE_WAIT_SHARE * pace))
+
+        def ask() -> None:
+            if not xfer.done.done():
+                self.rt.send(xfer.peer, TransferQuery(xfer.id))
+
+        self.rt.call_later(wait, ask)
 
     def _on_done(self, src: str, done: TransferDone) -> None:
         xfer = self._outgoing.get(done.transfer)

@@ -7,6 +7,7 @@ import pytest
 from novacron.runtime import TransferError, VirtualPayload
 from novacron.sim import Simulation, Topology
 from novacron.transport import AMST
+from novacron.transport.messages import TransferDone
 
 MiB = 1 << 20
 
@@ -85,6 +86,25 @@ def test_lost_acknowledgements_are_recovered_by_asking():
     report = send(sim, payload, streams=4)
     assert received == [("x", payload)]
     assert report.finished > 1.0  # it could only finish once the acks flowed again
+
+
+def test_a_lost_transfer_done_is_asked_for_soon_after_the_last_acknowledgement():
+    sim, received = amst_sim(pair(rtt=0.1, bandwidth=1e9), chunk_size=MiB)  # query_interval 1 s
+    receiver = sim.runtime("y")
+    send_message, dropped = receiver.send, []
+
+    def losing_the_first_done(dst, message):
+        if isinstance(message, TransferDone) and not dropped:
+            dropped.append(message)
+            return
+        send_message(dst, message)
+
+    receiver.send = losing_the_first_done
+    payload = sim.runtime("x").random.randbytes(16 * MiB)
+    report = send(sim, payload, streams=4)
+    assert dropped and received == [("x", payload)]
+    # 16 MiB at 1 Gbit/s is 0.13 s, plus round trips; waiting for the query loop took over 1 s
+    assert report.duration < 0.6
 
 
 def test_a_receiver_without_a_handler_for_the_tag_fails_the_transfer_by_name():
