@@ -121,6 +121,19 @@ class Incoming:
         return self.done_reply is not None
 
 
+@dataclass(frozen=True)
+class PeerRates:
+    """What a migration measured towards a peer by the end of its round 0, for the next
+    migration there to start from instead of guesses: its first batches of raw pages are sized by
+    ``page_bytes_per_s`` (see ``SourceRun._run_batch_pages``) and its codec is chosen for
+    ``link_bps`` (rather than the mode's nominal rate) until it measures the link itself.
+    Kept per mode: a peer whose mode changed is a different link."""
+
+    mode: str
+    page_bytes_per_s: float
+    link_bps: float
+
+
 class Migrator:
     """Migration for one node (module docstring)."""
 
@@ -144,8 +157,8 @@ class Migrator:
         #: stream counts learnt per peer (DWCP settings: the mode's range, then hill climbing on
         #: each count's measured rate, see .steering)
         self.stream_counts = StreamController(1, 512, gain=0.15)
-        #: per peer: the page rate (bytes/s) the last migration to it reached in round 0
-        self.page_rates: dict[str, float] = {}
+        #: per peer: what the last migration to it measured in round 0 (see PeerRates)
+        self.peer_rates: dict[str, PeerRates] = {}
         self._by_src: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._waiters: dict[tuple[type, str], Any] = {}

@@ -40,7 +40,7 @@ from .messages import (
 )
 from .pages import OFFLOAD_MIN_BYTES, BatchEncoder, BatchError, BatchStats, EncodedBatch
 from .report import MigrationReport, RoundReport
-from .service import RUN_TAG, TAG, MigrationError, Migrator, UrgentPages, run_meta
+from .service import RUN_TAG, TAG, MigrationError, Migrator, PeerRates, UrgentPages, run_meta
 from .settings import MigrationSettings
 from .steering import StreamSteering
 
@@ -75,7 +75,9 @@ class SourceRun:
         # (self.streams is the next batch's, which may be a one-batch probe of another count).
         self.bytes_by_streams: Counter[int] = Counter()
         self._round_bytes_by_streams: Counter[int] = Counter()
-        self.link_bps = DEFAULT_LINK_BPS[self.mode]
+        remembered = svc.peer_rates.get(peer)
+        self.remembered = remembered if remembered is not None and remembered.mode == self.mode else None
+        self.link_bps = max(DEFAULT_LINK_BPS[self.mode], self.remembered.link_bps if self.remembered else 0.0)
         self.encoder = BatchEncoder(settings, vm.page_count, vm.page_size, svc.cost_model, svc.batch_buffers)
         self.predictor = _PREDICTORS[settings.predictor]()
         self.page_rates: list[float] = []  # page bytes/s per completed batch
@@ -165,7 +167,7 @@ class SourceRun:
             dirty = vm.sync_dirty_log()
             self._record(index, "precopy", round_started, stats, dirty)
             if index == 0 and self.page_rates:  # for the next migration's first batches
-                self.svc.page_rates[self.peer] = self.page_rates[-1]
+                self.svc.peer_rates[self.peer] = PeerRates(self.mode, self.page_rates[-1], self.link_bps)
             todo = dirty
             if stop_early and self._expected_downtime(len(dirty)) <= s.max_downtime:
                 self.converged = True
@@ -324,7 +326,10 @@ class SourceRun:
         repeats, 512 MiB: the first batches at 32 MiB moved 0.88x of a plain AMST transfer, at
         64 MiB 0.96x, at 128 MiB 1.0x; the source's CPU 0.288, 0.270 and 0.261 s/GiB (AMST
         0.251)."""
-        rate = max(self.page_rates[-1] if self.page_rates else 0.0, self.svc.page_rates.get(self.peer, 0.0))
+        rate = max(
+            self.page_rates[-1] if self.page_rates else 0.0,
+            self.remembered.page_bytes_per_s if self.remembered else 0.0,
+        )
         pages = int(rate * _RUN_BATCH_SECONDS) // self.vm.page_size
         return max(per, min(pages, _MAX_RUN_BATCH // self.vm.page_size))
 

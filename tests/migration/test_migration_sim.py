@@ -159,6 +159,16 @@ def test_compression_does_not_make_the_source_the_bottleneck_of_a_long_link():
     assert first.duration <= 1.5 * first.bytes_out * 8 / 1e9
 
 
+def test_a_second_migration_to_a_peer_compresses_for_the_link_the_first_measured():
+    """A first migration starts from the mode's nominal rate (100 Mbit/s on the internet), so its
+    first batches get zstd-9 until it has measured the link; the next one starts from what the
+    first measured (round 0: 1.70x its wire time, then 1.12x)."""
+    m = SimMigration(link(rtt=0.1, bandwidth=1e9))
+    first, second = (m.run(MigrationSettings.dwcp(), memory=256 * MiB, mix=MIX).rounds[0] for _ in range(2))
+    assert second.duration < 0.75 * first.duration
+    assert second.duration <= 1.2 * second.bytes_out * 8 / 1e9
+
+
 def test_the_baseline_obeys_qemus_bandwidth_cap():
     m = SimMigration(link(bandwidth=10e9))
     settings = MigrationSettings.qemu_defaults()
