@@ -52,17 +52,22 @@ class Reservoir(list):
         super().__init__()
         self.capacity = capacity
         self.seen = 0
-        self._rng = rng
-        self._w = math.exp(math.log(rng.random()) / capacity)
+        self._random = rng.random
+        self._inverse = 1.0 / capacity
+        self._w = self._random() ** self._inverse
         self.next = capacity + self._skip()  # the ``seen`` count at which to replace next
 
     def _skip(self) -> int:
-        return int(math.log(self._rng.random()) / math.log(1.0 - self._w)) + 1
+        return int(math.log(self._random()) / math.log1p(-self._w)) + 1
 
     def offer(self, value: float) -> None:
-        """Called (by the hot path) when ``seen`` reaches ``next``."""
-        self[self._rng.randrange(self.capacity)] = value
-        self._w *= math.exp(math.log(self._rng.random()) / self.capacity)
+        """Called (by the hot path) when ``seen`` reaches ``next``: a value replaces a random one
+        (``random() * capacity`` rather than ``randrange``, and ``u ** (1/k)`` rather than
+        ``exp(log(u) / k)``: a run twice as long as the reservoir offers it ~0.7 values per
+        capacity, and these calls were a sixth of the delivery hot path's profile)."""
+        random = self._random
+        self[int(random() * self.capacity)] = value
+        self._w *= random() ** self._inverse
         self.next += self._skip()
 
 
