@@ -141,6 +141,7 @@ class _Outgoing:
     handed_back: set[int] = field(default_factory=set)  # workers whose stream send() parked
     endgame_timer: Any = None  # wakes idle workers when an in-flight chunk turns late
     endgame_due: float = float("inf")
+    done_timer: Any = None  # asks for the TransferDone if it does not follow the last ack
 
 
 @dataclass(eq=False)
@@ -577,6 +578,10 @@ class AMST:
     def _finish(self, xfer: _Outgoing, outcome: TransferDone) -> None:
         if not xfer.done.done():
             xfer.done.set_result(outcome)
+        for timer in (xfer.endgame_timer, xfer.done_timer):
+            if timer is not None:
+                timer.cancel()
+        xfer.endgame_timer = xfer.done_timer = None
         self._wake(xfer)
 
     def _on_ack(self, src: str, ack: ChunkAck) -> None:
@@ -602,10 +607,12 @@ class AMST:
         wait = min(self.query_interval, max(DONE_GRACE, DONE_WAIT_SHARE * pace))
 
         def ask() -> None:
+            xfer.done_timer = None
             if not xfer.done.done():
                 self.rt.send(xfer.peer, TransferQuery(xfer.id))
 
-        self.rt.call_later(wait, ask)
+        if xfer.done_timer is None:
+            xfer.done_timer = self.rt.call_later(wait, ask)
 
     def _on_done(self, src: str, done: TransferDone) -> None:
         xfer = self._outgoing.get(done.transfer)
