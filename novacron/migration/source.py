@@ -308,7 +308,8 @@ class SourceRun:
         after another. Batches of one size launched together share the link, finish together,
         and leave it idle while the next ones start (a round trip each time: on a 100 ms WAN,
         1 GiB took 9.43 s with two in flight, 9.09 s staggered; the link alone needs 8.6 s).
-        The stagger then keeps itself: each batch starts as the oldest one in flight ends."""
+        The stagger then keeps itself: each batch starts as one in flight ends (whichever ends
+        first, see _send_pages)."""
         p = self.settings.pipeline
         return pages if index >= p - 1 else max(1, pages * (index + 1) // p)
 
