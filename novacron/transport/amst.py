@@ -603,8 +603,8 @@ class AMST:
         only by the query loop, after one to two query intervals: a simulated WAN migration
         batch of 16 MiB took 1.1 s instead of 0.25. A query the receiver did not need costs one
         small message (it answers with its Done again, or that its handler is still running)."""
-        pace = max(xfer.scheduler.slowest_delivery or 0.0, DONE_GRACE)
-        wait = min(self.query_interval, max(DONE_GRACE, DONE_WAIT_SHARE * pace))
+        slowest = xfer.scheduler.slowest_delivery or 0.0
+        wait = min(self.query_interval, max(DONE_GRACE, DONE_WAIT_SHARE * slowest))
 
         def ask() -> None:
             xfer.done_timer = None
