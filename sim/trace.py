@@ -3,9 +3,10 @@
 Every observable outcome (a message delivered or dropped, a transfer done,
 a fault applied, a node crashing) is recorded in order. Rare events are
 hashed as the ``repr`` of a tuple of plain values (BLAKE2b). The hottest
-ones, message deliveries and drops, are five numbers (time, kind, source
-index, destination index, message-type code) folded into a rolling
-``hash()`` of tuples: a tenth of the cost, and deterministic because the
+ones, message deliveries and drops, are numbers (time, kind, source
+index, destination index, message-type code; a delivery folds kind,
+source and destination into one precomputed per-route key) folded into a
+rolling ``hash()`` of tuples: a tenth of the cost, and deterministic because the
 hash of ints, floats and tuples of them does not depend on
 ``PYTHONHASHSEED`` (it does depend on the CPython version: compare hashes
 produced by the same interpreter).
@@ -47,7 +48,8 @@ class Tracer:
     def record_numbers(self, time: float, kind: int, a: int, b: int, c: int) -> None:
         """A hot-path event as numbers (codes and ids are small ints; see :attr:`decode`)."""
         if self.enabled:
-            self.rolling = hash((self.rolling, time, kind, a, b, c))
+            # (kind, a, b) hashed apart: the network precomputes it per route and inlines the rest
+            self.rolling = hash((self.rolling, time, hash((kind, a, b)), c))
             self._count += 1
             if self.keep:
                 self.events.append((time, kind, a, b, c))

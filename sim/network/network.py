@@ -103,6 +103,8 @@ class SimNetwork:
             route.last_arrival = self._fifo_carry.get((src, dst), 0.0)
             route.src_index = self._node_index[src]
             route.dst_index = self._node_index[dst]
+            # What a delivery on this route folds into the trace hash beside time and type.
+            route.trace_key = hash((DELIVER, route.src_index, route.dst_index))
             samples = self.latency_samples.get(route.link_class)
             if samples is None:
                 samples = self.latency_samples[route.link_class] = Reservoir(
@@ -213,13 +215,13 @@ class SimNetwork:
             code = self._type_code(cls)
         tracer = self._tracer
         if self._trace_on:  # Tracer.record_numbers(), inlined (count: see Tracer.inline_counter)
-            tracer.rolling = hash((tracer.rolling, now, DELIVER, route.src_index, route.dst_index, code))
+            tracer.rolling = hash((tracer.rolling, now, route.trace_key, code))
         else:
             tracer.record_numbers(now, DELIVER, route.src_index, route.dst_index, code)
-        samples = route.samples
+        samples = route.samples  # Reservoir.add(), inlined
         samples.seen += 1
-        if len(samples) < samples.capacity:
-            samples.append(now - sent_at)
+        if len(samples.values) < samples.capacity:
+            samples.values.append(now - sent_at)
         elif samples.seen == samples.next:
             samples.offer(now - sent_at)
         handler = runtime._handlers.get(cls)

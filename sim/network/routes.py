@@ -37,25 +37,37 @@ class PairFault:
         return self.symmetric and (self.src is None or b in self.src) and (self.dst is None or a in self.dst)
 
 
-class Reservoir(list):
-    """A uniform random sample of at most ``capacity`` values, and how many were offered.
+class Reservoir:
+    """A uniform random sample (``values``) of at most ``capacity`` values, and how many were offered.
 
     Li's Algorithm L (1994) with its own seeded generator: once the
     reservoir is full it draws how many values to *skip* before the next
     replacement, so the hot path costs a counter comparison per value rather
     than a random draw. Reports stay unbiased over long runs (a "first N"
     cap would only describe the start) and sampling never perturbs the
-    network's random stream.
+    network's random stream. Slotted, not a list subclass: the delivery hot
+    path reads and bumps ``seen`` on every message, and slot access is the
+    interpreter's cheapest.
     """
 
+    __slots__ = ("capacity", "seen", "next", "values", "_random", "_inverse", "_w")
+
     def __init__(self, capacity: int, rng) -> None:
-        super().__init__()
         self.capacity = capacity
         self.seen = 0
+        self.values: list[float] = []
         self._random = rng.random
         self._inverse = 1.0 / capacity
         self._w = self._random() ** self._inverse
         self.next = capacity + self._skip()  # the ``seen`` count at which to replace next
+
+    def add(self, value: float) -> None:
+        """Offer one value (what the delivery hot path does inline)."""
+        self.seen += 1
+        if len(self.values) < self.capacity:
+            self.values.append(value)
+        elif self.seen == self.next:
+            self.offer(value)
 
     def _skip(self) -> int:
         return int(math.log(self._random()) / math.log1p(-self._w)) + 1
@@ -66,7 +78,7 @@ class Reservoir(list):
         ``exp(log(u) / k)``: a run twice as long as the reservoir offers it ~0.7 values per
         capacity, and these calls were a sixth of the delivery hot path's profile)."""
         random = self._random
-        self[int(random() * self.capacity)] = value
+        self.values[int(random() * self.capacity)] = value
         self._w *= random() ** self._inverse
         self.next += self._skip()
 
@@ -89,6 +101,7 @@ class Route:
     # Filled in by the network for its hot path:
     src_index: int = 0
     dst_index: int = 0
+    trace_key: int = 0
     samples: Reservoir | None = None
     seconds_per_byte: float = 0.0
     impaired: bool = False  # any of blocked/loss/jitter/duplicate/reorder: the slow path

@@ -1,9 +1,9 @@
 """Report component: message one-way latency per link class, and the network's failure counters.
 
 It installs nothing: the simulated network already samples every delivered message's one-way
-delay per link class (``sim.network.latency_samples``, a uniform sample of up to 100 000 per
-class; ``count`` is every delivered message) and counts
-drops, duplicates and failed transfers (``sim.network.counters``).
+delay per link class (``sim.network.latency_samples``: per class a Reservoir whose ``values`` are
+a uniform sample of up to 100 000; ``count`` is every delivered message) and counts drops,
+duplicates and failed transfers (``sim.network.counters``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class LatencyComponent:
         network = run.sim.network
         samples = network.latency_samples
         rows = [
-            {"link_class": c, **distribution(samples[c]), "count": samples[c].seen}
+            {"link_class": c, **distribution(samples[c].values), "count": samples[c].seen}
             for c in ordered_classes(samples)
         ]
         latency = pd.DataFrame(rows, columns=["link_class", *distribution([]).keys()])
@@ -40,7 +40,7 @@ class LatencyComponent:
         failures = pd.DataFrame({"counter": list(counters), "value": list(counters.values())})
 
         def plot(result: ScenarioResult) -> Figure | None:
-            return plot_latency_cdf(samples)
+            return plot_latency_cdf({c: r.values for c, r in samples.items()})
 
         return [
             Section("latency", "Message one-way latency by link class", latency, plot=plot),
