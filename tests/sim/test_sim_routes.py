@@ -46,3 +46,21 @@ def test_the_same_seed_gives_the_same_sample():
         return list(reservoir.values)
 
     assert sample(1) == sample(1) and sample(1) != sample(2)
+
+
+class SmallBatchReservoir(Reservoir):
+    """Draws its replacements 16 at a time, so that a short run crosses many batches."""
+
+    __slots__ = ()
+    BATCH = 16
+
+
+def test_replacements_drawn_in_batches_stay_uniform_across_batches():
+    pooled = []
+    for seed in range(200):
+        reservoir = SmallBatchReservoir(50, random.Random(seed))
+        feed(reservoir, range(2_000))  # ~180 replacements each: a dozen batches
+        pooled.extend(reservoir.values)
+    deciles = np.histogram(pooled, bins=10, range=(0, 2_000))[0]
+    # 10,000 values, 1,000 expected per decile (standard deviation ~30)
+    assert deciles.min() > 880 and deciles.max() < 1_120
