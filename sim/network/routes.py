@@ -106,7 +106,7 @@ class Reservoir:
         self.next = self._at[0]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # slots: the delivery hot path reads several fields per message
 class Route:
     src: str
     dst: str
