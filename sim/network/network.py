@@ -1,6 +1,6 @@
 """The simulated network: message delivery, bulk transfers and network faults.
 
-Messages: one scheduled :class:`~novacron.sim.kernel.Call` per delivery.
+Messages: one entry on SimPy's event heap per delivery (a :class:`_Delivery`).
 The delay is the route's one-way latency, plus uniform jitter, plus the
 message's serialisation time at the bottleneck; deliveries on one node pair
 stay in FIFO order (as on a TCP connection) unless a reordering fault is
