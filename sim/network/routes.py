@@ -9,6 +9,7 @@ changes (the network bumps a version and clears the cache).
 from __future__ import annotations
 
 import random
+from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,7 +53,7 @@ class Reservoir:
     Replacements are not rare enough to be free: ``capacity * ln(n / capacity)``
     of them in ``n`` values, one per three deliveries in a run three times the
     capacity. So their positions and slots are drawn ``BATCH`` at a time with
-    numpy (:meth:`_draw`), and a replacement is two list reads and a store.
+    numpy (:meth:`_draw`), and a replacement is two list reads and a store into an array.
     Slotted, not a list subclass: the delivery hot path reads and bumps
     ``seen`` on every message, and slot access is the interpreter's cheapest.
     """
@@ -64,7 +65,7 @@ class Reservoir:
     def __init__(self, capacity: int, rng: random.Random) -> None:
         self.capacity = capacity
         self.seen = 0
-        self.values: list[float] = []
+        self.values = array("d")  # unboxed: a replacement frees no float object, and 8 bytes a sample
         self._rng = np.random.default_rng(rng.getrandbits(64))
         # W, the largest of the capacity keys so far (Algorithm L), kept as its log
         self._log_w = float(np.log(self._rng.random())) / capacity
