@@ -8,7 +8,8 @@ N streams and pushes 512 KiB records back to back on each until 1 GiB has
 gone. Goodput is measured from the first send to the moment the receiver's
 handler has seen the last byte (``time.monotonic`` is system-wide, so both
 processes share it). ``iperf3`` runs are interleaved with ours so that both
-see the same background load; medians are reported.
+see the same background load; medians are reported. ``iperf3 -l 1M`` runs too, as the
+stricter reference (see ``common.against_iperf``).
 """
 
 from __future__ import annotations
@@ -125,10 +126,11 @@ def main() -> None:
     has_iperf = shutil.which("iperf3") is not None
     print(f"records of {RECORD // 1024} KiB, {args.total / GiB:g} GiB per run, {os.cpu_count()} CPUs")
     for n in args.streams:
-        ours, tls, iperf, cpu = [], [], [], []
+        ours, tls, iperf, iperf_big, cpu = [], [], [], [], []
         for _ in range(args.repeats):
             if has_iperf:
                 iperf.append(run_iperf(n, args.iperf_seconds))
+                iperf_big.append(run_iperf(n, args.iperf_seconds, 1 << 20))
             goodput, sender_cpu, receiver_cpu = run_streams(n, args.total, tls=False)
             ours.append(goodput)
             cpu.append((sender_cpu, receiver_cpu))
@@ -141,6 +143,8 @@ def main() -> None:
             ratio = statistics.median(ours) / statistics.median(iperf)
             line += f"  iperf3 -P {n} {statistics.median(iperf):5.1f} Gbit/s (runs {_fmt(iperf)})"
             line += f"  ratio {ratio:.2f}"
+            big = statistics.median(iperf_big)
+            line += f"  iperf3 -l 1M {big:5.1f} Gbit/s (ratio {statistics.median(ours) / big:.2f})"
         if tls:
             line += f"  TLS streams {statistics.median(tls):5.1f} Gbit/s"
         print(line, flush=True)
