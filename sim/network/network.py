@@ -43,10 +43,11 @@ class _Delivery(msgspec.Struct, gc=False):
     """A message in flight: the one SimPy queue entry of a delivery.
 
     Not a ``simpy.Event``: ``Environment.step`` needs only ``callbacks`` and
-    ``_ok`` of what it pops, and a C-built struct that the garbage collector
-    does not track costs a third of an Event (the delivery path is the
-    simulator's hottest). Untracked is safe: only the event queue refers to
-    a delivery, so it is never part of a reference cycle.
+    ``_ok`` of what it pops, and a struct built in C, which the garbage
+    collector does not track, is cheaper to make than an Event and adds
+    nothing to collect (the delivery path is the simulator's hottest; see
+    benchmarks/README.md, session 11). Untracked is safe: only the event
+    queue refers to a delivery, so it is never part of a reference cycle.
     """
 
     callbacks: list | None  # every delivery shares one list; SimPy sets None when it fires
