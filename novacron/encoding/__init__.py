@@ -3,7 +3,8 @@
 Layers, each usable on its own:
 
 * **frames** (:mod:`.frame`): every encoded buffer is a checked frame (magic, version, codec,
-  lengths, CRC-32); :func:`decode` raises :class:`EncodingError` rather than return wrong bytes.
+  lengths, checksums; version 2 writes XXH3 over the payload, version 1 frames are still read);
+  :func:`decode` raises :class:`EncodingError` rather than return wrong bytes.
 * **codecs** (:mod:`.codecs`): ``none``, ``lz4`` (levels 0-16) and ``zstd`` (its full range,
   negative fast levels to 22), with reused compressor contexts.
 * **zero pages**: an all-zero buffer is a header-only marker.

@@ -13,7 +13,7 @@ from functools import partial
 
 from .costmodel import CONTENT_CLASSES, CodecCost, CostModel, DeltaCost
 from .delta import encode_delta
-from .frame import decode, encode, is_zero
+from .frame import VERSION, decode, encode, is_zero
 from .testdata import DEFAULT_MIX, PAGE_SIZE, MemoryGenerator
 
 Clock = Callable[[], float]
@@ -87,8 +87,9 @@ def calibrate(
         "seed": seed,
         "delta_pages": delta_pages,
         "delta_codec": list(delta_codec),
-        "how": "best-of-N wall-clock rates of novacron.encoding encode()/decode() (framing and CRC-32 "
-        "included) on novacron.encoding.testdata buffers; redo with benchmarks/calibrate_encoding.py",
+        "how": f"best-of-N wall-clock rates of novacron.encoding encode()/decode() (framing and checksums of "
+        f"HDE frame version {VERSION} included) on novacron.encoding.testdata buffers; "
+        "redo with benchmarks/calibrate_encoding.py",
     }
     return CostModel(codecs, deltas, zero_scan, machine, meta)
 

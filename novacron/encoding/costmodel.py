@@ -3,7 +3,7 @@
 The simulator charges ``size / throughput`` seconds of CPU time for each encode and decode, and the
 adaptive selector predicts transfer times from the same numbers, so both rest on measurements
 rather than guesses. The numbers live in ``calibration.json`` next to this module and were measured
-with HDE itself (framing and CRC-32 included) on VM-memory-like buffers from
+with HDE itself (framing and checksums included) on VM-memory-like buffers from
 :mod:`novacron.encoding.testdata`, one per content class: ``zero``, ``text``, ``random`` and
 ``mixed`` (the default page mix). Levels between calibrated ones use the nearest calibrated level.
 

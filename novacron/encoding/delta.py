@@ -8,8 +8,8 @@ Two methods, for two kinds of change:
   insertions and deletions in files, logs and serialised state.
 
 Either way the op stream is then compressed by the codec (delta first, entropy coding second: the
-hierarchy in "hierarchical delta encoding") and framed with the CRC-32 of both the base and the
-result (:mod:`.frame`), so decoding against the wrong base raises instead of returning garbage.
+hierarchy in "hierarchical delta encoding") and framed with checksums of both the base and the
+payload (:mod:`.frame`), so decoding against the wrong base raises instead of returning garbage.
 An all-zero new version becomes a zero frame, and a delta that would not be smaller than the data
 falls back to a plain frame (QEMU sends such pages raw).
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Literal
 
 from . import rsync, xbzrle
-from .frame import Kind, build_frame, checksum, encode, is_zero
+from .frame import VERSION, Kind, build_frame, encode, is_zero
 
 DeltaMethod = Literal["xbzrle", "rsync"]
 
@@ -32,14 +32,16 @@ def encode_delta(
     level: int | None = None,
     *,
     block_size: int | None = None,
+    version: int = VERSION,
 ) -> bytes:
     """Frame ``new`` as a delta against ``old``; decode it with ``decode(frame, base=old)``.
 
     ``block_size`` applies to ``rsync`` only (default: about sqrt(len(old)), see
     :func:`.rsync.default_block_size`). XBZRLE needs ``old`` and ``new`` of the same size.
+    ``version`` is the frame version to write (see :func:`.frame.encode`).
     """
     if is_zero(new):
-        return encode(new)
+        return encode(new, version=version)
     if method == "xbzrle":
         ops, kind = xbzrle.encode(old, new), Kind.XBZRLE
     elif method == "rsync":
@@ -47,13 +49,5 @@ def encode_delta(
     else:
         raise ValueError(f"unknown delta method {method!r}; use 'xbzrle' or 'rsync'")
     if ops is None or len(ops) >= len(new):
-        return encode(new, codec, level)
-    return build_frame(
-        kind,
-        ops,
-        original_length=len(new),
-        result_checksum=checksum(new),
-        codec=codec,
-        level=level,
-        base_checksum=checksum(old),
-    )
+        return encode(new, codec, level, version=version)
+    return build_frame(kind, ops, result=new, base=old, codec=codec, level=level, version=version)

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from novacron.encoding.frame import checksum
+from novacron.encoding.frame import crc32_checksum
 from novacron.runtime import WriteLog
 
 #: Content classes of a page (the cost model's classes).
@@ -102,7 +102,7 @@ def memory_digest(memory: bytes | bytearray | memoryview) -> str:
     add seconds to the downtime). It detects any accidental difference with probability
     1 - 2^-32 per differing block; it is not meant to resist a forger."""
     view = memoryview(memory).cast("B")
-    crcs = [checksum(view[i : i + DIGEST_BLOCK]) for i in range(0, len(view), DIGEST_BLOCK)]
+    crcs = [crc32_checksum(view[i : i + DIGEST_BLOCK]) for i in range(0, len(view), DIGEST_BLOCK)]
     return hashlib.sha256(struct.pack(f"<{len(crcs)}I", *crcs) + struct.pack("<Q", len(view))).hexdigest()
 
 

@@ -236,8 +236,8 @@ class BatchEncoder:
             pos += len(t)
         self._gather(view, head + HEADER_SIZE, pages, rows)
         checked = self.settings.checksum_raw_pages
-        crc = checksum(view[head + HEADER_SIZE :]) if checked else 0
-        header = FrameHeader(Kind.PLAIN, get_codec("none"), 0, size, size, size, crc).pack()
+        check = checksum(view[head + HEADER_SIZE :]) if checked else 0
+        header = FrameHeader(Kind.PLAIN, get_codec("none"), 0, size, size, size, check).pack()
         if not checked:  # tell the receiver not to check what the transport already checked
             struct.pack_into("<B", view, 5, FLAG_RAW_UNCHECKED)
         view[head : head + HEADER_SIZE] = header
@@ -490,7 +490,7 @@ def _decode_full(frame: memoryview, max_size: int, unchecked: bool) -> bytes | m
     header = parse_header(frame, max_size=max_size)
     if header.kind == Kind.PLAIN and header.codec.codec_id == 0:
         body = frame[HEADER_SIZE:]
-        if not unchecked and checksum(body) != header.checksum:
+        if not unchecked and header.check(body) != header.checksum:  # payload == result: any version
             raise EncodingError("checksum mismatch: the decoded bytes are not the ones that were encoded")
         return body
     return decode(frame, max_size=max_size)

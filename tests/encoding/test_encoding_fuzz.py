@@ -1,7 +1,8 @@
 """Fuzzing the decoder: garbage, bit flips and truncations raise EncodingError; nothing else comes back.
 
-Every frame checksums its header and its decoded result, so a single flipped bit anywhere is
-always detected: these tests demand an EncodingError, not merely "no wrong bytes".
+Every frame checksums its header and its payload (version 2; version 1 its decoded result), so a
+single flipped bit anywhere is detected: these tests demand an EncodingError, not merely "no wrong
+bytes". Frames of both versions are fuzzed: decoders keep reading version 1.
 """
 
 import pytest
@@ -19,18 +20,25 @@ OLD = GEN.page("text")
 NEW = GEN.resend(OLD, 0.05)
 SHIFTED = OLD[:300] + b"inserted!" + OLD[300:]
 DATA = GEN.memory(4)
-FRAMES = {
-    "none": (encode(DATA, "none"), None, DATA),
-    "lz4": (encode(DATA, "lz4", 0), None, DATA),
-    "lz4-hc": (encode(DATA, "lz4", 9), None, DATA),
-    "zstd": (encode(DATA, "zstd", 3), None, DATA),
-    "zstd-fast": (encode(DATA, "zstd", -5), None, DATA),
-    "zero": (encode(bytes(4096)), None, bytes(4096)),
-    "xbzrle": (encode_delta(OLD, NEW, "xbzrle", "none"), OLD, NEW),
-    "xbzrle+zstd": (encode_delta(OLD, NEW, "xbzrle", "zstd"), OLD, NEW),
-    "rsync": (encode_delta(OLD, SHIFTED, "rsync", "none"), OLD, SHIFTED),
-    "rsync+lz4": (encode_delta(OLD, SHIFTED, "rsync", "lz4"), OLD, SHIFTED),
-}
+
+
+def frames(v: int) -> dict[str, tuple[bytes, bytes | None, bytes]]:
+    """Version ``v`` frames of every kind and codec: (frame, base, what it decodes to)."""
+    return {
+        f"v{v}-none": (encode(DATA, "none", version=v), None, DATA),
+        f"v{v}-lz4": (encode(DATA, "lz4", 0, version=v), None, DATA),
+        f"v{v}-lz4-hc": (encode(DATA, "lz4", 9, version=v), None, DATA),
+        f"v{v}-zstd": (encode(DATA, "zstd", 3, version=v), None, DATA),
+        f"v{v}-zstd-fast": (encode(DATA, "zstd", -5, version=v), None, DATA),
+        f"v{v}-zero": (encode(bytes(4096), version=v), None, bytes(4096)),
+        f"v{v}-xbzrle": (encode_delta(OLD, NEW, "xbzrle", "none", version=v), OLD, NEW),
+        f"v{v}-xbzrle+zstd": (encode_delta(OLD, NEW, "xbzrle", "zstd", version=v), OLD, NEW),
+        f"v{v}-rsync": (encode_delta(OLD, SHIFTED, "rsync", "none", version=v), OLD, SHIFTED),
+        f"v{v}-rsync+lz4": (encode_delta(OLD, SHIFTED, "rsync", "lz4", version=v), OLD, SHIFTED),
+    }
+
+
+FRAMES = frames(1) | frames(2)
 
 
 def test_the_fuzzed_frames_decode_when_intact():
@@ -46,10 +54,10 @@ def test_random_bytes_raise(data):
 
 
 @FUZZ
-@given(st.binary(max_size=2000))
-def test_random_bytes_behind_a_valid_magic_and_version_raise(data):
+@given(st.binary(max_size=2000), st.sampled_from([b"\x01", b"\x02"]))
+def test_random_bytes_behind_a_valid_magic_and_version_raise(data, version):
     with pytest.raises(EncodingError):
-        decode(MAGIC + b"\x01" + data, OLD)
+        decode(MAGIC + version + data, OLD)
 
 
 @FUZZ
