@@ -87,8 +87,8 @@ BIG_RECORD: int | None = None
 #: Both ends checksum a record's data piece by piece, while each piece is in the
 #: core's cache: the sender just before the kernel copies it out, the receiver
 #: just after the kernel copied it in (a 4 MiB record checksummed whole no
-#: longer fits in a 2 MiB L2).
-CHECKSUM_PIECE = 1024 * 1024
+#: longer fits in a 2 MiB L2). One block of the checksums' (see :data:`.streams.CHECKSUM_BLOCK`).
+CHECKSUM_PIECE = st.CHECKSUM_BLOCK
 
 #: A receive buffer is kept between records up to this size; bigger ones
 #: (rare huge records) are dropped after use instead of pinning memory.

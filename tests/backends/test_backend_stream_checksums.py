@@ -1,5 +1,5 @@
-"""Checksums on record streams: ISA-L's CRC-32, checksums computed off the event
-loop while other streams are busy, and peers that checksum differently."""
+"""Checksums on record streams: XXH3 in 1 MiB blocks by default, ISA-L's CRC-32, checksums
+computed off the event loop while other streams are busy, and peers that checksum differently."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import xxhash
 from _backend_testkit import wait_until
 
 from novacron.backends import LocalCluster
@@ -66,7 +67,67 @@ def test_the_crc32_streams_use_is_zlibs_crc32_whatever_computes_it() -> None:
     crc = streams.CHECKSUMS["crc32"]
     assert crc(data, 0) == zlib.crc32(data)
     assert crc(memoryview(data)[7:], 12345) == zlib.crc32(data[7:], 12345)
-    assert streams.PREFERRED_CHECKSUM in streams.CHECKSUMS
+
+
+def xxh3_1m_by_hand(data: bytes, value: int = 0) -> int:
+    """The ``xxh3-1m`` definition, straight from xxhash."""
+    for pos in range(0, len(data), MiB):
+        value = xxhash.xxh3_64_intdigest(data[pos : pos + MiB], seed=value) & 0xFFFF_FFFF
+    return value
+
+
+def test_streams_checksum_with_xxh3_in_1_mib_blocks_by_default() -> None:
+    data = os.urandom(3 * MiB + 5)
+    assert streams.PREFERRED_CHECKSUM == "xxh3-1m"
+    xxh3 = streams.CHECKSUMS["xxh3-1m"]
+    assert xxh3(data, 0) == xxh3_1m_by_hand(data)
+    assert xxh3(memoryview(data)[7:], 12345) == xxh3_1m_by_hand(data[7:], 12345)
+    assert xxh3(b"", 99) == 99  # like a CRC: nothing checksummed, value unchanged
+
+
+@pytest.mark.parametrize("name", sorted(streams.CHECKSUMS))
+def test_every_checksum_splits_at_whole_blocks_without_changing_its_value(name: str) -> None:
+    checksum, data = streams.CHECKSUMS[name], memoryview(os.urandom(5 * MiB + 333))
+    whole = checksum(data, 0)
+    value = 0
+    for start, end in [(0, MiB), (MiB, 3 * MiB), (3 * MiB, len(data))]:
+        value = checksum(data[start:end], value)
+    assert value == whole
+
+
+@pytest.mark.parametrize("name", sorted(streams.CHECKSUMS))
+@pytest.mark.parametrize("io_piece", [1, 65_539, MiB, 3 * MiB - 1, 8 * MiB])
+def test_checksums_kept_through_io_pieces_of_any_size_match_one_call(name: str, io_piece: int) -> None:
+    checksum, data = streams.CHECKSUMS[name], memoryview(os.urandom(3 * MiB + 17))
+    value = done = 0
+    pieces = list(range(io_piece, len(data), io_piece)) + [len(data)] if io_piece > 1 else [5, 6, len(data)]
+    for end in pieces:
+        value, done = streams.checksum_through(checksum, data, value, done, end)
+    assert done == len(data) and value == checksum(data, 0)
+
+
+def test_a_slice_sent_and_received_in_different_chunk_sizes_checks_out() -> None:
+    """Each node sets its own ``chunk_size``; the checksum does not depend on it."""
+    data = os.urandom(3 * MiB + 17)
+    into = memoryview(bytearray(len(data)))
+    checksum = streams.CHECKSUMS[streams.PREFERRED_CHECKSUM]
+    left, right = socket.socketpair()
+    with left, right:
+
+        def send() -> None:
+            crc = streams.send_slice(
+                left, memoryview(data), checksum, streams.Progress(), streams.SocketSlot(), chunk=65_539
+            )
+            streams.write_frame(left, wire.encode(wire.StreamTrailer(checksum=crc)))
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        computed, announced = streams.receive_slice(
+            right, into, checksum, streams.Progress(), 10.0, chunk=3 * MiB - 1
+        )
+        sender.join()
+    assert computed == announced == xxh3_1m_by_hand(data)
+    assert bytes(into) == data
 
 
 class _Busy:
@@ -287,6 +348,20 @@ async def test_a_peer_that_checksums_with_crc32c_is_still_understood(tmp_path: P
         header = codec.encode(Piece(7, digest(data)))
         checksum = crc32c.crc32c(data, crc32c.crc32c(header, 0))
         await asyncio.to_thread(_send_raw, b.address[1], "crc32c", header, data, checksum)
+        await wait_until(lambda: len(sink.records) == 1, what="the record")
+        assert sink.records[0][0].seq == 7 and sink.records[0][1] == data
+        assert sum(b.stats.rejected.values()) == 0
+
+
+async def test_a_peer_that_checksums_with_xxh3_by_hand_is_understood(tmp_path: Path) -> None:
+    sink = Sink()
+    async with LocalCluster(tmp_path) as cluster:
+        _, b = await cluster.add_nodes(["a", "b"])
+        b.on_stream(Piece, sink)
+        data = os.urandom(3 * MiB + 17)
+        header = codec.encode(Piece(7, digest(data)))
+        checksum = xxh3_1m_by_hand(data, xxh3_1m_by_hand(header))
+        await asyncio.to_thread(_send_raw, b.address[1], "xxh3-1m", header, data, checksum)
         await wait_until(lambda: len(sink.records) == 1, what="the record")
         assert sink.records[0][0].seq == 7 and sink.records[0][1] == data
         assert sum(b.stats.rejected.values()) == 0
