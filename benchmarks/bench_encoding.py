@@ -187,7 +187,10 @@ def selection() -> list[dict]:
 def main() -> None:
     gen = MemoryGenerator(seed=11)
     report("(a) HDE throughput vs raw library, same buffers and levels (4 MiB)", throughput(gen))
-    print(f"target: enc ratio and dec ratio >= 0.9   (frame version 2; v1 frames: CRC-32 by {CRC32_IMPLEMENTATION})")
+    print(
+        "target: enc ratio and dec ratio >= 0.9   "
+        f"(frame version 2; version 1 frames: CRC-32 by {CRC32_IMPLEMENTATION})"
+    )
     report("(b) frame bytes / original bytes per content class", ratios(gen))
     report(
         f"(c) delta frames on re-sent 4 KiB pages ({PAGES} per row) vs plain zstd-3 of the new page",

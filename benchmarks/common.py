@@ -21,6 +21,7 @@ import pandas as pd
 from rawcopy import RawCopy
 
 from novacron.backends import AsyncioRuntime, PeerDirectory, new_event_loop
+from novacron.backends.tcp import streams as stream_io
 from novacron.runtime import Payload
 
 
@@ -174,6 +175,12 @@ def loopback_parser(description: str, *, size_mib: int) -> argparse.ArgumentPars
     parser.add_argument("--size-mib", type=int, default=size_mib)
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--checksum",
+        choices=sorted(stream_io.CHECKSUMS),
+        default=stream_io.PREFERRED_CHECKSUM,
+        help="the algorithm the sending node checksums its streams with (the receiver follows it)",
+    )
     return parser
 
 
@@ -266,6 +273,7 @@ def run_two_nodes_against_iperf(
     """Move ``args.size_mib`` MiB of random bytes from node to node as the script says (``listen``,
     ``open_sender``), interleaved with ``iperf3 -P N`` and :class:`rawcopy.RawCopy`; print the table."""
     payload = os.urandom(args.size_mib << 20)
+    stream_io.PREFERRED_CHECKSUM = args.checksum  # the sender names it to the receiver
     loop = new_event_loop()
     try:
         rows = loop.run_until_complete(
@@ -273,7 +281,7 @@ def run_two_nodes_against_iperf(
         )
     finally:
         loop.close()
-    report(f"{title} (median of {args.repeats})", rows)
+    report(f"{title} (median of {args.repeats}; stream checksum {args.checksum})", rows)
     if shutil.which("iperf3") is None:
         print("iperf3 not found: comparison skipped (install it with: sudo apt-get install iperf3)")
     print("target: ratio >= 0.8")

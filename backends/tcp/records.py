@@ -6,7 +6,7 @@ handler for that header type. On the wire (``NCs1`` connections, see
 :mod:`.wire`) a record is a length-prefixed :class:`~.wire.RecordEnvelope`
 frame (the header encoded by :data:`~novacron.runtime.codec` and the data
 length) followed by the data itself and a :data:`~.wire.RECORD_TRAILER` with
-the checksum over header and data (ISA-L's CRC-32 by default, see
+the checksum over header and data (XXH3 in 1 MiB blocks by default, see
 :data:`.streams.PREFERRED_CHECKSUM`).
 
 Where the work happens, and why:

@@ -14,7 +14,7 @@ class Chunk(Message, tag="amst-chunk"):
     offset: int
     length: int
     checksum: int  # of the chunk's bytes at the source
-    algorithm: int  # novacron.transport.checksum: NONE (simulated payload), CRC32, CRC32C
+    algorithm: int  # novacron.transport.checksum: NONE (simulated payload), CRC32, CRC32C, XXH3
     chunks: int
     size: int
     tag: str
