@@ -32,9 +32,8 @@ and the compressed payload is smaller than the result. Verifying *before* decomp
 corrupt bytes never reach the decompressor. Decoding stays exact: an intact payload decompresses
 deterministically into what was encoded, the decoded length is still checked against the header,
 and a delta is still applied only to a base with the recorded checksum. What version 2 gives up is
-a check on the decompressor itself (a codec library bug would no longer be caught here); AMST's
-chunk checksums still cover the bytes end to end. Truncating XXH3 to 32 bits keeps the header at
-36 bytes, as zstd's own frame does with XXH64.
+a check on the decompressor itself: a bug in a codec library would no longer be caught here.
+Truncating XXH3 to 32 bits keeps the header at 36 bytes, as zstd's own frame does with XXH64.
 """
 
 from __future__ import annotations
@@ -63,7 +62,6 @@ except ImportError:  # pragma: no cover - depends on the environment
 MAGIC = b"NCHD"
 #: The version :func:`encode` writes; :data:`VERSIONS` are the ones :func:`decode` reads.
 VERSION = 2
-VERSIONS = (1, 2)
 _BODY = struct.Struct("<4sBBBBiIIIII")
 _CRC = struct.Struct("<I")
 HEADER_SIZE = _BODY.size + _CRC.size
@@ -86,10 +84,7 @@ _APPLY = {Kind.XBZRLE: xbzrle.apply, Kind.RSYNC: rsync.apply}
 
 
 def checksum(data: bytes | memoryview) -> int:
-    """The checksum of version 2 frames: the low 32 bits of XXH3-64.
-
-    Also a fast, stable 32-bit digest for other code (migration compares memory with it).
-    """
+    """The checksum of version 2 frames: the low 32 bits of XXH3-64."""
     return xxh3_64_intdigest(data) & 0xFFFF_FFFF
 
 
@@ -103,6 +98,7 @@ _CHECKS: dict[int, tuple[Callable[[bytes | memoryview], int], bool]] = {
     1: (crc32_checksum, False),
     2: (checksum, True),
 }
+VERSIONS = tuple(_CHECKS)
 
 
 @dataclass(frozen=True)
@@ -168,7 +164,7 @@ def _check_size(n: int) -> None:
 
 
 def _check_version(version: int) -> None:
-    if version not in _CHECKS:
+    if version not in VERSIONS:
         raise ValueError(f"cannot write HDE frame version {version}; versions are {VERSIONS}")
 
 
@@ -246,7 +242,7 @@ def parse_header(frame: bytes | memoryview, *, max_size: int = DEFAULT_MAX_SIZE)
     magic, version, kind, codec_id, flags, level, original, inner, payload, crc, base_crc = fields
     if magic != MAGIC:
         raise EncodingError(f"not an HDE frame: magic {bytes(magic)!r}, expected {MAGIC!r}")
-    if version not in _CHECKS:
+    if version not in VERSIONS:
         raise EncodingError(
             f"unsupported HDE frame version {version} (this decoder reads versions {VERSIONS})"
         )
