@@ -362,12 +362,13 @@ class AsyncioRuntime:
         _check_delay(delay)
         return self._running_clock().sleep(delay)
 
-    async def compute(self, seconds: float) -> None:
-        """Returns at once: on real hardware the CPU work already took its time.
+    async def compute(self, seconds: float) -> float:
+        """Returns at once (0.0 s waited): on real hardware the CPU work already took its time.
 
         (The simulator advances the node's clock instead; see the contract.)
         """
         _check_delay(seconds)
+        return 0.0
 
     async def offload(self, fn: Callable[..., T], *args: Any) -> T:
         """Runs ``fn(*args)`` on a worker thread of the loop's default executor."""

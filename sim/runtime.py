@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from novacron.runtime import Message, NodeInfo, Payload, TransferReport, VirtualPayload
 
+from .cpu import Cpu
 from .kernel import Call, SimFuture, SimTask
 from .network.bulk import SimStream
 from .storage import SimStorage
@@ -86,6 +87,9 @@ class SimRuntime:
         self._stream_handlers: dict[type, Callable[[str, Any, Payload], None]] = {}
         self._stream_placements: dict[type, Any] = {}
         self.unhandled_messages = 0
+        #: this incarnation's cores (None: unlimited); a crash ends the work booked on them
+        cores = sim.topology.nodes[info.node_id].cores
+        self.cpu = Cpu(cores) if cores is not None else None
         self.default_congestion = "cubic"
         self.app: Any = None  # what the app factory returned, for inspection
         # send() is the hot path: a route by destination, then the network.
@@ -131,12 +135,23 @@ class SimRuntime:
         self.call_later(delay, _resolve, fut)
         await fut
 
-    async def compute(self, seconds: float) -> None:
-        # No CPU contention is modelled: concurrent compute() calls overlap.
-        if seconds < 0:
+    async def compute(self, seconds: float) -> float:
+        # Without a core count (the topology's ``cores``) concurrent compute() calls overlap;
+        # with one, each waits for the core that frees up first (novacron.sim.cpu).
+        if not seconds >= 0:  # (NaN too)
             raise ValueError(f"compute: seconds must be >= 0, got {seconds}")
-        if seconds > 0:
+        if seconds == 0:
+            return 0.0
+        if self.cpu is None:
             await self.sleep(seconds)
+            return 0.0
+        now = self._env.now
+        rate = 1.0 + self._clock.drift  # local seconds per virtual second, as sleep() converts
+        start, finish = self.cpu.book(now, seconds / rate)
+        fut = SimFuture(self._env)
+        Call(self._env, finish - now, _resolve, (fut,), self)
+        await fut
+        return (start - now) * rate
 
     async def offload(self, fn: Callable[..., Any], *args: Any) -> Any:
         # In virtual time the work is instantaneous; its cost is what compute() charges.

@@ -24,8 +24,12 @@ def datacenter(
     region: str = "local",
     site: str = "dc1",
     prefix: str = "n",
+    cores: int | None = None,
 ) -> Topology:
-    """``n_nodes`` servers in one datacenter: a non-blocking fabric, sub-ms RTT."""
+    """``n_nodes`` servers in one datacenter: a non-blocking fabric, sub-ms RTT.
+
+    ``cores`` (here and in :func:`wan` and :func:`hybrid`): each node's core count for
+    ``rt.compute()`` work (:mod:`novacron.sim.cpu`); None, the default, lets it overlap freely."""
     if n_nodes < 1:
         raise ValueError("a datacenter needs at least one node")
     topo = Topology(f"datacenter({n_nodes})")
@@ -33,7 +37,7 @@ def datacenter(
     nic_latency = 5e-6
     topo.add_site(site, region, fabric_latency=max(0.0, rtt / 2 - 2 * nic_latency))
     for i in range(n_nodes):
-        topo.add_node(f"{prefix}{i}", site, nic_bandwidth=nic_bandwidth, nic_latency=nic_latency)
+        topo.add_node(f"{prefix}{i}", site, nic_bandwidth=nic_bandwidth, nic_latency=nic_latency, cores=cores)
     return topo
 
 
@@ -55,6 +59,7 @@ def wan(
     wan_loss: float = 0.0,
     wan_jitter_fraction: float = 0.02,
     nic_bandwidth: float = 10e9,
+    cores: int | None = None,
 ) -> Topology:
     """One site per region, joined pairwise with the measured inter-region RTTs."""
     names = _check_regions(region_names)
@@ -62,7 +67,7 @@ def wan(
     for r in names:
         topo.add_site(_site_name(r), r)
         for i in range(nodes_per_region):
-            topo.add_node(f"{_slug(r)}-{i}", _site_name(r), nic_bandwidth=nic_bandwidth)
+            topo.add_node(f"{_slug(r)}-{i}", _site_name(r), nic_bandwidth=nic_bandwidth, cores=cores)
     _connect_regions(topo, names, wan_bandwidth, wan_loss, wan_jitter_fraction, sites_per_region=1)
     return topo
 
@@ -78,6 +83,7 @@ def hybrid(
     wan_loss: float = 1e-4,
     wan_jitter_fraction: float = 0.02,
     nic_bandwidth: float = 25e9,
+    cores: int | None = None,
 ) -> Topology:
     """Datacenters inside regions: fast metro links within a region, WAN between."""
     names = _check_regions(region_names)
@@ -87,7 +93,7 @@ def hybrid(
             site = f"{_slug(r)}-dc{d}"
             topo.add_site(site, r, zone=f"{r}/{d}")
             for i in range(nodes_per_datacenter):
-                topo.add_node(f"{site}-n{i}", site, nic_bandwidth=nic_bandwidth)
+                topo.add_node(f"{site}-n{i}", site, nic_bandwidth=nic_bandwidth, cores=cores)
         sites = [f"{_slug(r)}-dc{d}" for d in range(datacenters_per_region)]
         for i, a in enumerate(sites):
             for b in sites[i + 1 :]:

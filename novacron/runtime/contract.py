@@ -115,14 +115,16 @@ class Clock(Protocol):
         """A future bound to this runtime (e.g. to await a reply message)."""
         ...
 
-    def compute(self, seconds: float) -> Awaitable[None]:
+    def compute(self, seconds: float) -> Awaitable[float]:
         """Account for ``seconds`` of CPU work that protocol code just did.
 
         In the simulator the work itself takes no virtual time, so protocol
         code that compresses, hashes or encodes says what it would cost
-        (from a calibrated cost model) and the node's clock advances by it;
-        on the real backend the work already took real time and this
-        returns at once.
+        (from a calibrated cost model) and the node's clock advances by it,
+        after waiting for a free core if the topology gives the node a core
+        count (:mod:`novacron.sim.cpu`); on the real backend the work
+        already took real time and this returns at once. Returns the seconds
+        the work waited for a core (0.0 where nothing waits).
         """
         ...
 

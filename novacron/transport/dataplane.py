@@ -96,6 +96,8 @@ class TransferResult:
     congestion: str
     encode_seconds: float
     amst: AMSTReport
+    #: seconds the encoding waited for a free core (simulated nodes with a core count)
+    cpu_wait_seconds: float = 0.0
 
     @property
     def ratio(self) -> float:
@@ -104,7 +106,7 @@ class TransferResult:
 
     @property
     def duration(self) -> float:
-        return self.amst.duration + self.encode_seconds
+        return self.amst.duration + self.encode_seconds + self.cpu_wait_seconds
 
     @property
     def goodput_bps(self) -> float:
@@ -177,7 +179,7 @@ class DataPlane:
         streams = self.controller.streams_for(peer, mode)
         congestion = choose_congestion(self.congestion_algo, mode)
         frame, codec, cpu = self._encode(payload, self.link_bps(peer, mode))
-        await self.rt.compute(cpu)
+        waited = await self.rt.compute(cpu)
         report = await self.amst.send(peer, frame, streams=streams, congestion=congestion, tag=_TAG + tag)
         result = TransferResult(
             peer=peer,
@@ -190,6 +192,7 @@ class DataPlane:
             congestion=report.congestion,
             encode_seconds=cpu,
             amst=report,
+            cpu_wait_seconds=waited,
         )
         self.controller.observe(peer, streams, result.goodput_bps)
         if self.detector is not None:

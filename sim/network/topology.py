@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..cpu import check_cores
+
 
 @dataclass(eq=False)
 class Link:
@@ -74,6 +76,8 @@ class NodeSpec:
     nic_up: Link
     nic_down: Link
     labels: dict[str, str] = field(default_factory=dict)
+    #: cores the node's ``rt.compute()`` work queues for (:mod:`novacron.sim.cpu`); None: unlimited
+    cores: int | None = None
 
 
 class Topology:
@@ -101,17 +105,26 @@ class Topology:
         nic_bandwidth: float = 25e9,
         nic_latency: float = 5e-6,
         labels: dict[str, str] | None = None,
+        cores: int | None = None,
     ) -> NodeSpec:
+        """A node at ``site``. ``cores`` bounds how much ``rt.compute()`` work it does at once
+        (first come, first served; :mod:`novacron.sim.cpu`); None lets that work overlap freely."""
         if node_id in self.nodes:
             raise ValueError(f"node {node_id!r} already exists")
         if site not in self.sites:
             raise ValueError(f"node {node_id!r}: unknown site {site!r} (known: {sorted(self.sites)})")
+        if cores is not None:
+            try:
+                check_cores(cores)
+            except ValueError as exc:
+                raise ValueError(f"node {node_id!r}: {exc} (or None for no limit)") from None
         spec = NodeSpec(
             node_id,
             site,
             Link(f"{node_id}/up", nic_latency, nic_bandwidth),
             Link(f"{node_id}/down", nic_latency, nic_bandwidth),
             dict(labels or {}),
+            cores,
         )
         self.nodes[node_id] = spec
         self._paths.clear()

@@ -96,7 +96,12 @@ def _check_region_names(names: tuple[str, ...]) -> tuple[str, ...]:
 Regions = Annotated[tuple[str, ...], Field(min_length=1), AfterValidator(_check_region_names)]
 
 
-class DatacenterTopology(Spec):
+class _TopologySpec(Spec):
+    #: each node's core count for rt.compute() work (novacron.sim.cpu); omitted: no limit
+    cores: int | None = Field(None, ge=1)
+
+
+class DatacenterTopology(_TopologySpec):
     """One datacenter (:func:`novacron.sim.topologies.datacenter`): every pair is intra-site."""
 
     kind: Literal["datacenter"] = "datacenter"
@@ -105,10 +110,12 @@ class DatacenterTopology(Spec):
     rtt: Duration = 200e-6
 
     def build(self) -> Topology:
-        return topologies.datacenter(self.nodes, nic_bandwidth=self.nic_bandwidth, rtt=self.rtt)
+        return topologies.datacenter(
+            self.nodes, nic_bandwidth=self.nic_bandwidth, rtt=self.rtt, cores=self.cores
+        )
 
 
-class WanTopology(Spec):
+class WanTopology(_TopologySpec):
     """One site per region joined by the measured RTTs (:func:`novacron.sim.topologies.wan`)."""
 
     kind: Literal["wan"] = "wan"
@@ -127,10 +134,11 @@ class WanTopology(Spec):
             wan_loss=self.wan_loss,
             wan_jitter_fraction=self.wan_jitter_fraction,
             nic_bandwidth=self.nic_bandwidth,
+            cores=self.cores,
         )
 
 
-class HybridTopology(Spec):
+class HybridTopology(_TopologySpec):
     """Datacenters inside regions (:func:`novacron.sim.topologies.hybrid`): all three link classes."""
 
     kind: Literal["hybrid"] = "hybrid"
@@ -155,6 +163,7 @@ class HybridTopology(Spec):
             wan_loss=self.wan_loss,
             wan_jitter_fraction=self.wan_jitter_fraction,
             nic_bandwidth=self.nic_bandwidth,
+            cores=self.cores,
         )
 
 

@@ -172,6 +172,27 @@ def test_offloaded_work_returns_its_result_and_raises_its_errors(harness):
     assert harness.run("n0", scenario) == (499500, "bad input")
 
 
+def test_compute_accounts_for_cpu_work_and_says_how_long_it_waited(harness):
+    """The simulator's clock moves by the work; the real node's work already took its time.
+    Neither node here has a core count, so nothing waits; negative work is refused."""
+    harness.start(NODES[:1])
+
+    async def scenario(rt):
+        before = rt.now()
+        waited = await rt.compute(0.002)
+        took = rt.now() - before
+        try:
+            await rt.compute(-1.0)
+        except ValueError as exc:
+            return waited, took, str(exc)
+        return waited, took, None
+
+    waited, took, refused = harness.run("n0", scenario)
+    assert waited == 0.0 and refused is not None and "-1" in refused
+    if harness.kind == "sim":
+        assert took == pytest.approx(0.002)
+
+
 def test_messages_reach_every_peer_in_order(harness):
     received = {n: [] for n in NODES}
 

@@ -12,11 +12,11 @@ from novacron.transport import ContentMix, DataPlane
 MiB = 1 << 20
 
 
-def pair(rtt: float, bandwidth: float) -> Topology:
+def pair(rtt: float, bandwidth: float, *, cores: int | None = None) -> Topology:
     topo = Topology("pair")
     topo.add_site("a", "ra", fabric_latency=0.0)
     topo.add_site("b", "rb", fabric_latency=0.0)
-    topo.add_node("x", "a", nic_latency=0.0, nic_bandwidth=25e9)
+    topo.add_node("x", "a", nic_latency=0.0, nic_bandwidth=25e9, cores=cores)
     topo.add_node("y", "b", nic_latency=0.0, nic_bandwidth=25e9)
     topo.connect_sites("a", "b", rtt=rtt, bandwidth=bandwidth)
     return topo
@@ -83,6 +83,37 @@ def test_a_virtual_mixed_payload_uses_the_cost_model_and_charges_cpu_time():
     assert received == [payload]
     assert 0.3 < result.ratio < 0.75
     assert result.encode_seconds > 0 and result.duration > result.amst.duration
+
+
+def concurrent_transfers(cores: int | None, n: int) -> list:
+    """``n`` compressed transfers started together from x (1 GiB of text each, a 1 Gbit/s link)."""
+    dwcp = DWCPConfig()
+    sim = Simulation(pair(rtt=0.1, bandwidth=1e9, cores=cores), seed=0)
+    received = []
+
+    def app(rt):
+        plane = DataPlane(rt, dwcp)
+        plane.on_receive("data", lambda src, p: received.append(p))
+        return plane
+
+    sim.start(app)
+    x = sim.runtime("x")
+    text = ContentMix(zero=0.0, text=1.0, random=0.0)
+    tasks = [x.spawn(x.app.transfer("y", VirtualPayload(1 << 30, meta=text), tag="data")) for _ in range(n)]
+    sim.run()
+    assert len(received) == n
+    return [task.result() for task in tasks]
+
+
+def test_on_a_node_with_one_core_concurrent_encodings_queue_and_the_wait_is_reported():
+    free = concurrent_transfers(None, 2)
+    one_core = concurrent_transfers(1, 2)
+    encode = free[0].encode_seconds
+    assert encode > 1.0 and all(r.codec.startswith("zstd") for r in free + one_core)
+    assert [r.cpu_wait_seconds for r in free] == [0.0, 0.0]
+    assert [r.cpu_wait_seconds for r in one_core] == [0.0, pytest.approx(encode)]
+    assert one_core[1].duration == pytest.approx(one_core[1].amst.duration + 2 * encode)  # the wait counts
+    assert concurrent_transfers(2, 2)[1].cpu_wait_seconds == 0.0
 
 
 def test_detected_mode_drives_the_choice():
