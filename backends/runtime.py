@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import random
+import secrets
 import socket
 import ssl
 from collections.abc import Callable, Coroutine
@@ -165,6 +166,8 @@ class AsyncioRuntime:
             seed = int.from_bytes(os.urandom(8), "big")
         self.seed = seed
         self._random = random.Random(seed)
+        # Not from the seeded generator: a restarted process with the same seed needs a new one.
+        self._boot_id = secrets.token_hex(4)
         self._tls = tls
         self.options = options or RuntimeOptions()
         self._epoch = epoch
@@ -330,6 +333,10 @@ class AsyncioRuntime:
     @property
     def random(self) -> random.Random:
         return self._random
+
+    @property
+    def boot_id(self) -> str:
+        return self._boot_id
 
     # --- clock --------------------------------------------------------------------------------
 

@@ -120,6 +120,11 @@ class SimRuntime:
     def random(self) -> random.Random:
         return self._random
 
+    @property
+    def boot_id(self) -> str:
+        # "" for the first incarnation: ids of runs without restarts are what they always were
+        return "" if self.incarnation == 1 else str(self.incarnation)
+
     # -- clock ----------------------------------------------------------------
     def now(self) -> float:
         return self._clock.local(self._env.now)

@@ -18,7 +18,7 @@ import logging
 import weakref
 from collections.abc import Sequence
 
-from novacron.runtime import Runtime
+from novacron.runtime import Runtime, node_scoped_id
 
 from .api import ClientReply, ClientRequest, client_node
 from .history import History
@@ -27,7 +27,10 @@ from .sessions import STALE
 
 log = logging.getLogger(__name__)
 
-_ids = itertools.count(1)
+#: Per node incarnation, the number of the next client it names: counted per runtime (not per
+#: process, or a simulation's ids, and so its message sizes and timings, would depend on what ran
+#: before it in the same process).
+_client_numbers: weakref.WeakKeyDictionary[Runtime, itertools.count] = weakref.WeakKeyDictionary()
 
 
 class OutcomeUnknown(TimeoutError):
@@ -65,7 +68,10 @@ class ConsensusClient:
         self.rt = rt
         self.members = list(members)
         self.quorum = quorum
-        self.client_id = client_id or f"{rt.node_id}/c{next(_ids)}"
+        if client_id is None:
+            numbers = _client_numbers.setdefault(rt, itertools.count(1))
+            client_id = node_scoped_id(rt, f"c{next(numbers)}")
+        self.client_id = client_id
         if client_node(self.client_id) != rt.node_id:
             raise ValueError(
                 f"client id {self.client_id!r} must be {rt.node_id!r} or start with {rt.node_id + '/'!r}: "

@@ -12,11 +12,14 @@ from __future__ import annotations
 from novacron.runtime import Message
 
 
-class MigrationBegin(Message, tag="mig-begin"):
+class MigrationBegin(Message, tag="mig-begin", omit_defaults=True):
     migration: str
     pages: int
     page_size: int
     engine: str
+    #: the source's Runtime.boot_id: a begin with another one from the same source means the
+    #: source restarted, and its migrations still arriving here from before are over
+    boot: str = ""
 
 
 class MigrationReady(Message, tag="mig-ready"):

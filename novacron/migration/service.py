@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from novacron.encoding import CostModel
-from novacron.runtime import Message, Payload, Runtime, VirtualPayload, payload_size
+from novacron.runtime import Message, Payload, Runtime, VirtualPayload, node_scoped_id, payload_size
 from novacron.transport import AMST
 from novacron.transport.policy import StreamController
 
@@ -159,11 +159,10 @@ class Migrator:
         self.stream_counts = StreamController(1, 512, gain=0.15)
         #: per peer: what the last migration to it measured in round 0 (see PeerRates)
         self.peer_rates: dict[str, PeerRates] = {}
-        self._by_src: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._waiters: dict[tuple[type, str], Any] = {}
         self._sources: dict[str, Any] = {}  # migration id -> running source (post-copy faults)
-        self.amst.on_receive(TAG, self._on_batch)
+        self.amst.on_receive_meta(TAG, self._on_batch)
         self.amst.on_placed(RUN_TAG, self._place_run, self._on_run)
         rt.on_stream(UrgentPages, self._on_urgent)
         for cls, handler in (
@@ -185,7 +184,7 @@ class Migrator:
         from .source import SourceRun  # the engines import this module's helpers
 
         settings = settings or MigrationSettings.dwcp()
-        run = SourceRun(self, vm, peer, settings, f"{self.rt.node_id}/{next(self._ids)}")
+        run = SourceRun(self, vm, peer, settings, node_scoped_id(self.rt, str(next(self._ids))))
         self._sources[run.id] = run
         try:
             return await run.run()
@@ -254,11 +253,10 @@ class Migrator:
             except Exception as exc:  # a factory that cannot build this VM refuses the migration
                 self.rt.send(src, MigrationReady(begin.migration, False, f"cannot create the VM: {exc}"))
                 return
-            previous = self._by_src.get(src)
-            if previous is not None and self.incoming[previous].state == "receiving":
-                self._retire(self.incoming[previous], "aborted")  # the source restarted its migration
+            for other in list(self.incoming.values()):  # a restarted source's earlier ones are over
+                if other.src == src and other.state == "receiving" and other.begin.boot != begin.boot:
+                    self._retire(other, "aborted")
             known = self.incoming[begin.migration] = Incoming(begin.migration, src, vm, begin)
-            self._by_src[src] = begin.migration
         self.rt.send(src, MigrationReady(begin.migration, True))
 
     def _refuse(self, begin: MigrationBegin) -> str:
@@ -279,14 +277,18 @@ class Migrator:
             if len(pages):
                 vm.apply(pages)
 
-    def _on_batch(self, src: str, payload: Payload) -> Awaitable[None] | None:
-        """A batch from AMST. Real pages are decoded and written (see _take_real_batch);
-        AMST holds the payload until that is done, and only then tells the source the batch
-        arrived."""
-        incoming = self.incoming.get(self._by_src.get(src, ""))
-        if incoming is None or incoming.state not in ("receiving", "running"):
-            log.warning("dropping a migration batch from %s: no migration in progress from it", src)
+    def _on_batch(self, src: str, meta: bytes, payload: Payload) -> Awaitable[None] | None:
+        """A batch from AMST; its meta names the migration (a node may receive several at once)."""
+        migration = meta.decode(errors="replace")
+        incoming = self.incoming.get(migration)
+        if incoming is None or incoming.src != src or incoming.state not in ("receiving", "running"):
+            log.warning("dropping a migration batch from %s: no migration %r in progress", src, migration)
             return None
+        return self._take_batch(incoming, src, payload)
+
+    def _take_batch(self, incoming: Incoming, src: str, payload: Payload) -> Awaitable[None] | None:
+        """Real pages are decoded and written (see _take_real_batch); AMST holds the payload
+        until that is done, and only then tells the source the batch arrived."""
         if isinstance(payload, VirtualPayload):
             try:
                 self._apply(incoming, payload)
@@ -327,7 +329,7 @@ class Migrator:
             return None
         vm = incoming.vm
         if isinstance(payload, VirtualPayload):
-            return self._on_batch(src, payload)  # (its meta holds the simulated pages)
+            return self._take_batch(incoming, src, payload)  # (its meta holds the simulated pages)
         if (first, count) in incoming.placed_runs:
             incoming.placed_runs.discard((first, count))
             vm.arrived(first, count)
@@ -457,8 +459,6 @@ class Migrator:
         if incoming.retry is not None:
             incoming.retry.cancel()
             incoming.retry = None
-        if self._by_src.get(incoming.src) == incoming.id:
-            del self._by_src[incoming.src]
         self._finished.append(incoming.id)
         while len(self._finished) > FINISHED_MEMORY:
             self.incoming.pop(self._finished.popleft(), None)

@@ -110,7 +110,9 @@ class SourceRun:
     async def run(self) -> MigrationReport:
         s = self.settings
         try:
-            begin = MigrationBegin(self.id, self.vm.page_count, self.vm.page_size, s.engine)
+            begin = MigrationBegin(
+                self.id, self.vm.page_count, self.vm.page_size, s.engine, boot=self.rt.boot_id
+            )
             ready: MigrationReady = await self.svc.ask(self.peer, begin, MigrationReady, self.id, s.timeout)
             if not ready.ok:
                 raise MigrationError(f"{self.peer} refused the migration: {ready.reason}")
@@ -359,7 +361,7 @@ class SourceRun:
     async def _send_batch(
         self, batch: EncodedBatch, round_stats: BatchStats, streams: int, launched: float
     ) -> None:
-        tag, meta = TAG, b""
+        tag, meta = TAG, self.id.encode()  # the destination may be receiving several migrations
         if batch.run is not None:  # raw consecutive pages: the destination may take them in place
             tag, meta = RUN_TAG, run_meta(self.id, *batch.run)
         try:

@@ -21,7 +21,7 @@ from .contract import (
     TransferHandler,
     WriteLog,
 )
-from .helpers import first_completed, wait_for
+from .helpers import first_completed, node_scoped_id, wait_for
 from .messages import Message, MessageCodec, WireError, codec, encoded_size
 from .types import (
     NodeInfo,
@@ -62,5 +62,6 @@ __all__ = [
     "encoded_size",
     "payload_size",
     "first_completed",
+    "node_scoped_id",
     "wait_for",
 ]

@@ -365,6 +365,19 @@ class Runtime(Clock, Network, Protocol):
         """This node's seeded generator; the only source of randomness."""
         ...
 
+    @property
+    def boot_id(self) -> str:
+        """Tells this incarnation of the node from its others: a restarted node has a new one.
+
+        Ids a protocol numbers from 1 (transfers, migrations, clients) restart with the node,
+        while peers may still remember the old ones and take a new transfer for a finished
+        one; :func:`~novacron.runtime.node_scoped_id` puts this token in them. The simulator
+        gives a node's first incarnation ``""`` (ids stay short and unchanged when nothing
+        restarts) and each later one its number; the real backend draws a random token when
+        the node starts.
+        """
+        ...
+
 
 #: Protocol code is packaged as an *app*: a callable that receives the
 #: node's runtime, registers handlers and spawns tasks. A runtime calls it on

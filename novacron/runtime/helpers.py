@@ -10,6 +10,13 @@ from .contract import Runtime
 T = TypeVar("T")
 
 
+def node_scoped_id(rt: Runtime, local: str) -> str:
+    """``<node>/<local>``, unique across the node's restarts: ``@<boot id>`` follows when the
+    runtime has one (see :attr:`Runtime.boot_id`). For ids numbered from 1 on each start."""
+    boot = rt.boot_id
+    return f"{rt.node_id}/{local}@{boot}" if boot else f"{rt.node_id}/{local}"
+
+
 async def wait_for(rt: Runtime, aw: Awaitable[T], timeout: float) -> T:
     """Await ``aw`` for at most ``timeout`` seconds of runtime time.
 

@@ -35,6 +35,7 @@ from novacron.runtime import (
     TransferError,
     VirtualPayload,
     WriteLog,
+    node_scoped_id,
     payload_size,
 )
 from novacron.runtime.buffers import BufferPool
@@ -253,7 +254,12 @@ class AMST:
         awaitable is done, and only then does the sender hear that the transfer is
         complete (failed, with the reason, if the awaitable raised).
         """
-        self._handlers[tag] = lambda src, meta, payload: handler(src, payload)
+        self.on_receive_meta(tag, lambda src, meta, payload: handler(src, payload))
+
+    def on_receive_meta(self, tag: str, handler: PlacedHandler) -> None:
+        """As :meth:`on_receive`, calling ``handler(src, meta, payload)`` with the ``meta`` the
+        sender passed to :meth:`send` (say, which of several ongoing jobs the payload is for)."""
+        self._handlers[tag] = handler
         self._places.pop(tag, None)
 
     def on_placed(self, tag: str, place: Place, handler: PlacedHandler) -> None:
@@ -310,7 +316,7 @@ class AMST:
         sizes = plan_chunks(size, chunk_size if chunk_size is not None else self.chunk_for(size, streams))
         offsets = list(itertools.accumulate([0, *sizes[:-1]]))
         xfer = _Outgoing(
-            id=f"{rt.node_id}/{next(self._ids)}",
+            id=node_scoped_id(rt, str(next(self._ids))),
             peer=peer,
             scheduler=ChunkScheduler(sizes),
             offsets=offsets,

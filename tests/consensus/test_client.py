@@ -159,3 +159,18 @@ def test_a_client_id_names_the_node_it_lives_on():
     sim = simulation(lambda node: replica())
     with pytest.raises(ValueError, match="must be 'c' or start with 'c/'"):
         ConsensusClient(sim.runtime("c"), REPLICAS, client_id="elsewhere/1")
+
+
+def test_generated_client_ids_are_numbered_per_node_incarnation():
+    """Not per process: a simulation's ids (and so its message sizes and timings) must not
+    depend on what ran before it in the same process; and a restarted node's clients are new
+    clients to the replicas, whose sessions still hold the old ones' sequence numbers."""
+
+    def ids():
+        sim = simulation(lambda node: replica())
+        first = [ConsensusClient(sim.runtime("c"), REPLICAS).client_id for _ in range(2)]
+        sim.faults.crash("c", at=1.0, restart_after=0.5)
+        sim.run(until=2.0)
+        return first, ConsensusClient(sim.runtime("c"), REPLICAS).client_id
+
+    assert ids() == ids() == (["c/c1", "c/c2"], "c/c1@2")

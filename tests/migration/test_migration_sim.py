@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from migration_testkit import MIX, MiB, SimMigration, link
 
-from novacron.migration import MigrationError, MigrationSettings, UniformWorkload, model
+from novacron.migration import MigrationError, MigrationSettings, ModelVM, UniformWorkload, model
 from novacron.migration.source import SourceRun
 from novacron.runtime import VirtualPayload
 from novacron.transport.dataplane import ContentMix
@@ -257,3 +257,34 @@ def test_the_destination_lets_go_of_each_vm_once_its_migration_is_over(monkeypat
 
     m.sim.run_until_complete("src", ask_again, timeout=10)
     assert [(r.migration, r.ok) for r in replies] == [(ids[-1], True)]
+
+
+def test_several_vms_migrate_at_once_between_the_same_two_nodes():
+    """Evacuating a host: each batch names its migration, so the destination files it under the
+    right VM (it used to route batches by source node, and a second migration aborted the first)."""
+    m = SimMigration(link(bandwidth=10e9))
+    src = m.sim.runtime("src")
+    vms = [ModelVM(src, 16 * MiB // 4096, mix=MIX, workload=UniformWorkload(500, 1024)) for _ in range(3)]
+    tasks = [src.spawn(src.app.migrate(vm, "dst", MigrationSettings.dwcp())) for vm in vms]
+    m.sim.run()
+    reports = [task.result() for task in tasks]
+    assert [r.outcome for r in reports] == ["completed"] * 3
+    assert len({r.migration for r in reports}) == 3
+    for report, vm in zip(reports, vms, strict=True):
+        arrived = m.destinations[report.migration]
+        assert np.array_equal(arrived.versions, vm.versions) and arrived.running and not vm.running
+
+
+def test_a_restarted_sources_unfinished_migration_is_let_go_when_it_begins_another():
+    m = SimMigration(link(bandwidth=100e6))
+    src = m.sim.runtime("src")
+    src.spawn(src.app.migrate(ModelVM(src, 64 * MiB // 4096, mix=RANDOM), "dst", MigrationSettings.dwcp()))
+    m.sim.faults.crash("src", at=1.0, restart_after=0.5)
+    m.sim.run(until=2.0)
+    receiver = m.sim.runtime("dst").app
+    (stale,) = receiver.incoming.values()
+    assert stale.state == "receiving"  # the destination cannot tell a crash from a slow source
+
+    report = m.run(MigrationSettings.dwcp(), memory=4 * MiB)
+    assert report.ok and report.migration != stale.id  # ids carry the source's boot id
+    assert stale.state == "aborted" and stale.vm is None  # its guest memory is let go

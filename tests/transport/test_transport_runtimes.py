@@ -47,6 +47,27 @@ def test_amst_moves_a_payload_intact_over_many_streams(harness):
     assert report.streams == 8 and report.chunks == 64 and report.nbytes == 16 * MiB
 
 
+def test_a_sender_that_restarted_is_not_taken_for_its_previous_incarnation(harness):
+    """Transfer ids are numbered from 1 again after a restart, while the receiver remembers the
+    ones it finished: without the node's boot id in them, the first new transfer was acknowledged
+    as a duplicate of the old one, reported complete, and never delivered."""
+    digests = []
+    harness.start(["n0", "n1"], receiver(digests))
+
+    async def send(rt, fill):
+        payload = bytes([fill]) * MiB
+        await rt.app.send("n1", payload, streams=1, tag="blob")
+        return hashlib.sha256(payload).hexdigest()
+
+    first = harness.run("n0", lambda rt: send(rt, 1))
+    before = harness.runtime("n0").boot_id
+    harness.crash("n0")
+    harness.restart("n0")
+    assert harness.runtime("n0").boot_id != before
+    second = harness.run("n0", lambda rt: send(rt, 2))
+    assert digests == [first, second]
+
+
 def test_amst_resends_the_chunks_of_a_stream_that_fails_mid_transfer(harness):
     digests = []
     harness.start(["n0", "n1"], receiver(digests))

@@ -187,6 +187,10 @@ class EpochRuntime:
         return self._rt.random
 
     @property
+    def boot_id(self) -> str:
+        return self._rt.boot_id
+
+    @property
     def storage(self) -> EpochStorage:
         return self._storage
 
