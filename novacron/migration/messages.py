@@ -3,8 +3,8 @@
 Source -> destination: :class:`MigrationBegin`, then batches, then :class:`MigrationSwitch`
 (pre-copy: "everything is there, check this digest and resume"; post-copy: "resume now, these pages
 are still missing"), or :class:`MigrationAbort`. Destination -> source: :class:`MigrationReady`,
-:class:`MigrationSwitched`, and in post-copy :class:`PageRequest` for faulted pages and
-:class:`MigrationDone` once every page is there.
+:class:`MigrationSwitched`, :class:`MigrationAborted`, and in post-copy :class:`PageRequest` for
+faulted pages and :class:`MigrationDone` once every page is there.
 """
 
 from __future__ import annotations
@@ -55,3 +55,10 @@ class MigrationDone(Message, tag="mig-done"):
 class MigrationAbort(Message, tag="mig-abort"):
     migration: str
     reason: str
+
+
+class MigrationAborted(Message, tag="mig-aborted"):
+    """The destination heard the abort (the source sends it until then: a destination that
+    missed it would keep the VM it was filling)."""
+
+    migration: str

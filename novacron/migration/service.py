@@ -34,6 +34,7 @@ from novacron.transport.policy import StreamController
 from .driver import DestinationVM, ModelPages, RealPages, SourceVM
 from .messages import (
     MigrationAbort,
+    MigrationAborted,
     MigrationBegin,
     MigrationDone,
     MigrationReady,
@@ -172,6 +173,7 @@ class Migrator:
             (MigrationReady, self._on_reply),
             (MigrationSwitched, self._on_reply),
             (MigrationDone, self._on_reply),
+            (MigrationAborted, self._on_reply),
             (PageRequest, self._on_page_request),
         ):
             rt.on_message(cls, handler)
@@ -465,9 +467,10 @@ class Migrator:
 
     def _on_abort(self, src: str, abort: MigrationAbort) -> None:
         incoming = self.incoming.get(abort.migration)
-        if incoming is not None and incoming.state == "receiving":
+        if incoming is not None and incoming.src == src and incoming.state == "receiving":
             self._retire(incoming, "aborted")
             log.info("migration %s aborted by %s: %s", abort.migration, src, abort.reason)
+        self.rt.send(src, MigrationAborted(abort.migration))  # (every time: the answer may be lost)
 
 
 def _attempt(apply: Callable[[], None]) -> BatchError | None:

@@ -16,6 +16,7 @@ while pages the guest faults on are sent first, on their own stream.
 from __future__ import annotations
 
 import functools
+import logging
 from collections import Counter
 from typing import Any
 
@@ -32,6 +33,7 @@ from .busy import BusyTime
 from .driver import Pages, RealPages, SourceVM
 from .messages import (
     MigrationAbort,
+    MigrationAborted,
     MigrationBegin,
     MigrationDone,
     MigrationReady,
@@ -43,6 +45,8 @@ from .report import MigrationReport, RoundReport
 from .service import RUN_TAG, TAG, MigrationError, Migrator, PeerRates, UrgentPages, run_meta
 from .settings import MigrationSettings
 from .steering import StreamSteering
+
+log = logging.getLogger(__name__)
 
 _PREDICTORS = {"last": LastValue, "harmonic": HarmonicMean, "robust": RobustMPC}
 #: Throughput samples the predictor is given (the MPC family looks at the last 5 of them).
@@ -134,10 +138,19 @@ class SourceRun:
 
     def _abort(self, reason: str) -> None:
         """Leave the source as it was: guest running, unthrottled; tell the destination."""
-        self.rt.send(self.peer, MigrationAbort(self.id, reason))
+        self.rt.spawn(self._tell_aborted(reason))
         self.vm.set_throttle(0.0)
         if not self.vm.running:
             self.vm.resume()
+
+    async def _tell_aborted(self, reason: str) -> None:
+        """Send the abort until the destination says it heard it (or the timeout passes: a
+        destination that is gone has nothing to let go of)."""
+        abort = MigrationAbort(self.id, reason)
+        try:
+            await self.svc.ask(self.peer, abort, MigrationAborted, self.id, self.settings.timeout)
+        except MigrationError:
+            log.info("migration %s: %s never confirmed the abort", self.id, self.peer)
 
     def _report(self, outcome: str) -> MigrationReport:
         return MigrationReport(

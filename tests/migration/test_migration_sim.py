@@ -288,3 +288,19 @@ def test_a_restarted_sources_unfinished_migration_is_let_go_when_it_begins_anoth
     report = m.run(MigrationSettings.dwcp(), memory=4 * MiB)
     assert report.ok and report.migration != stale.id  # ids carry the source's boot id
     assert stale.state == "aborted" and stale.vm is None  # its guest memory is let go
+
+
+def test_an_abort_sent_while_the_link_is_down_reaches_the_destination_once_it_is_back():
+    """Else the destination keeps filling (and holding) a VM nobody will switch to."""
+
+    async def cut(rt):
+        await rt.sleep(0.2)  # mid round 0
+        m.sim.faults.partition(["src"], ["dst"], duration=125.0)  # the streams give up after 120 s
+
+    m = SimMigration()
+    with pytest.raises(MigrationError):
+        m.run(MigrationSettings.dwcp(timeout=30.0), workload=UniformWorkload(1000, 1024), during=cut)
+    (record,) = m.sim.runtime("dst").app.incoming.values()
+    assert m.sim.now < 125.2 and record.state == "receiving"  # the abort is sent into the partition
+    m.sim.run(until=200.0)
+    assert record.state == "aborted" and record.vm is None
