@@ -42,3 +42,8 @@ class Cpu:
         self.waited_seconds += start - now
         self.jobs += 1
         return start, finish
+
+    def busy_by(self, t: float) -> float:
+        """CPU seconds of work done by time ``t`` (not before the last booking): what is booked
+        past ``t`` keeps a core busy from ``t`` on, so it is each core's free-at time beyond ``t``."""
+        return self.busy_seconds - sum(max(0.0, free - t) for free in self._free_at)

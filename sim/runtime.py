@@ -90,6 +90,8 @@ class SimRuntime:
         #: this incarnation's cores (None: unlimited); a crash ends the work booked on them
         cores = sim.topology.nodes[info.node_id].cores
         self.cpu = Cpu(cores) if cores is not None else None
+        if self.cpu is not None:
+            sim.cpus.setdefault(info.node_id, []).append(self.cpu)
         self.default_congestion = "cubic"
         self.app: Any = None  # what the app factory returned, for inspection
         # send() is the hot path: a route by destination, then the network.

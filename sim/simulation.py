@@ -25,6 +25,7 @@ import simpy
 
 from novacron.runtime import App, NodeInfo
 
+from .cpu import Cpu
 from .faults import FaultInjector
 from .kernel import Call
 from .network.network import SimNetwork
@@ -56,6 +57,8 @@ class Simulation:
         self.seed = seed
         self.tracer = Tracer(enabled=trace, keep=keep_trace)
         self._runtimes: dict[str, SimRuntime] = {}  # filled below; updated in place on restarts
+        #: per node with a core count, the Cpu of each incarnation so far (novacron.sim.cpu)
+        self.cpus: dict[str, list[Cpu]] = {}
         self.network = SimNetwork(self, topology, random.Random(derive_seed(seed, "network")), stream_timeout)
         self.faults = FaultInjector(self)
         node_ids = sorted(topology.nodes)

@@ -91,6 +91,7 @@ def builtin_components() -> list[Component]:
     """The components of every run, in report order: network first, the fault log last."""
     from .bulk import BulkComponent
     from .consensus import ConsensusComponent
+    from .cpu import CpuComponent
     from .dwcp import DWCPComponent
     from .fault_schedule import FaultComponent
     from .heartbeats import HeartbeatComponent
@@ -104,6 +105,7 @@ def builtin_components() -> list[Component]:
         HeartbeatComponent(),
         ConsensusComponent(),
         MigrationComponent(),
+        CpuComponent(),
         FaultComponent(),
     ]
 

@@ -58,6 +58,7 @@ def test_the_cpu_counts_its_work_and_the_waiting():
     cpu = Cpu(2)
     assert [cpu.book(0.0, 1.0) for _ in range(3)] == [(0.0, 1.0), (0.0, 1.0), (1.0, 2.0)]
     assert (cpu.jobs, cpu.busy_seconds, cpu.waited_seconds) == (3, 3.0, 1.0)
+    assert [cpu.busy_by(t) for t in (1.0, 1.5, 2.0, 5.0)] == [2.0, 2.5, 3.0, 3.0]
 
 
 def test_a_crash_ends_the_work_booked_by_the_old_incarnation():

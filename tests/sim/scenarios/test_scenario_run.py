@@ -220,3 +220,18 @@ def test_the_replicated_kv_store_stays_linearizable_through_the_faults(result):
     # The East US crash takes down the first leader (it is a member): a new one is elected.
     leaders = result.table("consensus_leaders")
     assert len(leaders) >= 2 and leaders["time_s"].iloc[-1] > CRASH[1]
+
+
+def test_without_a_core_count_there_is_no_cpu_section(result):
+    assert "cpu" not in result
+
+
+def test_with_a_core_count_the_report_shows_how_busy_each_nodes_cores_were(scenario):
+    data = scenario.model_dump()
+    data["topology"]["cores"] = 1
+    busy = run_scenario(type(scenario).model_validate(data).with_overrides(duration=12.0))
+    cpu = busy.table("cpu")
+    assert len(cpu) == 24 and set(cpu["cores"]) == {1}
+    assert cpu["jobs"].sum() > 0 and (cpu["busy_s"] > 0).any()  # the data plane's encoding work
+    assert ((0 <= cpu["utilisation"]) & (cpu["utilisation"] <= 1.0 + 1e-9)).all()
+    assert "CPU per node" in busy.summary()
