@@ -101,6 +101,9 @@ class SourceRun:
         self.rtt = 0.0
         self.downtime = 0.0
         self.converged = False
+        #: the last batch's wait for a free core (simulated hosts with a core count; else 0.0):
+        #: the final round's first batch will wait about as long, and that is downtime
+        self._cpu_wait = 0.0
         self._bucket = self.started  # bandwidth cap: when the next byte may go
         self._round_started = self.started
         self._round_done = BatchStats()
@@ -221,7 +224,7 @@ class SourceRun:
         # (1/2) and the destination resumes. (Its streams are open already: AMST keeps them
         # between transfers. The reply's own 1/2 RTT is not downtime.) On a WAN that is half
         # of a 300 ms budget.
-        return dirty_pages * self.vm.page_size / rate + 1.5 * self.rtt
+        return dirty_pages * self.vm.page_size / rate + 1.5 * self.rtt + self._cpu_wait
 
     def _record(self, index: int, phase: str, started: float, stats: BatchStats, dirty: np.ndarray) -> None:
         duration = self.rt.now() - started
@@ -300,7 +303,7 @@ class SourceRun:
                 start, index = start + len(some), index + 1
                 batch = await self._encode_batch(some)
                 if batch.stats.cpu_seconds:
-                    await rt.compute(batch.stats.cpu_seconds)
+                    self._cpu_wait = await rt.compute(batch.stats.cpu_seconds)
                 while len(in_flight) >= s.pipeline:  # the first to finish frees a slot
                     for task in await first_completed(rt, in_flight):  # (not the oldest: that
                         in_flight.remove(task)  # would launch two at once, ending the stagger)

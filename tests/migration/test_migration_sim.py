@@ -304,3 +304,16 @@ def test_an_abort_sent_while_the_link_is_down_reaches_the_destination_once_it_is
     assert m.sim.now < 125.2 and record.state == "receiving"  # the abort is sent into the partition
     m.sim.run(until=200.0)
     assert record.state == "aborted" and record.vm is None
+
+
+def test_on_a_busy_host_the_stop_rule_counts_the_wait_for_a_core_and_keeps_the_downtime_limit():
+    """Four VMs leave a one-core host over the WAN: the final round's first batch waits behind the
+    other migrations' encoding, and that wait is downtime (0.486 s before the rule counted it)."""
+    from novacron.sim.migration import simulate_evacuation
+
+    settings = MigrationSettings.dwcp()
+    reports = simulate_evacuation(
+        settings, vms=4, cores=1, link="wan", memory=1 << 30, mix=MIX, workload=UniformWorkload(2500, 65536)
+    )
+    assert all(r.ok and r.converged for r in reports)
+    assert max(r.downtime for r in reports) <= settings.max_downtime
