@@ -57,13 +57,18 @@ def simulate_migration(
 
     ``mode`` forces the network mode DWCP assumes (default: ``datacenter`` for the datacenter
     link, ``internet`` otherwise, what mode detection reports on these links)."""
-    sim = _simulation(link, None, seed, mode)
-
-    async def go(rt):
-        vm = ModelVM(rt, memory // 4096, mix=mix, workload=workload or idle())
-        return await rt.app.migrate(vm, "dst", settings)
-
-    return sim.run_until_complete("src", go, timeout=1e7)
+    (report,) = simulate_evacuation(
+        settings,
+        vms=1,
+        cores=None,
+        link=link,
+        memory=memory,
+        mix=mix,
+        workload=workload,
+        seed=seed,
+        mode=mode,
+    )
+    return report
 
 
 def simulate_evacuation(
@@ -85,11 +90,13 @@ def simulate_evacuation(
     if vms < 1:
         raise ValueError(f"vms must be >= 1, got {vms}")
     sim = _simulation(link, cores, seed, mode)
-    src = sim.runtime("src")
-    guests = [ModelVM(src, memory // 4096, mix=mix, workload=workload or idle()) for _ in range(vms)]
-    tasks = [src.spawn(src.app.migrate(vm, "dst", settings)) for vm in guests]
-    sim.run()
-    return [task.result() for task in tasks]
+
+    async def evacuate(rt):
+        guests = [ModelVM(rt, memory // 4096, mix=mix, workload=workload or idle()) for _ in range(vms)]
+        tasks = [rt.spawn(rt.app.migrate(vm, "dst", settings)) for vm in guests]
+        return [await task for task in tasks]
+
+    return sim.run_until_complete("src", evacuate, timeout=1e7)
 
 
 def _simulation(link: str | Link, cores: int | None, seed: int, mode: str | None) -> Simulation:
