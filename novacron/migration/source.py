@@ -42,7 +42,16 @@ from .messages import (
 )
 from .pages import OFFLOAD_MIN_BYTES, BatchEncoder, BatchError, BatchStats, EncodedBatch
 from .report import MigrationReport, RoundReport
-from .service import RUN_TAG, TAG, MigrationError, Migrator, PeerRates, UrgentPages, run_meta
+from .service import (
+    DOWNTIME_COPIES,
+    RUN_TAG,
+    TAG,
+    MigrationError,
+    Migrator,
+    PeerRates,
+    UrgentPages,
+    run_meta,
+)
 from .settings import MigrationSettings
 from .steering import StreamSteering
 
@@ -207,7 +216,12 @@ class SourceRun:
         self._record(len(self.rounds), "stop-and-copy", paused_at, stats, final[:0])
         digest = await self.rt.offload(vm.digest) if self.settings.verify_memory else ""
         switched: MigrationSwitched = await self.svc.ask(
-            self.peer, MigrationSwitch(self.id, digest), MigrationSwitched, self.id, self.settings.timeout
+            self.peer,
+            MigrationSwitch(self.id, digest),
+            MigrationSwitched,
+            self.id,
+            self.settings.timeout,
+            copies=DOWNTIME_COPIES,
         )
         self.downtime = max(0.0, self.rt.now() - paused_at - self.rtt / 2)
         if not switched.ok:
@@ -436,7 +450,7 @@ class SourceRun:
         bitmap[missing] = True
         switch = MigrationSwitch(self.id, "", postcopy=True, missing=np.packbits(bitmap).tobytes())
         switched: MigrationSwitched = await self.svc.ask(
-            self.peer, switch, MigrationSwitched, self.id, s.timeout
+            self.peer, switch, MigrationSwitched, self.id, s.timeout, copies=DOWNTIME_COPIES
         )
         self.downtime = max(0.0, rt.now() - paused_at - self.rtt / 2)
         if not switched.ok:
