@@ -43,7 +43,7 @@ from .messages import (
 from .pages import OFFLOAD_MIN_BYTES, BatchEncoder, BatchError, BatchStats, EncodedBatch
 from .report import MigrationReport, RoundReport
 from .service import (
-    DOWNTIME_COPIES,
+    CRITICAL_COPIES,
     RUN_TAG,
     TAG,
     MigrationError,
@@ -135,7 +135,7 @@ class SourceRun:
             # The first answer waited for the destination to allocate the VM; ask again (the
             # destination answers a repeated Begin at once) for the round-trip time itself.
             pinged = self.rt.now()
-            await self.svc.ask(self.peer, begin, MigrationReady, self.id, s.timeout)
+            await self.svc.ask(self.peer, begin, MigrationReady, self.id, s.timeout, copies=CRITICAL_COPIES)
             self.rtt = self.rt.now() - pinged
             if s.engine == "precopy":
                 await self._precopy()
@@ -221,7 +221,7 @@ class SourceRun:
             MigrationSwitched,
             self.id,
             self.settings.timeout,
-            copies=DOWNTIME_COPIES,
+            copies=CRITICAL_COPIES,
         )
         self.downtime = max(0.0, self.rt.now() - paused_at - self.rtt / 2)
         if not switched.ok:
@@ -450,7 +450,7 @@ class SourceRun:
         bitmap[missing] = True
         switch = MigrationSwitch(self.id, "", postcopy=True, missing=np.packbits(bitmap).tobytes())
         switched: MigrationSwitched = await self.svc.ask(
-            self.peer, switch, MigrationSwitched, self.id, s.timeout, copies=DOWNTIME_COPIES
+            self.peer, switch, MigrationSwitched, self.id, s.timeout, copies=CRITICAL_COPIES
         )
         self.downtime = max(0.0, rt.now() - paused_at - self.rtt / 2)
         if not switched.ok:

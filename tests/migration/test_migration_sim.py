@@ -8,7 +8,7 @@ import pytest
 from migration_testkit import MIX, MiB, SimMigration, link
 
 from novacron.migration import MigrationError, MigrationSettings, ModelVM, UniformWorkload, model
-from novacron.migration.messages import MigrationSwitch, MigrationSwitched
+from novacron.migration.messages import MigrationReady, MigrationSwitch, MigrationSwitched
 from novacron.migration.service import RETRY_INTERVAL
 from novacron.migration.source import SourceRun
 from novacron.runtime import VirtualPayload
@@ -320,12 +320,16 @@ def test_on_a_busy_host_the_stop_rule_counts_the_wait_for_a_core_and_keeps_the_d
     assert max(r.downtime for r in reports) <= settings.max_downtime
 
 
-def _lose_first(rt, message_type, handler) -> list:
-    """From now on ``rt`` loses the first ``message_type`` it receives; returns what it lost."""
+def _lose_first(rt, message_type, handler, *, skip: int = 0) -> list:
+    """From now on ``rt`` loses the first ``message_type`` it receives after letting ``skip``
+    through; returns what it lost."""
     lost = []
+    seen = 0
 
     def receive(src, message):
-        if not lost:
+        nonlocal seen
+        seen += 1
+        if seen == skip + 1:
             lost.append(message)
             return
         handler(src, message)
@@ -357,3 +361,24 @@ def test_one_lost_switch_over_message_costs_no_downtime(engine, lose):
     assert report.ok and len(lost) == 1
     assert report.downtime == pytest.approx(clean.downtime, abs=1e-6)
     assert report.downtime < RETRY_INTERVAL
+
+
+def test_a_lost_reply_to_the_round_trip_ping_does_not_inflate_the_measured_rtt():
+    """The source times a second MigrationBegin for the RTT, which the stop rule counts 1.5 times
+    in every downtime estimate: a lost reply once measured RTT + 0.25 s, and the 0.3 s limit
+    then looked unreachable on a 100 ms link (the migration ran to its round limit)."""
+
+    def migrate(lossy: bool):
+        m = SimMigration(link(rtt=0.1, bandwidth=1e9))
+        lost = []
+        if lossy:
+            src = m.sim.runtime("src")
+            lost = _lose_first(src, MigrationReady, src.app._on_reply, skip=1)  # the ping's reply
+        workload = UniformWorkload(2000, 2048)
+        return m.run(MigrationSettings.dwcp(), memory=64 * MiB, workload=workload), lost
+
+    clean, _ = migrate(lossy=False)
+    report, lost = migrate(lossy=True)
+    assert len(lost) == 1 and clean.converged
+    assert report.converged and len(report.rounds) == len(clean.rounds)
+    assert report.downtime == pytest.approx(clean.downtime, abs=1e-3)
