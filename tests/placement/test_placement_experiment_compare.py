@@ -40,6 +40,29 @@ def test_placement_experiment_compare_paired_ratios_pair_each_episode_with_the_b
     assert module["paired_ratios"](pd.DataFrame(rows[3:])).empty
 
 
+def test_placement_experiment_compare_pooled_ratios_count_episodes_not_runs_times_episodes():
+    """Two training runs scored on the same three episodes: their six rows are not six independent
+    samples. Here each episode's mean ratio over the runs is exactly 1.1, so the pooled ratio's CI
+    is 0 over 3 episodes; counted as 6 independent rows it would be wide."""
+    import pandas as pd
+
+    module = runpy.run_path(str(ROOT / "experiments" / "itp_compare.py"))
+    base = [0.8, 0.5, 0.9]
+    rows = [{"policy": "nearest_fit", "load": 0.8, "seed": s, "score": v} for s, v in enumerate(base)]
+    for shift in (0.05, -0.05):  # two training runs
+        rows += [
+            {"policy": "masked_dqn:dqn:pooled", "load": 0.8, "seed": s, "score": (1.1 + shift) * v}
+            for s, v in enumerate(base)
+        ]
+    df = pd.DataFrame(rows)
+    for metric in module["METRICS"]:  # summary() wants every metric; these are the scores
+        df[metric] = df["score"]
+    (r,) = module["paired_ratios"](df).itertuples()
+    assert abs(r.ratio - 1.1) < 1e-12 and r.ratio_ci95 < 1e-12 and r.episodes == 3
+    pooled = module["summary"](df).set_index("policy").loc["masked_dqn:dqn:pooled"]
+    assert pooled["seeds"] == 3 and abs(pooled["score"] - 1.1 * sum(base) / 3) < 1e-12
+
+
 def test_placement_experiment_compare_pools_dqn_seeds_and_pairs_with_several_baselines(tmp_path):
     from novacron.placement.rl import DQNConfig, MaskedDQN
     from novacron.sim.envs.placement import PlacementEnv
@@ -58,7 +81,7 @@ def test_placement_experiment_compare_pools_dqn_seeds_and_pairs_with_several_bas
     module = runpy.run_path(str(ROOT / "experiments" / "itp_compare.py"))
     table = module["main"](argv).set_index("policy")
     assert {"masked_dqn:dqn_s0", "masked_dqn:dqn_s1", "masked_dqn:dqn:pooled"} <= set(table.index)
-    assert table.loc["masked_dqn:dqn:pooled", "seeds"] == 4  # 2 training seeds x 2 episode seeds
+    assert table.loc["masked_dqn:dqn:pooled", "seeds"] == 2  # episodes (2 training seeds ran each)
     pooled_score = table.loc[["masked_dqn:dqn_s0", "masked_dqn:dqn_s1"], "score"].mean()
     assert abs(table.loc["masked_dqn:dqn:pooled", "score"] - pooled_score) < 1e-12
     text = (tmp_path / "pooled.md").read_text()
