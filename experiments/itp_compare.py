@@ -218,7 +218,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 #: heuristics that defer on purpose (admission control, waiting for a near host): reported apart
-ADMISSION_HEURISTICS = ("admission_nearest_fit", "patient_nearest_fit")
+ADMISSION_HEURISTICS = ("admission_nearest_fit", "patient_nearest_fit", "stream_nearest_fit")
 #: heuristics that place every task they can (the issue's baselines)
 PLACEMENT_HEURISTICS = tuple(name for name in HEURISTICS if name not in ADMISSION_HEURISTICS)
 #: row-name prefixes of learned policies and planners (compared against the targets)
