@@ -19,6 +19,10 @@ from pathlib import Path
 EXIT_USAGE = 2
 
 
+#: the LSTM's training losses, as ``novacron.prediction.lstm.LOSSES`` (a test keeps them equal)
+LOSS_CHOICES = ("l1_log", "ape", "welsch", "trimmed")
+
+
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "pba",
@@ -40,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     train.add_argument(
         "--val-fraction", type=float, default=0.2, help="share of files held out (default 0.2)"
     )
-    train.add_argument("--loss", choices=("l1_log", "ape", "welsch"), default="l1_log")
+    # (novacron.prediction.lstm.LOSSES, spelled out: importing it here would load torch for --help)
+    train.add_argument("--loss", choices=LOSS_CHOICES, default="l1_log", help="training loss (l1_log)")
     progress = train.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None)
     progress.add_argument("--no-progress", dest="progress", action="store_false")

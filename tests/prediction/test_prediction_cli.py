@@ -56,3 +56,9 @@ def test_a_malformed_trace_is_exit_2_naming_file_and_line(tmp_path, capsys):
     bad.write_text("0 1\n1 oops\n")
     assert run("evaluate", "--traces", str(bad), "--json") == 2
     assert f"{bad}:2:" in capsys.readouterr().err
+
+
+def test_train_offers_every_loss_the_lstm_has():
+    from novacron.prediction.lstm import LOSSES
+
+    assert pba_cmd.LOSS_CHOICES == LOSSES
