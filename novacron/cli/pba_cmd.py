@@ -19,7 +19,8 @@ from pathlib import Path
 EXIT_USAGE = 2
 
 
-#: the LSTM's training losses, as ``novacron.prediction.lstm.LOSSES`` (a test keeps them equal)
+#: the LSTM's training losses, as ``novacron.prediction.lstm.LOSSES`` (a test keeps them equal;
+#: importing that module here would load torch for every ``--help``)
 LOSS_CHOICES = ("l1_log", "ape", "welsch", "trimmed")
 
 
@@ -44,7 +45,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     train.add_argument(
         "--val-fraction", type=float, default=0.2, help="share of files held out (default 0.2)"
     )
-    # (novacron.prediction.lstm.LOSSES, spelled out: importing it here would load torch for --help)
     train.add_argument("--loss", choices=LOSS_CHOICES, default="l1_log", help="training loss (l1_log)")
     progress = train.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None)
