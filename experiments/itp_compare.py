@@ -181,7 +181,7 @@ def per_episode(values, seeds) -> np.ndarray:
     A pooled row holds one row per (training run, episode seed), and the runs were scored on the
     *same* episodes: their rows are not independent samples, and a CI over all of them would be
     too narrow (session 13: load 0.8 of ``bchor:pooled`` on 40 episodes read 1.111 +- 0.011 that
-    way, +- 0.016 per episode). Averaging over runs first leaves one value per episode, the unit
+    way, +- 0.015 per episode). Averaging over runs first leaves one value per episode, the unit
     the episodes were drawn in. A row that is not pooled has one value per seed: unchanged.
     The interval is then over episodes for *these* training runs; how much runs differ is in the
     per-seed rows (two runs are too few to put a between-run term in the interval).
