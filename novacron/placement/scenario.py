@@ -74,7 +74,13 @@ class Scenario:
         )
 
     def episode(self, seed: int, cluster: Cluster | None = None) -> PlacementSim:
-        """A fresh simulator for episode ``seed`` (same seed, same episode)."""
+        """A fresh simulator for episode ``seed`` (same seed, same episode).
+
+        ``PlacementEnv.reset(seed=s)`` does not call this with ``s``: it draws the episode's seed
+        from its own seeded generator (returned as ``info["episode_seed"]``), so that an unseeded
+        ``reset()`` gives a new episode. To score a heuristic on an environment's episode, reset
+        it and run on ``env.sim``, as ``experiments/itp_compare.py`` and ``novacron itp evaluate`` do.
+        """
         cluster = self.cluster() if cluster is None else cluster
         tasks = split_tasks(cached_tasks(str(self.pods)), self.split)
         workload = make_workload(tasks, cluster, n_tasks=self.n_tasks, load=self.load, seed=seed)
