@@ -175,6 +175,37 @@ def pool_training_seeds(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([df, *pooled], ignore_index=True) if pooled else df
 
 
+def merge_episode_files(paths) -> pd.DataFrame:
+    """The rows of several ``compare_episodes.csv`` files, checked to be of the same episodes.
+
+    A heuristic is deterministic, so one that appears in several files must score the same on
+    each (load, seed); if not, the files hold different episodes (e.g. ``Scenario.episode(s)``
+    rather than ``PlacementEnv.reset(seed=s)``) and pairing their rows by seed would compare
+    different task lists, so this raises ``ValueError`` naming the files. Repeated heuristic
+    rows are then kept once (their timings differ; the first file's row is kept).
+    """
+    frames = []
+    for path in paths:
+        frame = pd.read_csv(path)
+        frame["_file"] = str(path)
+        frames.append(frame)
+    df = pd.concat(frames, ignore_index=True)
+    heuristic = df["policy"].isin([*HEURISTICS, *HORIZON_HEURISTICS])
+    key = ["policy", "load", "seed"]
+    scores = df[heuristic].groupby(key)["score"]
+    spread = scores.max() - scores.min()
+    if (spread > 1e-9).any():
+        policy, load, seed = spread[spread > 1e-9].index[0]
+        same = (df["policy"] == policy) & (df["load"] == load) & (df["seed"] == seed)
+        files = sorted(df[heuristic & same]["_file"])
+        raise ValueError(
+            f"{policy} scores differently at load {load:g}, seed {seed} in {', '.join(files)}: "
+            "the files hold different episodes"
+        )
+    repeated = heuristic & df.duplicated(key)
+    return df[~repeated].drop(columns="_file").reset_index(drop=True)
+
+
 def per_episode(values, seeds) -> np.ndarray:
     """``values`` averaged over the rows that share an episode seed, in seed order.
 
@@ -448,7 +479,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     loads = [float(x) for x in args.loads.split(",")]
     seeds = range(args.seeds)
     if args.from_episodes:
-        df = pd.concat([pd.read_csv(path) for path in args.from_episodes], ignore_index=True)
+        df = merge_episode_files(args.from_episodes)
     else:
         heuristics = tuple(args.heuristics.split(",")) if args.heuristics else tuple(HEURISTICS)
         # the horizon heuristics (teachers that know the episode's length) only when named

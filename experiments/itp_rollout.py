@@ -113,24 +113,36 @@ def tune(args) -> pd.DataFrame:
 
 
 def evaluate(args) -> pd.DataFrame:
+    """The planner, its base and ``nearest_fit`` on the test episodes of ``itp_compare.py``.
+
+    Episodes are ``PlacementEnv.reset(seed=s)``'s, as in ``itp_compare.py`` (not
+    ``Scenario.episode(s)``, another episode), so the rows pair with its tables; the two
+    heuristics' rows let ``itp_compare.py --from-episodes`` check that they do.
+    """
+    from novacron.sim.envs.placement import PlacementEnv
+
     rows = []
     name = f"rollout:{args.base}"
     for load in args.loads:
-        scenario = _scenario(args, load, "test")
-        cluster = scenario.cluster()
+        env = PlacementEnv(scenario=_scenario(args, load, "test"))
         for seed in range(args.seeds):
+            for heuristic in dict.fromkeys(("nearest_fit", args.base)):
+                env.reset(seed=seed)
+                m = run_episode(env.sim, make_policy(heuristic), seed=seed, clock=time.perf_counter)
+                rows.append({"policy": heuristic, "load": load, "seed": seed, **m.as_dict()})
             planner = make_planner(args.planner, args.base, seed)
             t0 = time.perf_counter()
-            m = run_episode(scenario.episode(seed, cluster), planner, seed=seed, clock=time.perf_counter)
+            env.reset(seed=seed)
+            m = run_episode(env.sim, planner, seed=seed, clock=time.perf_counter)
             rows.append({"policy": name, "load": load, "seed": seed, **m.as_dict()})
             print(
-                f"test load {load:g} seed {seed}: score {m.score:.4f}, "
+                f"test load {load:g} seed {seed}: score {m.score:.4f} (base {rows[-2]['score']:.4f}), "
                 f"{m.decision_latency_us / 1000:.1f} ms/decision, {time.perf_counter() - t0:.0f} s",
                 flush=True,
             )
     df = pd.DataFrame(rows)
     df.to_csv(args.out / "rollout_episodes.csv", index=False)
-    for load, group in df.groupby("load"):
+    for load, group in df[df["policy"] == name].groupby("load"):
         mean, half = mean_ci95(group["score"])
         print(f"load {load:g}: {mean:.4f} ± {half:.4f}")
     return df

@@ -89,3 +89,23 @@ def test_placement_experiment_compare_pools_dqn_seeds_and_pairs_with_several_bas
     assert "pooled / patient_nearest_fit, paired |" in text and "\n| 0.9 | " in text
     paired = (tmp_path / "paired.md").read_text()
     assert "### score / patient_nearest_fit" in paired and "| (none) |" in paired
+
+
+def test_placement_experiment_compare_merges_files_of_the_same_episodes_and_refuses_others(tmp_path):
+    """``--from-episodes``: a heuristic in two files must score the same per episode (then it is
+    kept once); if it does not, the files hold different episodes and pairing them is refused."""
+    import pandas as pd
+    import pytest
+
+    module = runpy.run_path(str(ROOT / "experiments" / "itp_compare.py"))
+    base = [{"policy": "nearest_fit", "load": 0.8, "seed": s, "score": v} for s, v in enumerate([0.8, 0.5])]
+    model = [{"policy": "masked_dqn", "load": 0.8, "seed": s, "score": 0.9} for s in range(2)]
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    pd.DataFrame(base).to_csv(a, index=False)
+    pd.DataFrame(base + model).to_csv(b, index=False)
+    merged = module["merge_episode_files"]([a, b])
+    assert len(merged) == 4 and list(merged.columns) == ["policy", "load", "seed", "score"]
+    other = [{**row, "score": row["score"] + 0.01} for row in base]  # another episode per seed
+    pd.DataFrame(other + model).to_csv(b, index=False)
+    with pytest.raises(ValueError, match=r"nearest_fit scores differently at load 0.8, seed 0 in .*a\.csv"):
+        module["merge_episode_files"]([a, b])

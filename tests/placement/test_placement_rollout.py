@@ -163,8 +163,18 @@ def test_placement_experiment_rollout_tunes_distills_and_evaluates(tmp_path):
     log = (run / "distill_log.csv").read_text().splitlines()
     assert len(log) == 1 + 3  # header, the initial network and two DAgger iterates
     df = script["main"](["evaluate", "--loads", "0.9", "--seeds", "2", "--planner", planner, *toy])
-    assert list(df["policy"].unique()) == ["rollout:patient_nearest_fit"] and len(df) == 2
+    policies = ["nearest_fit", "patient_nearest_fit", "rollout:patient_nearest_fit"]
+    assert list(df["policy"].unique()) == policies and len(df) == 6
     assert (df["decision_latency_us"] > 0).all()
+    # the episodes are itp_compare.py's (PlacementEnv.reset(seed=s)), so its tables can pair them
+    from novacron.placement.heuristics import make_policy, run_episode
+    from novacron.placement.scenario import Scenario
+
+    compare_env = PlacementEnv(scenario=Scenario(n_hosts=6, n_tasks=40, load=0.9, split="test"))
+    for seed in (0, 1):
+        compare_env.reset(seed=seed)
+        expected = run_episode(compare_env.sim, make_policy("nearest_fit"), seed=seed).score
+        assert df.query("policy == 'nearest_fit' and seed == @seed")["score"].item() == expected
 
 
 def test_placement_cli_evaluates_the_rollout_planner(capsys):
