@@ -54,7 +54,7 @@ class ScoreBound:
     reward: np.ndarray  # per task: reward at the nearest host that could hold it (0: none)
 
 
-def task_rewards(sim: PlacementSim) -> np.ndarray:
+def nearest_rewards(sim: PlacementSim) -> np.ndarray:
     """Per task, the reward of the nearest host that could hold it when empty (0 if none)."""
     t, h = sim.tasks, sim.cluster.hosts
     fits = (t.cpu[:, None] <= h.cpu) & (t.mem[:, None] <= h.mem) & (t.num_gpu[:, None] <= h.gpus)
@@ -75,7 +75,7 @@ def score_upper_bound(sim: PlacementSim, *, start_bins: int = START_BINS) -> Sco
         raise ValueError(f"start_bins must be >= 1, got {start_bins}")
     t, h = sim.tasks, sim.cluster.hosts
     n, wait = len(t), sim.max_wait
-    reward = task_rewards(sim)
+    reward = nearest_rewards(sim)
     placeable = np.flatnonzero(reward > 0)
 
     # one variable per (placeable task, start bin): the fraction started in that bin

@@ -52,13 +52,22 @@ class EpisodeMetrics:
         return asdict(self)
 
 
+def task_rewards(sim: PlacementSim) -> np.ndarray:
+    """Per task (arrival order), its term of the score: :func:`placement_reward` if placed, else 0.
+
+    The score is their mean; slices of it show where in an episode a policy gains
+    (``experiments/itp_warmup.py``)."""
+    out = sim.outcomes
+    rtt_max = float(sim.cluster.rtt_ms.max())
+    return np.where(out.placed, 1.0 - RTT_WEIGHT * out.rtt_ms / rtt_max if rtt_max > 0 else 1.0, 0.0)
+
+
 def summarise(sim: PlacementSim, decision_seconds: float | None = None) -> EpisodeMetrics:
     """Metrics of a finished episode; ``decision_seconds`` is the total time spent deciding."""
     out = sim.outcomes
     n = len(sim.tasks)
     acc = out.placed
-    rtt_max = float(sim.cluster.rtt_ms.max())
-    rewards = np.where(acc, 1.0 - RTT_WEIGHT * out.rtt_ms / rtt_max if rtt_max > 0 else 1.0, 0.0)
+    rewards = task_rewards(sim)
     dur = sim.tasks.duration[acc]
     wait = out.wait[acc]
     h, t = sim.cluster.hosts, sim.tasks

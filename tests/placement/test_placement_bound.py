@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from novacron.placement.bound import score_upper_bound, task_rewards
+from novacron.placement.bound import nearest_rewards, score_upper_bound
 from novacron.placement.cluster import Cluster, Hosts, Tasks
 from novacron.placement.heuristics import HEURISTICS, HORIZON_HEURISTICS, make_policy, run_episode
 from novacron.placement.metrics import placement_reward
@@ -67,7 +67,7 @@ def test_bound_pays_each_task_the_reward_of_its_nearest_host_that_could_hold_it(
     # host 0 (region 0) is too small for task 1, which must go to region 1 far from its origin;
     # task 2 fits no host at all
     sim = _sim([500, 2000], [0, 1], [(400, 0, 10, 0), (1500, 0, 10, 0), (3000, 0, 10, 1)], max_wait=5)
-    np.testing.assert_allclose(task_rewards(sim), [NEAR, FAR, 0.0])
+    np.testing.assert_allclose(nearest_rewards(sim), [NEAR, FAR, 0.0])
     bound = score_upper_bound(sim)
     assert bound.admitted[2] == 0.0
     assert bound.score == pytest.approx((NEAR + FAR) / 3)
