@@ -21,8 +21,8 @@ def test_warmup_parts_are_slices_of_the_episode_score(module):
     rewards = np.array([1.0, 1.0, 0.0, 0.5, 0.0, 1.0, 1.0, 0.0])
     base = np.full(8, 0.5)
     rows = pd.DataFrame(module["part_rows"]("p", 0.8, 0, rewards, base, np.linspace(0, 0.7, 8), 4))
-    assert list(rows["part"]) == ["1", "2", "3", "4", "after warm-up"]
-    assert list(rows["score"]) == [1.0, 0.25, 0.5, 0.5, rewards[2:].mean()]
+    assert list(rows["part"]) == ["1", "2", "3", "4", "after warm-up", "whole episode"]
+    assert list(rows["score"]) == [1.0, 0.25, 0.5, 0.5, rewards[2:].mean(), rewards.mean()]
     # equal parts: the episode's score is the mean of the parts' scores
     assert rows["score"][:4].mean() == pytest.approx(rewards.mean())
     assert rows["gpu_utilisation"][0] == pytest.approx(0.05)
@@ -49,7 +49,7 @@ def test_warmup_writes_paired_tables_and_plot(module, tmp_path):
     argv = ["--loads", "0.9", "--seeds", "2", *toy, "--out", str(tmp_path)]
     summary = module["main"](argv)
     episodes = pd.read_csv(tmp_path / "warmup_episodes.csv")
-    assert len(episodes) == 3 * 2 * 5  # nearest_fit and two heuristics, 2 episodes, 4 parts + after warm-up
+    assert len(episodes) == 3 * 2 * 6  # nearest_fit and two heuristics, 2 episodes, 4 parts + 2 readings
     base = summary[summary["policy"] == "nearest_fit"]
     assert np.allclose(base["ratio"], 1.0) and np.allclose(base["ratio_ci95"], 0.0)
     assert "| 0.9 | stream_nearest_fit |" in (tmp_path / "warmup.md").read_text()
