@@ -27,8 +27,8 @@ from .state import PlacementSim
 RTT_WEIGHT = 0.25
 
 
-def placement_reward(rtt_ms: float, rtt_max_ms: float) -> float:
-    """Reward of one accepted task (the per-task term of the primary score)."""
+def placement_reward(rtt_ms: float | np.ndarray, rtt_max_ms: float) -> float | np.ndarray:
+    """Reward of an accepted task (the per-task term of the primary score); elementwise on arrays."""
     return 1.0 - RTT_WEIGHT * (rtt_ms / rtt_max_ms if rtt_max_ms > 0 else 0.0)
 
 
@@ -58,8 +58,7 @@ def task_rewards(sim: PlacementSim) -> np.ndarray:
     The score is their mean; slices of it show where in an episode a policy gains
     (``experiments/itp_warmup.py``)."""
     out = sim.outcomes
-    rtt_max = float(sim.cluster.rtt_ms.max())
-    return np.where(out.placed, 1.0 - RTT_WEIGHT * out.rtt_ms / rtt_max if rtt_max > 0 else 1.0, 0.0)
+    return np.where(out.placed, placement_reward(out.rtt_ms, float(sim.cluster.rtt_ms.max())), 0.0)
 
 
 def summarise(sim: PlacementSim, decision_seconds: float | None = None) -> EpisodeMetrics:
