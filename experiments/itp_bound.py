@@ -81,7 +81,7 @@ def saved_scores(paths: list[Path], per_episode: pd.DataFrame, policies: tuple[s
     """The policies' scores from ``compare_episodes.csv`` files, one row per (policy, load, seed).
 
     Raises ``ValueError`` naming the file if its ``nearest_fit`` differs from the re-run one (other
-    episodes) or if any saved score exceeds the bound.
+    episodes) or is missing for an episode it scores, or if any saved score exceeds the bound.
     """
     key = per_episode.set_index(["load", "seed"])
     found = []
@@ -91,6 +91,9 @@ def saved_scores(paths: list[Path], per_episode: pd.DataFrame, policies: tuple[s
         if not np.allclose(check["score"], check["nearest_fit"], rtol=0, atol=1e-9):
             raise ValueError(f"{path}: its nearest_fit scores differ from these episodes'")
         rows = saved.join(key, on=["load", "seed"], how="inner")
+        used = rows[rows["policy"].isin(policies)].set_index(["load", "seed"]).index
+        if not used.isin(check.set_index(["load", "seed"]).index).all():
+            raise ValueError(f"{path}: no nearest_fit row for some of its episodes to check them by")
         above = rows[rows["score"] > rows["bound"] + 1e-9]
         if len(above):
             r = above.iloc[0]

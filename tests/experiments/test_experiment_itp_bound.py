@@ -47,12 +47,15 @@ def test_bound_table_pairs_each_saved_score_with_its_episode(module, episodes, t
     assert len(pd.read_csv(tmp_path / "bound_episodes.csv")) == 2
 
 
-def test_bound_refuses_scores_from_other_episodes_or_above_the_bound(module, episodes, tmp_path):
+def test_bound_refuses_scores_from_other_or_unchecked_episodes_or_above_the_bound(module, episodes, tmp_path):
     path = tmp_path / "compare_episodes.csv"
     other = _saved(episodes, list(episodes["nearest_fit"]))
     other.loc[other["policy"] == "nearest_fit", "score"] += 0.01  # not these episodes
     other.to_csv(path, index=False)
     with pytest.raises(ValueError, match="differ from these episodes"):
+        module["saved_scores"]([path], episodes, ("mine",))
+    _saved(episodes, list(episodes["nearest_fit"])).query("policy == 'mine'").to_csv(path, index=False)
+    with pytest.raises(ValueError, match="no nearest_fit row"):
         module["saved_scores"]([path], episodes, ("mine",))
     _saved(episodes, list(episodes["bound"] + 0.01)).to_csv(path, index=False)
     with pytest.raises(ValueError, match="mine scores .* above the bound"):
