@@ -10,7 +10,8 @@
   of ``novacron/Placement-v0`` and prints one JSON object: acceptance rate,
   the primary score, mean wait and slowdown, fragmentation, p95 RTT to origin
   and decision latency per placement (each a mean over episodes, with a 95 %
-  confidence interval). Models decide through the fast masked-inference path
+  confidence interval); ``--bound`` adds ``score_bound``, the LP upper bound on each
+  episode's score (:mod:`novacron.placement.bound`). Models decide through the fast masked-inference path
   (:class:`novacron.placement.rl.FastMaskedPolicy`, same actions as SB3's
   deterministic ``predict``); ``--sb3-predict`` times SB3's ``predict`` instead.
 * ``novacron itp train --algo maskable_ppo --timesteps N --out model.zip`` trains
@@ -90,6 +91,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     ev.add_argument("--planner", help="rollout: settings key=value,... (default: the val-tuned ones)")
     ev.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
     ev.add_argument("--episodes", type=int, default=5, help="episodes, seeds seed..seed+N-1 (default 5)")
+    ev.add_argument(
+        "--bound",
+        action="store_true",
+        help="also the LP upper bound on each episode's score (score_bound; 1-3 s per 512-task episode)",
+    )
     ev.add_argument("--json", action="store_true", help="print one JSON object (default: a table)")
     ev.set_defaults(func=run_evaluate)
 
@@ -240,7 +246,12 @@ def evaluate(args: argparse.Namespace) -> dict:
                 spent += time.perf_counter() - t0
                 obs, _, done, _, _ = env.step(int(action))
             metrics = summarise(env.sim, spent)
-        rows.append(metrics.as_dict())
+        row = metrics.as_dict()
+        if getattr(args, "bound", False):
+            from novacron.placement.bound import score_upper_bound
+
+            row["score_bound"] = score_upper_bound(env.sim).score  # reads the task list, not the run
+        rows.append(row)
     result: dict = {
         "policy": args.policy,
         "load": args.load,
@@ -249,7 +260,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         "split": args.split,
         "seeds": seeds,
     }
-    for name in METRICS:
+    for name in (*METRICS, "score_bound") if "score_bound" in rows[0] else METRICS:
         values = np.array([r[name] for r in rows], dtype=float)
         mean, half = mean_ci95(values)
         result[name] = mean
@@ -296,7 +307,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        for name in METRICS:
+        for name in (name for name in (*METRICS, "score_bound") if name in result):
             print(f"{name:22s} {result[name]:12.4f} ± {result[name + '_ci95']:.4f}")
     return 0
 

@@ -35,6 +35,15 @@ def test_placement_cli_evaluate_prints_one_json_object(capsys):
     assert result["defers"] == 0
 
 
+def test_placement_cli_evaluate_can_add_the_score_bound(capsys):
+    argv = ["itp", "evaluate", "--policy", "nearest_fit", "--episodes", "2", "--bound", "--json", *SMALL]
+    assert run(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["score"] <= result["score_bound"] <= 1.0 and math.isfinite(result["score_bound_ci95"])
+    assert run(["itp", "evaluate", "--policy", "nearest_fit", "--episodes", "1", "--bound", *SMALL]) == 0
+    assert "score_bound" in capsys.readouterr().out  # the table too
+
+
 def test_placement_cli_rejects_bad_policy_and_missing_model(capsys):
     assert run(["itp", "evaluate", "--policy", "magic", *SMALL]) == 2
     assert "unknown policy" in capsys.readouterr().err
