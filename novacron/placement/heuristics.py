@@ -15,6 +15,9 @@ over hosts, so a decision costs a few microseconds for tens of hosts.
 * ``worst_fit``: the host left with the most: spreads load.
 * ``dot_product``: Tetris (Grandl et al., SIGCOMM 2014): the largest dot product of
   the task's demand and the host's free capacity, both as shares of the host.
+* ``fgd``: fragmentation gradient descent (Weng et al., ATC 2023, the paper that published
+  openb): the host where placing the task strands the least GPU for the mix of GPU tasks seen so
+  far (:mod:`.fgd`), best fit among equals.
 * ``nearest_fit``: geographic: the feasible host with the lowest RTT to the task's
   origin, best fit among equals.
 * ``admission_nearest_fit``: ``nearest_fit`` plus admission control, the one
@@ -43,6 +46,7 @@ from typing import Protocol
 import numpy as np
 
 from .cluster import GPU_MILLI
+from .fgd import KindCounter, fragment_increase
 from .metrics import EpisodeMetrics, summarise
 from .state import PlacementSim
 
@@ -73,6 +77,11 @@ def _free_shares(sim: PlacementSim, task: int, after: bool) -> np.ndarray:
         gpu_free = gpu_free - t.num_gpu[task] * t.gpu_milli[task]
     gpu_share = np.divide(gpu_free, gpu_cap, out=np.zeros_like(gpu_free), where=gpu_cap > 0)
     return np.stack([cpu / h.cpu, mem / h.mem, gpu_share])
+
+
+def best_fit_scores(sim: PlacementSim) -> np.ndarray:
+    """Per host, the free CPU, memory and GPU shares left after placing the current task, summed."""
+    return _free_shares(sim, sim.current, after=True).sum(axis=0)
 
 
 def _pick_min(score: np.ndarray, mask: np.ndarray) -> int:
@@ -126,14 +135,14 @@ class BestFitPolicy(_Stateless):
     name = "best_fit"
 
     def select(self, sim: PlacementSim) -> int:
-        return _pick_min(_free_shares(sim, sim.current, after=True).sum(axis=0), sim.mask())
+        return _pick_min(best_fit_scores(sim), sim.mask())
 
 
 class WorstFitPolicy(_Stateless):
     name = "worst_fit"
 
     def select(self, sim: PlacementSim) -> int:
-        return _pick_min(-_free_shares(sim, sim.current, after=True).sum(axis=0), sim.mask())
+        return _pick_min(-best_fit_scores(sim), sim.mask())
 
 
 class DotProductPolicy(_Stateless):
@@ -147,6 +156,25 @@ class DotProductPolicy(_Stateless):
         demand = np.stack([t.cpu[task] / h.cpu, t.mem[task] / h.mem, gpu_d])
         free = _free_shares(sim, task, after=False)
         return _pick_min(-(demand * free).sum(axis=0), sim.mask())
+
+
+class FGDPolicy:
+    """Fragmentation gradient descent (Weng et al., ATC 2023; :mod:`.fgd`): the host where placing
+    the task raises the expected GPU fragment least, for the mix of GPU tasks seen so far; best
+    fit among equals. Geography-blind, as the paper's scheduler."""
+
+    name = "fgd"
+
+    def __init__(self) -> None:
+        self.kinds = KindCounter()
+
+    def reset(self, sim: PlacementSim, seed: int | None = None) -> None:
+        self.kinds = KindCounter()
+
+    def select(self, sim: PlacementSim) -> int:
+        feasible = np.flatnonzero(sim.mask())
+        increase = fragment_increase(sim, self.kinds.update(sim))[feasible]
+        return int(feasible[np.lexsort((best_fit_scores(sim)[feasible], increase))[0]])
 
 
 class NearestFitPolicy(_Stateless):
@@ -407,6 +435,7 @@ HEURISTICS: dict[str, Callable[[], Policy]] = {
         BestFitPolicy,
         WorstFitPolicy,
         DotProductPolicy,
+        FGDPolicy,
         NearestFitPolicy,
         AdmissionNearestFitPolicy,
         PatientNearestFitPolicy,

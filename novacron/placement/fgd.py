@@ -1,0 +1,135 @@
+"""The measure behind fragmentation gradient descent (FGD), the scheduler published with openb.
+
+Weng et al., "Beware of Fragmentation: Scheduling GPU-Sharing Workloads with Fragmentation
+Gradient Descent" (USENIX ATC 2023) released the Alibaba cluster this benchmark runs on, and FGD
+is their answer to its problem: tasks that ask for a fraction of a GPU leave slivers of GPUs
+behind that the tasks still to come cannot use, so GPUs sit idle while tasks wait. Researchers
+comparing placement policies on openb expect it as a baseline, beside the paper's others
+(best fit, dot product, random, which :mod:`.heuristics` has).
+
+The measure. A host's *fragment* with respect to one kind of task is the free GPU milli on it
+that this kind could not use: all of it when the task does not fit on the host at all (too
+little CPU, memory or GPU), else the free milli on the GPUs that hold less than the task's
+per-GPU demand. A host's *expected fragment* weighs the kinds by how often they occur in the
+workload. FGD places each task on the host where placing it raises the expected fragment the
+least (the "gradient"), ties broken by best fit: ``fgd`` in :mod:`.heuristics`.
+
+Two choices of ours, both where the paper leaves the setting to the deployment:
+
+* The workload's mix of kinds is what the scheduler has seen so far in the episode (tasks
+  grouped by their exact CPU, memory, GPU count and per-GPU milli), not the whole trace: the
+  paper takes it from history, and a scheduler only has its own. The first decisions of an
+  episode therefore see a thin sample.
+* Tasks that ask for no GPU are left out of the mix: they can use no GPU on any host, so every
+  free GPU is a fragment for them wherever a task goes, and they would not change any choice.
+  (A CPU-only task being *placed* is still judged by the GPU kinds it would starve of CPU.)
+
+Within a host the simulator picks the GPUs (the fullest that fit, :meth:`PlacementSim.place`);
+FGD here chooses only the host, and scores the host with exactly those GPUs taken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .state import PlacementSim
+
+
+@dataclass(frozen=True)
+class TaskKinds:
+    """Kinds of GPU task and their share of the workload (``weight`` sums to 1, or is empty)."""
+
+    cpu: np.ndarray
+    mem: np.ndarray
+    num_gpu: np.ndarray
+    gpu_milli: np.ndarray
+    weight: np.ndarray
+
+    @classmethod
+    def empty(cls) -> TaskKinds:
+        nothing = np.zeros(0)
+        return cls(nothing, nothing, nothing, nothing, nothing)
+
+
+class KindCounter:
+    """Counts the kinds of the GPU tasks that have arrived, as a scheduler sees them come in."""
+
+    def __init__(self) -> None:
+        self._index: dict[tuple[float, float, int, float], int] = {}
+        self._demand: list[tuple[float, float, int, float]] = []
+        self._count: list[int] = []
+        self._seen = 0
+        self._kinds = TaskKinds.empty()
+
+    def update(self, sim: PlacementSim) -> TaskKinds:
+        """Count the tasks that arrived since the last call; the mix so far."""
+        t, arrived = sim.tasks, sim.arrived
+        if arrived == self._seen:
+            return self._kinds
+        for i in range(self._seen, arrived):
+            if t.num_gpu[i] == 0:
+                continue
+            key = (float(t.cpu[i]), float(t.mem[i]), int(t.num_gpu[i]), float(t.gpu_milli[i]))
+            slot = self._index.setdefault(key, len(self._demand))
+            if slot == len(self._demand):
+                self._demand.append(key)
+                self._count.append(0)
+            self._count[slot] += 1
+        self._seen = arrived
+        if self._demand:
+            demand = np.asarray(self._demand, dtype=np.float64)
+            count = np.asarray(self._count, dtype=np.float64)
+            cpu, mem, num_gpu, gpu_milli = demand.T
+            self._kinds = TaskKinds(cpu, mem, num_gpu, gpu_milli, count / count.sum())
+        return self._kinds
+
+
+def expected_fragment(
+    cpu_free: np.ndarray, mem_free: np.ndarray, gpu_free: np.ndarray, kinds: TaskKinds
+) -> np.ndarray:
+    """Per host (row), the free GPU milli the workload's kinds could not use, weighted by share.
+
+    ``gpu_free`` is (hosts, GPUs) with -1 for absent GPUs, as in :class:`PlacementSim`.
+    """
+    free = np.clip(gpu_free, 0.0, None)
+    if len(kinds.weight) == 0:
+        return np.zeros(len(cpu_free))
+    holds = gpu_free[:, :, None] >= kinds.gpu_milli[None, None, :]  # (hosts, GPUs, kinds)
+    fits = (
+        (cpu_free[:, None] >= kinds.cpu[None, :])
+        & (mem_free[:, None] >= kinds.mem[None, :])
+        & (holds.sum(axis=1) >= kinds.num_gpu[None, :])
+    )
+    stranded = np.where(fits, (free[:, :, None] * ~holds).sum(axis=1), free.sum(axis=1)[:, None])
+    return stranded @ kinds.weight
+
+
+def free_after_placing(sim: PlacementSim, task: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each host's free CPU, memory and GPUs as if ``task`` were placed on it (rows are hosts).
+
+    The GPUs taken are the ones :meth:`PlacementSim.place` would take: the ``num_gpu`` fullest
+    that still hold ``gpu_milli``, lowest index first among equals. Rows of hosts where the task
+    does not fit are meaningless.
+    """
+    t = sim.tasks
+    cpu = sim.cpu_free - t.cpu[task]
+    mem = sim.mem_free - t.mem[task]
+    gpu = sim.gpu_free.copy()
+    k = int(t.num_gpu[task])
+    if k > 0:
+        g = float(t.gpu_milli[task])
+        tightness = np.where(gpu >= g, gpu, np.inf)
+        chosen = np.argsort(tightness, axis=1, kind="stable")[:, :k]
+        rows = np.arange(len(gpu))[:, None]
+        gpu[rows, chosen] -= np.where(np.isfinite(tightness[rows, chosen]), g, 0.0)
+    return cpu, mem, gpu
+
+
+def fragment_increase(sim: PlacementSim, kinds: TaskKinds) -> np.ndarray:
+    """Per host, how much placing the current task there raises that host's expected fragment."""
+    before = expected_fragment(sim.cpu_free, sim.mem_free, sim.gpu_free, kinds)
+    after = expected_fragment(*free_after_placing(sim, sim.current), kinds)
+    return after - before
+
