@@ -20,6 +20,8 @@ over hosts, so a decision costs a few microseconds for tens of hosts.
   far (:mod:`.fgd`), best fit among equals.
 * ``nearest_fit``: geographic: the feasible host with the lowest RTT to the task's
   origin, best fit among equals.
+* ``nearest_fgd``: ``nearest_fit`` with FGD in place of best fit among the nearest hosts (our
+  combination of the two, not a published scheduler).
 * ``admission_nearest_fit``: ``nearest_fit`` plus admission control, the one
   heuristic that defers: a task whose resource-time (its dominant share of the
   cluster's CPU, memory or GPU times its lifetime, in units of the patience
@@ -164,6 +166,8 @@ class FGDPolicy:
     fit among equals. Geography-blind, as the paper's scheduler."""
 
     name = "fgd"
+    #: order hosts by RTT to the task's origin before the fragment (``nearest_fgd``)
+    nearest = False
 
     def __init__(self) -> None:
         self.kinds = KindCounter()
@@ -173,8 +177,18 @@ class FGDPolicy:
 
     def select(self, sim: PlacementSim) -> int:
         feasible = np.flatnonzero(sim.mask())
-        increase = fragment_increase(sim, self.kinds.update(sim))[feasible]
-        return int(feasible[np.lexsort((best_fit_scores(sim)[feasible], increase))[0]])
+        keys = [best_fit_scores(sim)[feasible], fragment_increase(sim, self.kinds.update(sim))[feasible]]
+        if self.nearest:
+            keys.append(sim.host_rtt_ms[sim.tasks.origin[sim.current]][feasible])
+        return int(feasible[np.lexsort(keys)[0]])  # (the last key sorts first)
+
+
+class NearestFGDPolicy(FGDPolicy):
+    """``nearest_fit`` with FGD instead of best fit among the nearest hosts: geography first, then
+    the least stranded GPU, then best fit."""
+
+    name = "nearest_fgd"
+    nearest = True
 
 
 class NearestFitPolicy(_Stateless):
@@ -437,6 +451,7 @@ HEURISTICS: dict[str, Callable[[], Policy]] = {
         DotProductPolicy,
         FGDPolicy,
         NearestFitPolicy,
+        NearestFGDPolicy,
         AdmissionNearestFitPolicy,
         PatientNearestFitPolicy,
         StreamNearestFitPolicy,

@@ -86,6 +86,9 @@ def test_fgd_prefers_the_sliver_over_breaking_a_whole_gpu():
     assert increase[:2] == pytest.approx([500 / 3, -100])
     assert fgd.select(sim) == 1
     assert make_policy("worst_fit").select(sim) == 0  # which breaks the only whole GPU
+    nearest = make_policy("nearest_fgd")  # one region: the same choice
+    nearest.reset(sim)
+    assert nearest.select(sim) == 1
 
 
 def test_fgd_keeps_cpu_only_tasks_from_starving_gpu_hosts_of_cpu():
@@ -144,6 +147,24 @@ def test_kind_counter_sees_only_the_tasks_that_have_arrived():
             same = (t.cpu[:n] == cpu) & (t.mem[:n] == mem) & (t.num_gpu[:n] == k) & (t.gpu_milli[:n] == g)
             assert w == pytest.approx((gpu & same).sum() / gpu.sum())
         sim.place(int(np.flatnonzero(sim.mask())[0]))
+
+
+def test_nearest_fgd_goes_to_the_nearest_region_first_and_uses_fgd_inside_it():
+    sim = Scenario(n_hosts=16, n_tasks=300, load=1.0).episode(2)
+    policy = make_policy("nearest_fgd")
+    policy.reset(sim)
+    differs = 0
+    while not sim.done:
+        choice = policy.select(sim)
+        feasible = np.flatnonzero(sim.mask())
+        rtt = sim.host_rtt_ms[sim.tasks.origin[sim.current]]
+        assert rtt[choice] == rtt[feasible].min()
+        nearest = feasible[rtt[feasible] == rtt[feasible].min()]
+        increase = fragment_increase(sim, policy.kinds.update(sim))
+        assert increase[choice] == increase[nearest].min()
+        differs += choice != make_policy("nearest_fit").select(sim)
+        sim.place(choice)
+    assert differs > 10  # not nearest_fit under another name
 
 
 def test_fgd_strands_less_gpu_than_best_fit_and_accepts_more_on_openb():
