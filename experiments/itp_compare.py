@@ -156,6 +156,8 @@ def episodes(
                 rows.append({"policy": name, "load": load, "seed": seed, **m})
             for name, model in models.items():
                 rows.append({"policy": name, "load": load, "seed": seed, **run_model(env, model, seed)})
+        policies = len(heuristics) + len(models)
+        print(f"load {load:g}: {len(seeds)} episodes x {policies} policies done", flush=True)
     return pool_training_seeds(pd.DataFrame(rows))
 
 

@@ -130,6 +130,7 @@ def paired(args) -> pd.DataFrame:
 
     df = pd.concat([pd.read_csv(path) for path in args.episodes], ignore_index=True)
     score = df.drop_duplicates(["policy", "load", "seed"]).set_index(["policy", "load", "seed"])["score"]
+    score = score.sort_index()  # (a sorted index: label lookups by (policy, load) stay fast)
     rows = []
     for name in args.policies.split(","):
         for baseline in args.baselines.split(","):
