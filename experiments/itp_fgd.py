@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     df = run(policies, args.seeds, args.hosts, args.cluster_seed, args.until)
     table = at_points(df, [float(p) for p in args.points.split(",")])
     args.out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(args.out / "inflation_episodes.csv", index=False)
+    df.to_csv(args.out / "inflation_episodes.csv", index=False, float_format="%.6g")
     table.to_csv(args.out / "inflation.csv", index=False)
     (args.out / "inflation.md").write_text(markdown(table))
     plot(df, args.out / "inflation.png")
