@@ -21,6 +21,7 @@ BENCHMARKS = [
     "bench_sim_commit_latency.py",
     "bench_consensus_real.py",
     "bench_migration_real.py",
+    "bench_placement_decisions.py",
 ]
 
 if __name__ == "__main__":
