@@ -103,7 +103,9 @@ def expected_fragment(
         & (holds.sum(axis=1) >= kinds.num_gpu[None, :])
     )
     stranded = np.where(fits, (free[:, :, None] * ~holds).sum(axis=1), free.sum(axis=1)[:, None])
-    return stranded @ kinds.weight
+    # (a row-wise sum, not a matrix product: BLAS may round a row differently by where it falls in
+    # its blocks, and equal hosts must score exactly alike for ties to go to best fit)
+    return (stranded * kinds.weight[None, :]).sum(axis=1)
 
 
 def free_after_placing(sim: PlacementSim, task: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -127,9 +129,14 @@ def free_after_placing(sim: PlacementSim, task: int) -> tuple[np.ndarray, np.nda
     return cpu, mem, gpu
 
 
-def fragment_increase(sim: PlacementSim, kinds: TaskKinds) -> np.ndarray:
-    """Per host, how much placing the current task there raises that host's expected fragment."""
-    before = expected_fragment(sim.cpu_free, sim.mem_free, sim.gpu_free, kinds)
-    after = expected_fragment(*free_after_placing(sim, sim.current), kinds)
-    return after - before
+def fragment_increase(sim: PlacementSim, kinds: TaskKinds, hosts: np.ndarray | None = None) -> np.ndarray:
+    """How much placing the current task on each host raises that host's expected fragment.
+
+    For every host, or only for ``hosts`` (indices; the result is in their order): a policy
+    needs it only where the task fits, which at high load is a few hosts of many.
+    """
+    rows = slice(None) if hosts is None else hosts
+    before = expected_fragment(sim.cpu_free[rows], sim.mem_free[rows], sim.gpu_free[rows], kinds)
+    cpu, mem, gpu = free_after_placing(sim, sim.current)
+    return expected_fragment(cpu[rows], mem[rows], gpu[rows], kinds) - before
 

@@ -177,7 +177,7 @@ class FGDPolicy:
 
     def select(self, sim: PlacementSim) -> int:
         feasible = np.flatnonzero(sim.mask())
-        keys = [best_fit_scores(sim)[feasible], fragment_increase(sim, self.kinds.update(sim))[feasible]]
+        keys = [best_fit_scores(sim)[feasible], fragment_increase(sim, self.kinds.update(sim), feasible)]
         if self.nearest:
             keys.append(sim.host_rtt_ms[sim.tasks.origin[sim.current]][feasible])
         return int(feasible[np.lexsort(keys)[0]])  # (the last key sorts first)

@@ -114,6 +114,7 @@ def test_free_after_placing_and_the_increase_match_placing_for_real(seed):
         feasible = np.flatnonzero(sim.mask())
         cpu, mem, gpu = free_after_placing(sim, sim.current)
         increase = fragment_increase(sim, kinds)
+        assert np.array_equal(fragment_increase(sim, kinds, feasible), increase[feasible])  # exactly
         before = expected_fragment(sim.cpu_free, sim.mem_free, sim.gpu_free, kinds)
         running = sim.releases()
         for host in feasible:
