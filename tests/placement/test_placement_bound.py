@@ -4,42 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hand_episodes import hand_episode
 
 from novacron.placement.bound import nearest_rewards, score_upper_bound
-from novacron.placement.cluster import Cluster, Hosts, Tasks
 from novacron.placement.heuristics import HEURISTICS, HORIZON_HEURISTICS, make_policy, run_episode
 from novacron.placement.metrics import placement_reward
 from novacron.placement.scenario import Scenario
-from novacron.placement.state import PlacementSim
 
 #: two regions 100 ms apart (1 ms inside one)
 RTT = np.array([[1.0, 100.0], [100.0, 1.0]])
 
 
 def _sim(host_cpu, host_region, tasks, max_wait):
-    """A hand-built episode: CPU-only hosts; ``tasks`` = (cpu, arrival, duration, origin) rows."""
-    n = len(host_cpu)
-    hosts = Hosts(
-        names=tuple(f"h{i}" for i in range(n)),
-        cpu=np.array(host_cpu, dtype=float),
-        mem=np.full(n, 1e6),
-        gpus=np.zeros(n, dtype=np.int64),
-        model=("",) * n,
-        region=np.array(host_region, dtype=np.int64),
-    )
-    cpu, arrival, duration, origin = (np.array(c, dtype=float) for c in zip(*tasks, strict=True))
-    k = len(cpu)
-    workload = Tasks(
-        names=tuple(f"t{i}" for i in range(k)),
-        cpu=cpu,
-        mem=np.ones(k),
-        num_gpu=np.zeros(k, dtype=np.int64),
-        gpu_milli=np.zeros(k),
-        arrival=arrival,
-        duration=duration,
-        origin=origin.astype(np.int64),
-    )
-    return PlacementSim(Cluster(hosts=hosts, regions=("a", "b"), rtt_ms=RTT), workload, max_wait=max_wait)
+    """CPU-only hosts in the two regions; ``tasks`` = (cpu, arrival, duration, origin) rows."""
+    hosts = [(cpu, 0, region) for cpu, region in zip(host_cpu, host_region, strict=True)]
+    rows = [(cpu, 0, 0, arrival, duration, origin) for cpu, arrival, duration, origin in tasks]
+    return hand_episode(hosts, rows, rtt_ms=RTT, max_wait=max_wait)
 
 
 NEAR = placement_reward(1.0, 100.0)  # reward of a task placed in its own region

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hand_episodes import hand_episode
 
-from novacron.placement.cluster import Cluster, Hosts, Tasks
 from novacron.placement.fgd import (
     KindCounter,
     TaskKinds,
@@ -15,7 +15,6 @@ from novacron.placement.fgd import (
 )
 from novacron.placement.heuristics import make_policy, run_episode
 from novacron.placement.scenario import Scenario
-from novacron.placement.state import PlacementSim
 
 WHOLE_AND_HALF = TaskKinds(
     cpu=np.array([1000.0, 1000.0]),
@@ -27,30 +26,10 @@ WHOLE_AND_HALF = TaskKinds(
 
 
 def _sim(host_cpu, host_gpus, tasks):
-    """A hand-built episode in one region; ``tasks`` = (cpu, num_gpu, gpu_milli, arrival) rows,
-    each running 100 s."""
-    n = len(host_cpu)
-    hosts = Hosts(
-        names=tuple(f"h{i}" for i in range(n)),
-        cpu=np.array(host_cpu, dtype=float),
-        mem=np.full(n, 1e6),
-        gpus=np.array(host_gpus, dtype=np.int64),
-        model=("",) * n,
-        region=np.zeros(n, dtype=np.int64),
-    )
-    cpu, num_gpu, gpu_milli, arrival = (np.array(c, dtype=float) for c in zip(*tasks, strict=True))
-    k = len(cpu)
-    workload = Tasks(
-        names=tuple(f"t{i}" for i in range(k)),
-        cpu=cpu,
-        mem=np.ones(k),
-        num_gpu=num_gpu.astype(np.int64),
-        gpu_milli=gpu_milli,
-        arrival=arrival,
-        duration=np.full(k, 100.0),
-        origin=np.zeros(k, dtype=np.int64),
-    )
-    return PlacementSim(Cluster(hosts=hosts, regions=("a",), rtt_ms=np.ones((1, 1))), workload, max_wait=10)
+    """Hosts in one region; ``tasks`` = (cpu, num_gpu, gpu_milli, arrival) rows, each running 100 s."""
+    hosts = [(cpu, gpus, 0) for cpu, gpus in zip(host_cpu, host_gpus, strict=True)]
+    rows = [(*task, 100, 0) for task in tasks]
+    return hand_episode(hosts, rows, rtt_ms=[[1.0]], max_wait=10)
 
 
 def _fragment(cpu: float, gpus: list[float], kinds: TaskKinds = WHOLE_AND_HALF) -> float:
