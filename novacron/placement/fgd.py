@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .state import PlacementSim
+from .state import PlacementSim, gpu_allocation
 
 
 @dataclass(frozen=True)
@@ -111,22 +111,12 @@ def expected_fragment(
 def free_after_placing(sim: PlacementSim, task: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each host's free CPU, memory and GPUs as if ``task`` were placed on it (rows are hosts).
 
-    The GPUs taken are the ones :meth:`PlacementSim.place` would take: the ``num_gpu`` fullest
-    that still hold ``gpu_milli``, lowest index first among equals. Rows of hosts where the task
-    does not fit are meaningless.
+    The GPUs taken are the ones :meth:`PlacementSim.place` takes (:func:`.state.gpu_allocation`).
+    Rows of hosts where the task does not fit are meaningless.
     """
     t = sim.tasks
-    cpu = sim.cpu_free - t.cpu[task]
-    mem = sim.mem_free - t.mem[task]
-    gpu = sim.gpu_free.copy()
-    k = int(t.num_gpu[task])
-    if k > 0:
-        g = float(t.gpu_milli[task])
-        tightness = np.where(gpu >= g, gpu, np.inf)
-        chosen = np.argsort(tightness, axis=1, kind="stable")[:, :k]
-        rows = np.arange(len(gpu))[:, None]
-        gpu[rows, chosen] -= np.where(np.isfinite(tightness[rows, chosen]), g, 0.0)
-    return cpu, mem, gpu
+    gpu = sim.gpu_free - gpu_allocation(sim.gpu_free, float(t.gpu_milli[task]), int(t.num_gpu[task]))
+    return sim.cpu_free - t.cpu[task], sim.mem_free - t.mem[task], gpu
 
 
 def fragment_increase(sim: PlacementSim, kinds: TaskKinds, hosts: np.ndarray | None = None) -> np.ndarray:

@@ -28,6 +28,25 @@ import numpy as np
 from .cluster import GPU_MILLI, MAX_GPUS, Cluster, Tasks
 
 
+def gpu_allocation(gpu_free: np.ndarray, milli: float, count: int) -> np.ndarray:
+    """The milli each GPU gives a task of ``count`` GPUs x ``milli`` each, per row of ``gpu_free``.
+
+    Best fit inside a host: the ``count`` fullest GPUs that still hold ``milli``, lowest index first
+    among equals, so whole GPUs stay whole for the tasks that need them. ``gpu_free`` is one host's
+    GPUs or (hosts, GPUs); a row with fewer than ``count`` such GPUs gives only what they hold
+    (callers check the fit first). Shared by :meth:`PlacementSim.place` and the policies that look
+    one placement ahead, so that they see the GPUs the simulator will take.
+    """
+    alloc = np.zeros_like(gpu_free, dtype=np.float64)
+    if count <= 0:
+        return alloc
+    tightness = np.where(gpu_free >= milli, gpu_free, np.inf)
+    chosen = np.argsort(tightness, axis=-1, kind="stable")[..., :count]
+    taken = np.where(np.isfinite(np.take_along_axis(tightness, chosen, axis=-1)), milli, 0.0)
+    np.put_along_axis(alloc, chosen, taken, axis=-1)
+    return alloc
+
+
 @dataclass(frozen=True)
 class TypicalTask:
     """The demand that fragmentation is measured against (the workload's median task)."""
@@ -226,16 +245,8 @@ class PlacementSim:
         t = self.tasks
         self.cpu_free[host] -= t.cpu[task]
         self.mem_free[host] -= t.mem[task]
-        alloc = np.zeros(MAX_GPUS)
-        k = int(t.num_gpu[task])
-        if k > 0:
-            g = t.gpu_milli[task]
-            free = self.gpu_free[host]
-            # best fit inside the host: fill the fullest GPUs that still fit, keep whole GPUs whole
-            candidates = np.flatnonzero(free >= g)
-            chosen = candidates[np.argsort(free[candidates], kind="stable")[:k]]
-            alloc[chosen] = g
-            self.gpu_free[host] -= alloc
+        alloc = gpu_allocation(self.gpu_free[host], float(t.gpu_milli[task]), int(t.num_gpu[task]))
+        self.gpu_free[host] -= alloc
         out = self.outcomes
         rtt = float(self.host_rtt_ms[t.origin[task], host])
         out.placed[task] = True
