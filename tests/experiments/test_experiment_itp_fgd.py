@@ -61,6 +61,13 @@ def test_inflation_reads_each_policy_where_the_demand_reaches_each_point(module)
     assert module["markdown"](module["at_points"](episodes, [1.0])).index("| b |") < 80  # best first
 
 
+def test_inflation_thins_each_episode_evenly_and_keeps_its_end(module):
+    episodes = pd.DataFrame({"policy": ["a"] * 10 + ["b"] * 3, "seed": 0, "arrival": [*range(10), *range(3)]})
+    kept = module["thin"](episodes, 4)
+    assert kept[kept["policy"] == "a"]["arrival"].tolist() == [0, 3, 6, 9]
+    assert kept[kept["policy"] == "b"]["arrival"].tolist() == [0, 1, 2]  # short episodes whole
+
+
 def test_inflation_writes_its_tables_and_plot(module, tmp_path):
     toy = ["--policies", "fgd,random", "--seeds", "2", "--hosts", "8", "--points", "0.9,1.1"]
     argv = [*toy, "--out", str(tmp_path)]

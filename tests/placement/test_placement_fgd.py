@@ -156,3 +156,16 @@ def test_fgd_strands_less_gpu_than_best_fit_and_accepts_more_on_openb():
     best = [run_episode(scenario.episode(s, cluster), make_policy("best_fit"), seed=s) for s in range(3)]
     assert np.mean([m.acceptance_rate for m in fgd]) > np.mean([m.acceptance_rate for m in best])
     assert np.mean([m.fragmentation for m in fgd]) < np.mean([m.fragmentation for m in best])
+
+
+def test_without_gpu_tasks_fgd_is_best_fit():
+    # nothing to fragment: every host's increase is 0 and the tie-break decides
+    tasks = [(cpu, 0, 0, i) for i, cpu in enumerate([700, 300, 900, 200, 500, 400])]
+    sim = _sim([2000, 1500, 1000], [0, 1, 0], tasks)
+    fgd, best = make_policy("fgd"), make_policy("best_fit")
+    fgd.reset(sim)
+    while not sim.done:
+        assert not fragment_increase(sim, fgd.kinds.update(sim)).any()
+        choice = fgd.select(sim)
+        assert choice == best.select(sim)
+        sim.place(choice)
