@@ -144,22 +144,28 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def plot(df: pd.DataFrame, path: Path) -> None:
+    """GPU allocated against GPU asked, mean over seeds: the whole run, and a close-up of the end."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    grid = np.linspace(0, df["arrived_gpu"].max(), 200)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    grid = np.linspace(0, df["arrived_gpu"].max(), 400)
     for policy, frame in df.groupby("policy", sort=False):
         curves = [np.interp(grid, e["arrived_gpu"], e["allocated_gpu"]) for _, e in frame.groupby("seed")]
-        ax.plot(grid, np.mean(curves, axis=0), label=policy)
-    ax.plot(grid, np.minimum(grid, 1.0), color="grey", linestyle=":", label="ideal")
-    ax.set_xlabel("GPU asked for by the tasks arrived (share of the cluster's)")
-    ax.set_ylabel("GPU allocated (share)")
-    ax.set_title("Workload inflation on openb (Weng et al., ATC 2023), mean over seeds")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+        for ax in axes:
+            ax.plot(grid, np.mean(curves, axis=0), label=policy)
+    for ax in axes:
+        ax.plot(grid, np.minimum(grid, 1.0), color="grey", linestyle=":", label="ideal")
+        ax.set_xlabel("GPU asked for by the tasks arrived (share of the cluster's)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("GPU allocated (share)")
+    axes[0].set_title("Workload inflation on openb (Weng et al., ATC 2023)")
+    axes[1].set_xlim(0.85, grid[-1])
+    axes[1].set_ylim(0.85, 1.0)
+    axes[1].set_title("the end, close up (mean over seeds)")
+    axes[1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
