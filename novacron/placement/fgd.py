@@ -24,8 +24,13 @@ Two choices of ours, both where the paper leaves the setting to the deployment:
   free GPU is a fragment for them wherever a task goes, and they would not change any choice.
   (A CPU-only task being *placed* is still judged by the GPU kinds it would starve of CPU.)
 
-Within a host the simulator picks the GPUs (the fullest that fit, :meth:`PlacementSim.place`);
-FGD here chooses only the host, and scores the host with exactly those GPUs taken.
+Two differences from the authors' simulator (hkust-adsl/kubernetes-scheduler-simulator), where
+ours is simpler and deterministic: there, a fractional-GPU task also goes to the GPU inside the
+host that FGD prefers, while here the simulator picks the GPUs (the fullest that fit,
+:func:`.state.gpu_allocation`) and FGD scores each host with exactly those GPUs taken; and there,
+the change is mapped through a sigmoid onto Kubernetes' integer node scores (0-100), so hosts
+whose changes are close tie and Kubernetes picks among them at random, while here the exact change
+is kept and only exact ties go to best fit. Memory is checked beside CPU (it rarely binds on openb).
 """
 
 from __future__ import annotations
