@@ -18,6 +18,8 @@ over hosts, so a decision costs a few microseconds for tens of hosts.
 * ``fgd``: fragmentation gradient descent (Weng et al., ATC 2023, the paper that published
   openb): the host where placing the task strands the least GPU for the mix of GPU tasks seen so
   far (:mod:`.fgd`), best fit among equals.
+* ``gpu_packing``: a baseline of the same paper: GPU tasks onto GPUs already in use first, then
+  onto hosts already in use, idle hosts last; best fit among equals.
 * ``nearest_fit``: geographic: the feasible host with the lowest RTT to the task's
   origin, best fit among equals.
 * ``nearest_fgd``: ``nearest_fit`` with FGD in place of best fit among the nearest hosts (our
@@ -50,7 +52,7 @@ import numpy as np
 from .cluster import GPU_MILLI
 from .fgd import KindCounter, fragment_increase
 from .metrics import EpisodeMetrics, summarise
-from .state import PlacementSim
+from .state import PlacementSim, gpu_allocation
 
 #: the action that leaves the current task queued
 DEFER = -1
@@ -189,6 +191,32 @@ class NearestFGDPolicy(FGDPolicy):
 
     name = "nearest_fgd"
     nearest = True
+
+
+class GPUPackingPolicy(_Stateless):
+    """GPU packing, a baseline of the FGD paper: a GPU task goes, in this order of preference, to a
+    host where it fits on GPUs already in use (the least free milli left on them first), to a host
+    with GPUs in use where it must take whole free GPUs (the fewest first), or to an idle host (the
+    fewest GPUs first), so that idle hosts stay whole for the tasks that need many GPUs. Ties, and
+    tasks without GPUs, go by best fit."""
+
+    name = "gpu_packing"
+
+    def select(self, sim: PlacementSim) -> int:
+        feasible = np.flatnonzero(sim.mask())
+        task, t = sim.current, sim.tasks
+        gpu_free = sim.gpu_free[feasible]
+        present = gpu_free >= 0
+        taken = gpu_allocation(gpu_free, float(t.gpu_milli[task]), int(t.num_gpu[task])) > 0
+        whole_taken = (taken & (gpu_free >= GPU_MILLI)).sum(axis=1)
+        idle = ((gpu_free >= GPU_MILLI) | ~present).all(axis=1) & present.any(axis=1)
+        tier = np.select([idle, whole_taken > 0], [2, 1], default=0)
+        left_on_used = (gpu_free * taken).sum(axis=1)
+        within = np.select([tier == 0, tier == 1], [left_on_used, whole_taken], default=present.sum(axis=1))
+        if t.num_gpu[task] == 0:
+            tier = within = np.zeros(len(feasible))
+        order = np.lexsort((best_fit_scores(sim)[feasible], within, tier))
+        return int(feasible[order[0]])
 
 
 class NearestFitPolicy(_Stateless):
@@ -452,6 +480,7 @@ HEURISTICS: dict[str, Callable[[], Policy]] = {
         FGDPolicy,
         NearestFitPolicy,
         NearestFGDPolicy,
+        GPUPackingPolicy,
         AdmissionNearestFitPolicy,
         PatientNearestFitPolicy,
         StreamNearestFitPolicy,
