@@ -50,7 +50,7 @@ from typing import Protocol
 import numpy as np
 
 from .cluster import GPU_MILLI
-from .fgd import KindCounter, fragment_increase
+from .fgd import FragmentTracker
 from .metrics import EpisodeMetrics, summarise
 from .state import PlacementSim, gpu_allocation
 
@@ -172,14 +172,14 @@ class FGDPolicy:
     nearest = False
 
     def __init__(self) -> None:
-        self.kinds = KindCounter()
+        self.fragments = FragmentTracker()
 
     def reset(self, sim: PlacementSim, seed: int | None = None) -> None:
-        self.kinds = KindCounter()
+        self.fragments = FragmentTracker()
 
     def select(self, sim: PlacementSim) -> int:
         feasible = np.flatnonzero(sim.mask())
-        keys = [best_fit_scores(sim)[feasible], fragment_increase(sim, self.kinds.update(sim), feasible)]
+        keys = [best_fit_scores(sim)[feasible], self.fragments.increase(sim, feasible)]
         if self.nearest:
             keys.append(sim.host_rtt_ms[sim.tasks.origin[sim.current]][feasible])
         return int(feasible[np.lexsort(keys)[0]])  # (the last key sorts first)

@@ -37,13 +37,18 @@ def gpu_allocation(gpu_free: np.ndarray, milli: float, count: int) -> np.ndarray
     (callers check the fit first). Shared by :meth:`PlacementSim.place` and the policies that look
     one placement ahead, so that they see the GPUs the simulator will take.
     """
-    alloc = np.zeros_like(gpu_free, dtype=np.float64)
-    if count <= 0:
+    if gpu_free.ndim == 1:  # one host, on every placement: the direct way is twice as fast
+        alloc = np.zeros(len(gpu_free))
+        if count > 0:
+            candidates = np.flatnonzero(gpu_free >= milli)
+            alloc[candidates[np.argsort(gpu_free[candidates], kind="stable")[:count]]] = milli
         return alloc
-    tightness = np.where(gpu_free >= milli, gpu_free, np.inf)
-    chosen = np.argsort(tightness, axis=-1, kind="stable")[..., :count]
-    taken = np.where(np.isfinite(np.take_along_axis(tightness, chosen, axis=-1)), milli, 0.0)
-    np.put_along_axis(alloc, chosen, taken, axis=-1)
+    alloc = np.zeros(gpu_free.shape)
+    if count > 0:
+        tightness = np.where(gpu_free >= milli, gpu_free, np.inf)
+        chosen = np.argsort(tightness, axis=1, kind="stable")[:, :count]
+        rows = np.arange(len(gpu_free))[:, None]
+        alloc[rows, chosen] = np.where(np.isfinite(tightness[rows, chosen]), milli, 0.0)
     return alloc
 
 

@@ -7,6 +7,7 @@ import pytest
 from hand_episodes import hand_episode
 
 from novacron.placement.fgd import (
+    FragmentTracker,
     KindCounter,
     TaskKinds,
     expected_fragment,
@@ -15,6 +16,7 @@ from novacron.placement.fgd import (
 )
 from novacron.placement.heuristics import make_policy, run_episode
 from novacron.placement.scenario import Scenario
+from novacron.placement.state import gpu_allocation
 
 WHOLE_AND_HALF = TaskKinds(
     cpu=np.array([1000.0, 1000.0]),
@@ -59,7 +61,7 @@ def test_fgd_prefers_the_sliver_over_breaking_a_whole_gpu():
     assert sim.current == 2
     fgd = make_policy("fgd")
     fgd.reset(sim)
-    increase = fragment_increase(sim, fgd.kinds.update(sim))
+    increase = fragment_increase(sim, fgd.fragments.kinds.update(sim))
     # host 0: its whole GPU (no fragment) keeps 500, stranded for the whole-GPU third: +500/3.
     # host 1: its 600 (stranded for the whole-GPU third: 200) keeps 100, stranded for all: -100.
     assert increase[:2] == pytest.approx([500 / 3, -100])
@@ -80,7 +82,8 @@ def test_fgd_keeps_cpu_only_tasks_from_starving_gpu_hosts_of_cpu():
     fgd = make_policy("fgd")
     fgd.reset(sim)
     # on host 1 the CPU-only task would leave 500 milli-CPU: its whole GPU is stranded
-    assert fragment_increase(sim, fgd.kinds.update(sim)).tolist() == pytest.approx([0.0, 1000.0, 0.0])
+    increase = fragment_increase(sim, fgd.fragments.kinds.update(sim))
+    assert increase.tolist() == pytest.approx([0.0, 1000.0, 0.0])
     assert fgd.select(sim) == 0
 
 
@@ -113,6 +116,27 @@ def test_free_after_placing_and_the_increase_match_placing_for_real(seed):
     assert checked > 100 and shared > 20  # (hosts with a shared GPU: where the GPU choice matters)
 
 
+@pytest.mark.parametrize("load,seed", [(0.9, 0), (1.2, 5)])
+def test_the_tracker_gives_exactly_the_plain_increase_through_whole_episodes(load, seed):
+    sim = Scenario(n_hosts=16, n_tasks=300, load=load).episode(seed)
+    tracker, counter = FragmentTracker(), KindCounter()
+    while not sim.done:
+        feasible = np.flatnonzero(sim.mask())
+        expected = fragment_increase(sim, counter.update(sim), feasible)
+        assert np.array_equal(tracker.increase(sim, feasible), expected)
+        sim.place(int(feasible[-1]))
+    # kinds kept arriving (new columns) and tasks left (rows recomputed) along the way
+    assert len(counter.update(sim).weight) > 10 and sim.outcomes.placed.sum() > 2 * sim.n_hosts
+
+
+def test_the_tracker_refuses_hosts_where_the_task_does_not_fit():
+    sim = Scenario(n_hosts=16, n_tasks=300, load=1.2).episode(1)
+    while sim.mask().all() or sim.tasks.num_gpu[sim.current] == 0:
+        sim.place(int(np.flatnonzero(sim.mask())[0]))
+    with pytest.raises(ValueError, match="does not fit"):
+        FragmentTracker().increase(sim, np.arange(sim.n_hosts))
+
+
 def test_kind_counter_sees_only_the_tasks_that_have_arrived():
     sim = Scenario(n_hosts=8, n_tasks=120, load=0.8).episode(1)
     counter = KindCounter()
@@ -140,7 +164,7 @@ def test_nearest_fgd_goes_to_the_nearest_region_first_and_uses_fgd_inside_it():
         rtt = sim.host_rtt_ms[sim.tasks.origin[sim.current]]
         assert rtt[choice] == rtt[feasible].min()
         nearest = feasible[rtt[feasible] == rtt[feasible].min()]
-        increase = fragment_increase(sim, policy.kinds.update(sim))
+        increase = fragment_increase(sim, policy.fragments.kinds.update(sim))
         assert increase[choice] == increase[nearest].min()
         differs += choice != make_policy("nearest_fit").select(sim)
         sim.place(choice)
@@ -165,7 +189,17 @@ def test_without_gpu_tasks_fgd_is_best_fit():
     fgd, best = make_policy("fgd"), make_policy("best_fit")
     fgd.reset(sim)
     while not sim.done:
-        assert not fragment_increase(sim, fgd.kinds.update(sim)).any()
+        assert not fragment_increase(sim, fgd.fragments.kinds.update(sim)).any()
         choice = fgd.select(sim)
         assert choice == best.select(sim)
         sim.place(choice)
+
+
+def test_gpu_allocation_takes_the_same_gpus_for_one_host_and_for_many():
+    rng = np.random.default_rng(7)
+    gpu_free = rng.choice([-1.0, 0.0, 150.0, 300.0, 530.0, 1000.0], size=(200, 8))
+    for milli, count in [(300.0, 1), (150.0, 2), (1000.0, 1), (1000.0, 4), (50.0, 8)]:
+        many = gpu_allocation(gpu_free, milli, count)
+        assert np.array_equal(many, np.array([gpu_allocation(row, milli, count) for row in gpu_free]))
+        full = (gpu_free >= milli).sum(axis=1) >= count
+        assert ((many > 0).sum(axis=1)[full] == count).all()
