@@ -191,11 +191,11 @@ class FragmentTracker:
             taken = gpu_allocation(gpu, milli, k) > 0
             if (taken.sum(axis=1) != k).any():
                 raise ValueError(f"task {task} does not fit on every host asked about")
-            old = gpu[taken].reshape(len(hosts), k)[:, :, None]  # the GPUs it would take
-            new = old - milli
-            kind = kinds.gpu_milli[None, None, :]
-            holding = holding + (new >= kind).sum(axis=1) - (old >= kind).sum(axis=1)
-            unusable = unusable + (new * (new < kind)).sum(axis=1) - (old * (old < kind)).sum(axis=1)
+            kind = kinds.gpu_milli[None, :]
+            for old in gpu[taken].reshape(len(hosts), k).T:  # each GPU it would take, per host
+                before_gpu, after_gpu = old[:, None], old[:, None] - milli
+                holding = holding + (after_gpu >= kind).astype(int) - (before_gpu >= kind)
+                unusable = unusable + after_gpu * (after_gpu < kind) - before_gpu * (before_gpu < kind)
             free = free - k * milli
         after = _weighted_stranded(cpu - t.cpu[task], mem - t.mem[task], free, holding, unusable, kinds)
         return after - before
