@@ -168,7 +168,7 @@ class FGDPolicy:
     fit among equals. Geography-blind, as the paper's scheduler."""
 
     name = "fgd"
-    #: order hosts by RTT to the task's origin before the fragment (``nearest_fgd``)
+    #: choose among the feasible hosts nearest to the task's origin only (``nearest_fgd``)
     nearest = False
 
     def __init__(self) -> None:
@@ -178,11 +178,12 @@ class FGDPolicy:
         self.fragments = FragmentTracker()
 
     def select(self, sim: PlacementSim) -> int:
-        feasible = np.flatnonzero(sim.mask())
-        keys = [best_fit_scores(sim)[feasible], self.fragments.increase(sim, feasible)]
+        candidates = np.flatnonzero(sim.mask())
         if self.nearest:
-            keys.append(sim.host_rtt_ms[sim.tasks.origin[sim.current]][feasible])
-        return int(feasible[np.lexsort(keys)[0]])  # (the last key sorts first)
+            rtt = sim.host_rtt_ms[sim.tasks.origin[sim.current]][candidates]
+            candidates = candidates[rtt == rtt.min()]
+        increase = self.fragments.increase(sim, candidates)
+        return int(candidates[np.lexsort((best_fit_scores(sim)[candidates], increase))[0]])
 
 
 class NearestFGDPolicy(FGDPolicy):
