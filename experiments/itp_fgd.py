@@ -44,8 +44,17 @@ from novacron.placement.metrics import mean_ci95  # noqa: E402
 from novacron.placement.scenario import Scenario, cached_tasks  # noqa: E402
 from novacron.placement.state import PlacementSim  # noqa: E402
 
-#: the paper's baselines that we have (not its GPU clustering), then two more of ours
-POLICIES = ("fgd", "best_fit", "dot_product", "gpu_packing", "random", "first_fit", "worst_fit")
+#: FGD and the paper's baselines, then two more of ours
+POLICIES = (
+    "fgd",
+    "best_fit",
+    "dot_product",
+    "gpu_packing",
+    "gpu_clustering",
+    "random",
+    "first_fit",
+    "worst_fit",
+)
 #: lifetimes longer than any run: nothing leaves
 FOREVER = 1e12
 #: arrivals per episode kept in ``inflation_episodes.csv``

@@ -20,6 +20,8 @@ over hosts, so a decision costs a few microseconds for tens of hosts.
   far (:mod:`.fgd`), best fit among equals.
 * ``gpu_packing``: a baseline of the same paper: GPU tasks onto GPUs already in use first, then
   onto hosts already in use, idle hosts last; best fit among equals.
+* ``gpu_clustering``: the paper's other baseline: GPU tasks onto hosts running tasks of the same
+  GPU shape (a share of one GPU, or k whole GPUs), the fullest first; best fit among equals.
 * ``nearest_fit``: geographic: the feasible host with the lowest RTT to the task's
   origin, best fit among equals.
 * ``nearest_fgd``: ``nearest_fit`` with FGD in place of best fit among the nearest hosts (our
@@ -49,7 +51,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .cluster import GPU_MILLI
+from .cluster import GPU_MILLI, MAX_GPUS
 from .fgd import FragmentTracker
 from .metrics import EpisodeMetrics, summarise
 from .state import PlacementSim, gpu_allocation
@@ -218,6 +220,39 @@ class GPUPackingPolicy(_Stateless):
             tier = within = np.zeros(len(feasible))
         order = np.lexsort((best_fit_scores(sim)[feasible], within, tier))
         return int(feasible[order[0]])
+
+
+def gpu_shape(total_milli: np.ndarray) -> np.ndarray:
+    """A task's GPU request as the FGD paper's clustering baseline groups it, from its total milli:
+    0 for a share of one GPU, k for k whole GPUs, -1 for none (openb has no other shapes)."""
+    total = np.asarray(total_milli)
+    return np.where(total <= 0, -1, np.where(total < GPU_MILLI, 0, total // GPU_MILLI)).astype(int)
+
+
+class GPUClusteringPolicy(_Stateless):
+    """GPU clustering, a baseline of the FGD paper: a GPU task goes to a host running only tasks
+    of its shape (:func:`gpu_shape`), else to one running its shape among others, else to a host
+    running no GPU task, else anywhere; the most GPU already in use first within each group. Ties,
+    and tasks without GPUs, go by best fit."""
+
+    name = "gpu_clustering"
+
+    def select(self, sim: PlacementSim) -> int:
+        feasible = np.flatnonzero(sim.mask())
+        t, task = sim.tasks, sim.current
+        if t.num_gpu[task] == 0:
+            return _pick_min(best_fit_scores(sim), sim.mask())
+        running = sim.releases()
+        shape = gpu_shape(running.gpu)
+        gpu_tasks = shape >= 0
+        shapes = np.zeros((sim.n_hosts, MAX_GPUS + 1), dtype=int)  # per host, running tasks per shape
+        np.add.at(shapes, (running.host[gpu_tasks], shape[gpu_tasks]), 1)
+        mine = int(gpu_shape(t.num_gpu[task] * t.gpu_milli[task]))
+        present = (shapes[feasible] > 0).sum(axis=1)
+        same = shapes[feasible, mine] > 0
+        group = np.select([same & (present == 1), same, present == 0], [0, 1, 2], default=3)
+        left = np.clip(sim.gpu_free[feasible], 0.0, None).sum(axis=1)
+        return int(feasible[np.lexsort((best_fit_scores(sim)[feasible], left, group))[0]])
 
 
 class NearestFitPolicy(_Stateless):
@@ -482,6 +517,7 @@ HEURISTICS: dict[str, Callable[[], Policy]] = {
         NearestFitPolicy,
         NearestFGDPolicy,
         GPUPackingPolicy,
+        GPUClusteringPolicy,
         AdmissionNearestFitPolicy,
         PatientNearestFitPolicy,
         StreamNearestFitPolicy,
