@@ -1,9 +1,8 @@
 """``novacron itp``: intelligent task placement (ITP) on the Alibaba openb trace.
 
 * ``novacron itp evaluate --policy best_fit --load 0.9 --seed 0 --episodes 5 --json``
-  runs a heuristic (``random``, ``round_robin``, ``first_fit``, ``best_fit``,
-  ``worst_fit``, ``dot_product``, ``nearest_fit``, ``admission_nearest_fit``,
-  ``patient_nearest_fit``), the rollout planner (``--policy rollout``, look-ahead over
+  runs a heuristic (any of :data:`novacron.placement.heuristics.HEURISTICS`: ``nearest_fit``,
+  ``fgd``, ``stream_nearest_fit``, ...), the rollout planner (``--policy rollout``, look-ahead over
   ``--base`` with ``--planner key=value,...`` settings, see
   :mod:`novacron.placement.rollout`) or a trained model
   (``--policy maskable_ppo|masked_dqn|td3 --model PATH``) on episodes ``seed .. seed+episodes-1``
@@ -11,7 +10,9 @@
   the primary score, mean wait and slowdown, fragmentation, p95 RTT to origin
   and decision latency per placement (each a mean over episodes, with a 95 %
   confidence interval); ``--bound`` adds ``score_bound``, the LP upper bound on each
-  episode's score (:mod:`novacron.placement.bound`). Models decide through the fast masked-inference path
+  episode's score (:mod:`novacron.placement.bound`); ``--paired-with nearest_fit,nearest_fgd`` adds
+  ``score_over_<heuristic>``, each episode's score over that heuristic's on the same episode (the
+  form ITP targets take), mean and CI over episodes. Models decide through the fast masked-inference path
   (:class:`novacron.placement.rl.FastMaskedPolicy`, same actions as SB3's
   deterministic ``predict``); ``--sb3-predict`` times SB3's ``predict`` instead.
 * ``novacron itp train --algo maskable_ppo --timesteps N --out model.zip`` trains
@@ -95,6 +96,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--bound",
         action="store_true",
         help="also the LP upper bound on each episode's score (score_bound; 1-3 s per 512-task episode)",
+    )
+    ev.add_argument(
+        "--paired-with",
+        default="",
+        metavar="HEURISTIC,...",
+        help="also each episode's score over these heuristics' on the same episode (score_over_<name>)",
     )
     ev.add_argument("--json", action="store_true", help="print one JSON object (default: a table)")
     ev.set_defaults(func=run_evaluate)
@@ -229,6 +236,11 @@ def evaluate(args: argparse.Namespace) -> dict:
             f"unknown policy {args.policy!r}; choose from "
             f"{', '.join([*HEURISTICS, 'rollout', *MODEL_POLICIES])}"
         )
+    paired = [name for name in getattr(args, "paired_with", "").split(",") if name]
+    unknown = [name for name in paired if name not in HEURISTICS]
+    if unknown:
+        known = ", ".join(HEURISTICS)
+        raise ValueError(f"--paired-with: unknown heuristic(s) {', '.join(unknown)}; choose from {known}")
     seeds = list(range(args.seed, args.seed + args.episodes))
     rows = []
     for seed in seeds:
@@ -251,6 +263,10 @@ def evaluate(args: argparse.Namespace) -> dict:
             from novacron.placement.bound import score_upper_bound
 
             row["score_bound"] = score_upper_bound(env.sim).score  # reads the task list, not the run
+        for name in paired:  # the same episode again, from the same seed
+            env.reset(seed=seed)
+            baseline = run_episode(env.sim, make_policy(name), seed=seed).score
+            row[f"score_over_{name}"] = row["score"] / baseline if baseline > 0 else float("nan")
         rows.append(row)
     result: dict = {
         "policy": args.policy,
@@ -260,7 +276,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         "split": args.split,
         "seeds": seeds,
     }
-    for name in (*METRICS, "score_bound") if "score_bound" in rows[0] else METRICS:
+    extra = [name for name in rows[0] if name == "score_bound" or name.startswith("score_over_")]
+    for name in (*METRICS, *extra):
         values = np.array([r[name] for r in rows], dtype=float)
         mean, half = mean_ci95(values)
         result[name] = mean
@@ -307,7 +324,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        for name in (name for name in (*METRICS, "score_bound") if name in result):
+        extra = [name for name in result if name == "score_bound" or name.startswith("score_over_")]
+        for name in (*METRICS, *(name for name in extra if not name.endswith("_ci95"))):
             print(f"{name:22s} {result[name]:12.4f} ± {result[name + '_ci95']:.4f}")
     return 0
 

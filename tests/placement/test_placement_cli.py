@@ -44,6 +44,25 @@ def test_placement_cli_evaluate_can_add_the_score_bound(capsys):
     assert "score_bound" in capsys.readouterr().out  # the table too
 
 
+def test_placement_cli_evaluate_pairs_the_score_with_heuristics_on_the_same_episodes(capsys):
+    def evaluate(policy: str, *extra: str) -> dict:
+        assert run(["itp", "evaluate", "--policy", policy, "--json", *extra, *SMALL]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    itself = evaluate("nearest_fit", "--paired-with", "nearest_fit", "--episodes", "2")
+    assert itself["score_over_nearest_fit"] == 1.0 and itself["score_over_nearest_fit_ci95"] == 0.0
+    # one episode: the ratio is the two policies' scores on that episode, run separately
+    one = ["--episodes", "1", "--seed", "3"]
+    paired = evaluate("fgd", "--paired-with", "nearest_fit,fgd", *one)
+    assert paired["score_over_fgd"] == 1.0
+    ratio = evaluate("fgd", *one)["score"] / evaluate("nearest_fit", *one)["score"]
+    assert paired["score_over_nearest_fit"] == pytest.approx(ratio) and ratio != pytest.approx(1.0)
+    assert run(["itp", "evaluate", "--policy", "fgd", "--paired-with", "nearest_fit", *one, *SMALL]) == 0
+    assert "score_over_nearest_fit" in capsys.readouterr().out  # the table too
+    assert run(["itp", "evaluate", "--policy", "fgd", "--paired-with", "magic", *SMALL]) == 2
+    assert "--paired-with: unknown heuristic(s) magic" in capsys.readouterr().err
+
+
 def test_placement_cli_rejects_bad_policy_and_missing_model(capsys):
     assert run(["itp", "evaluate", "--policy", "magic", *SMALL]) == 2
     assert "unknown policy" in capsys.readouterr().err
