@@ -10,6 +10,7 @@ Faults available (ARCHITECTURE.md, "Faults"):
 
 * ``partition(a, b)`` symmetric or ``one_way=True``; ``isolate(node)``
 * ``degrade(...)``: a link's bandwidth, latency or loss
+* ``replay_bandwidth(links, times, mbps)``: a link's capacity following a measured trace
 * ``burst(loss=..., duplicate=..., reorder=...)`` between node sets
 * ``crash(node)`` / ``restart(node)`` (unsynced storage is lost)
 * ``skew(node, offset=..., drift=...)``: clock skew
@@ -22,9 +23,11 @@ generator (for fault-injection campaigns).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from .network.routes import PairFault
 from .network.topology import Link
@@ -32,6 +35,9 @@ from .seeds import derive_seed
 
 if TYPE_CHECKING:
     from .simulation import Simulation
+
+#: the lowest capacity a replayed bandwidth trace gives a link (Mbit/s; see ``replay_bandwidth``)
+MIN_REPLAY_MBPS = 0.01
 
 
 @dataclass(eq=False)
@@ -208,6 +214,66 @@ class FaultInjector:
         names = ",".join(link.name for link in targets)
         desc = f"degrade [{names}] bw*{bandwidth_factor:g} +{extra_latency:g}s loss+{extra_loss:g}"
         return self._schedule(desc, apply, at, duration)
+
+    def replay_bandwidth(
+        self,
+        links: Iterable[Link] | Link,
+        times: Sequence[float],
+        mbps: Sequence[float],
+        *,
+        at: float | None = None,
+    ) -> FaultHandle:
+        """Make the links' capacity follow a measured bandwidth trace (e.g. a PBA trace file).
+
+        From ``at`` (default: now) each link carries ``mbps[i]`` Mbit/s from ``times[i] - times[0]``
+        seconds on, the last value until healed; healing restores the link's own bandwidth. The
+        trace scales ``bandwidth_factor``, so a ``degrade`` on the same links still multiplies on
+        top. Samples below :data:`MIN_REPLAY_MBPS` are raised to it: a link of zero capacity would
+        stall every flow forever, where a real one still trickles (and the trace's 0 is a bin with
+        no delivery, not a cut cable). One record in the trace and the fault log, not one per sample.
+        """
+        targets = [links] if isinstance(links, Link) else list(links)
+        when = np.asarray(times, dtype=float)
+        rate = np.maximum(np.asarray(mbps, dtype=float), MIN_REPLAY_MBPS) * 1e6
+        if when.ndim != 1 or when.shape != rate.shape or len(when) == 0:
+            raise ValueError(
+                f"need equally long, non-empty times and mbps, got {when.shape} and {rate.shape}"
+            )
+        if not np.all(np.isfinite(when)) or not np.all(np.isfinite(rate)) or np.any(np.diff(when) <= 0):
+            raise ValueError("trace times must be finite and strictly increasing, rates finite")
+        net, sim = self.sim.network, self.sim
+        scale = {link.name: 1.0 for link in targets}  # the trace's current factor on each link
+        pending: list[Any] = []
+
+        def set_rate(bps: float) -> None:
+            for link in targets:
+                new = bps / link.bandwidth
+                link.bandwidth_factor *= new / scale[link.name]
+                scale[link.name] = new
+            net.conditions_changed()
+
+        def apply() -> Callable[[], None]:
+            start = sim.now
+            set_rate(float(rate[0]))
+            pending.extend(
+                sim.call_at(start + t - when[0], set_rate, float(r))
+                for t, r in zip(when[1:], rate[1:], strict=True)
+            )
+
+            def undo() -> None:
+                for call in pending:
+                    call.cancel()
+                for link in targets:
+                    link.bandwidth_factor /= scale[link.name]
+                    scale[link.name] = 1.0
+                net.conditions_changed()
+
+            return undo
+
+        names = ",".join(link.name for link in targets)
+        span = float(when[-1] - when[0])
+        desc = f"replay-bandwidth [{names}] {len(when)} samples over {span:g}s"
+        return self._schedule(desc, apply, at, None)
 
     def links_between_sites(self, a: str, b: str, *, both_ways: bool = True) -> list[Link]:
         links = [self.sim.topology.site_links[(a, b)]]
