@@ -4,29 +4,33 @@ The allocators of :mod:`.allocation` answer one question: given a forecast of th
 transfers in flight (remaining megabits, time to deadline, priority), what share of the link
 should each get now, and over how many AMST streams? The gymnasium environment
 (:mod:`novacron.sim.envs.bandwidth`) replays traces against that answer in steps of ``dt``.
-:class:`AllocatedSender` applies the same answer to real AMST transfers, on either runtime, in
-*rounds*. Each round it
+:class:`AllocatedSender` applies the same answer to real AMST transfers, on either runtime, at
+every *step* (``step`` seconds, the environment's ``dt``):
 
-1. forecasts the link for ``horizon`` steps of ``step`` seconds (Mbit/s) with the allocator's
-   predictor, or its own, from the throughput measured in earlier rounds;
+1. it forecasts the link for ``horizon`` steps (Mbit/s) with the allocator's predictor, or its
+   own, from the throughput it measured in earlier steps;
 2. asks the allocator for shares and stream counts for the jobs in flight;
-3. sends each job its share of what the forecast link carries in one step, as one AMST transfer
-   (a *segment*) over the allocator's stream count, all jobs at once;
-4. waits for every segment, and records the bytes moved over the round's duration as a new
-   throughput sample when the round was sized to fill the link.
+3. hands each job a *segment* of its share of what the forecast link carries in one step (times
+   ``1 + headroom``), sent as one AMST transfer over the allocator's stream count;
+4. measures the bytes the receiver acknowledged during the step (chunk by chunk, AMST's
+   ``progress``), over the step, as a throughput sample, when the link was kept busy all along.
 
-Why byte budgets per round, not rates: streams share a bottleneck by flow fairness, not by
-weight, and a rate per transfer would need pacing inside every runtime's streams. A budget per
-round enforces the shares over the round whatever the stream counts, on both runtimes; the cost
-is one round trip per round (the barrier at step 4), which the measured throughput includes, so
-the forecasts are of what the sender can actually move per round. When the link turns out
-faster than forecast the round ends early and the next one starts at once (no idling); when it
-is slower the round runs long and the next plan sees the missed bytes and the nearer deadlines.
+Why byte budgets per step, not rates: streams share a bottleneck by flow fairness, not by weight,
+and a rate per transfer would need pacing inside every runtime's streams; a budget per step
+enforces the shares over time on both runtimes. Steps do not wait for each other's segments (a
+barrier would idle the link for a round trip every step, and the throughput measured with the
+idle time in it would drag every forecast down). Instead a job is handed a new segment only
+while less than its step's budget of it is still unacknowledged: when the link is slower than
+forecast the queue stays under two steps and the measurements show it; the ``headroom`` keeps
+the link busy when the forecast is low (a conservative predictor's), so that the measurements
+see the link rather than the forecast.
+A measurement counts only a step during which some segment was in flight all along: one
+with idle time measures the demand, not the link.
 
-A job whose deadline passes before its last byte is confirmed is *missed*: it is dropped (its
-outcome says how much was delivered) and the receiver is told to free its partial copy, as the
-environment drops it; a late result is worth nothing to the callers this is for (say, the
-pre-copy rounds of a migration window). Jobs submitted during a round join the next one.
+A job whose deadline passes before its last byte is confirmed is *missed*: its segments in
+flight are cancelled, its outcome says how much was delivered, and the receiver is told to free
+its partial copy (the environment drops it the same way; a late result is worth nothing to the
+callers this is for). Jobs submitted between steps join at the next step.
 
 :class:`AllocatedReceiver` reassembles each job from its segments (placed straight into one
 buffer per job) and hands the complete payload to its handler once.
@@ -44,7 +48,7 @@ import msgspec
 import numpy as np
 
 from novacron.runtime import Payload, Runtime, TransferError, VirtualPayload, payload_size
-from novacron.runtime.contract import FutureLike
+from novacron.runtime.contract import FutureLike, TaskLike
 from novacron.runtime.messages import Message
 from novacron.transport import AMST
 
@@ -57,9 +61,13 @@ log = logging.getLogger(__name__)
 DEFAULT_TAG = "pba"
 #: segments smaller than this are not worth a transfer's fixed cost (the last one of a job may be)
 MIN_SEGMENT = 16 * 1024
-#: a round whose segments add up to at least this share of the forecast step fills the link,
-#: so its bytes over its duration measure the link (a round of a few small leftovers does not)
-FILL_SHARE = 0.9
+#: a step's budgets exceed the forecast by this share (see the module doc)
+HEADROOM = 0.25
+#: chunks per stream of a segment, as AMST's own default: its streams progress side by side and
+#: acknowledge chunk by chunk, so a segment's bytes are seen arriving in this many bursts
+CHUNKS_PER_STREAM = 16
+#: ... but chunks no smaller than this (a slow link's segments are small)
+MIN_CHUNK = 4096
 #: job names travel in every segment's meta (at most 256 bytes with the offsets)
 MAX_NAME_BYTES = 128
 
@@ -108,27 +116,45 @@ class _Job:
     priority: float
     submitted: float
     done: FutureLike[JobOutcome]
-    sent: int = 0  # bytes confirmed by the receiver (segments are sent in order)
+    nbytes: int
+    confirmed: int = 0  # bytes the receiver has
+    assigned: int = 0  # bytes handed to segments, from the start (failed ones go to `retry`)
+    retry: list[tuple[int, int]] = field(default_factory=list)  # (offset, length) to send again
+    outstanding: dict[int, TaskLike[None] | None] = field(default_factory=dict)  # segments by offset
+    unacknowledged: int = 0  # bytes of its segments in flight that the receiver has not acknowledged
+    acknowledged: int = 0  # bytes the receiver has, in whole segments or acknowledged chunks
 
     @property
-    def nbytes(self) -> int:
-        return payload_size(self.payload)
+    def unassigned(self) -> int:
+        return self.nbytes - self.assigned + sum(length for _, length in self.retry)
+
+    def next_range(self, budget: int) -> tuple[int, int]:
+        """The next ``(offset, length)`` to send, at most ``budget`` bytes: failed ranges first."""
+        if self.retry:
+            offset, length = self.retry.pop(0)
+            if length > budget:
+                self.retry.insert(0, (offset + budget, length - budget))
+                length = budget
+            return offset, length
+        length = min(budget, self.nbytes - self.assigned)
+        self.assigned += length
+        return self.assigned - length, length
 
     def outcome(self, finished: float | None) -> JobOutcome:
         return JobOutcome(
-            self.name, self.nbytes, self.priority, self.submitted, self.deadline, finished, self.sent
+            self.name, self.nbytes, self.priority, self.submitted, self.deadline, finished, self.acknowledged
         )
 
 
-@dataclass
-class RoundLog:
-    """One round: when, the forecast it planned with, what it sent and the throughput it measured."""
+@dataclass(frozen=True)
+class StepLog:
+    """One step: the forecast it planned with, the bytes and streams it handed out, and the
+    throughput measured over the step that ended there (None: the link idled during it)."""
 
-    started: float
-    duration: float
+    at: float
     forecast_mbps: float
     jobs: int
-    sent_bytes: int
+    assigned_bytes: int
     streams: int
     measured_mbps: float | None
 
@@ -146,8 +172,8 @@ class AllocatedSender:
     ``initial_mbps``: the link's rate before anything was measured (say, the network mode's
     nominal rate). ``predictor`` forecasts when the allocator names none (default EWMA, as the
     environment). ``step`` is the planning step in seconds (the environment's ``dt``): deadlines
-    are counted in steps and a round sends about one step's worth. Call :meth:`run` (spawned) to
-    start sending, :meth:`submit` to add jobs, :meth:`close` to stop.
+    are counted in steps. Spawn :meth:`run` to start sending, :meth:`submit` jobs, :meth:`close`
+    to stop.
     """
 
     def __init__(
@@ -161,32 +187,39 @@ class AllocatedSender:
         predictor: Predictor | None = None,
         step: float = 1.0,
         horizon: int = 5,
+        headroom: float = HEADROOM,
         tag: str = DEFAULT_TAG,
         min_segment: int = MIN_SEGMENT,
     ) -> None:
         if not (initial_mbps > 0 and math.isfinite(initial_mbps)):
             raise ValueError(f"initial_mbps must be a positive rate, got {initial_mbps}")
-        if not step > 0 or horizon < 1 or min_segment < 1:
+        if not (step > 0 and horizon >= 1 and headroom >= 0 and min_segment >= 1):
             raise ValueError(
-                f"need step > 0, horizon >= 1, min_segment >= 1; got {step}, {horizon}, {min_segment}"
+                "need step > 0, horizon >= 1, headroom >= 0, min_segment >= 1; "
+                f"got {step}, {horizon}, {headroom}, {min_segment}"
             )
         self.rt, self.amst, self.peer, self.allocator = rt, amst, peer, allocator
         self.initial_mbps = float(initial_mbps)
         self.predictor = allocator.predictor or predictor or EWMA()
-        self.step, self.horizon, self.tag, self.min_segment = float(step), int(horizon), tag, int(min_segment)
-        self.samples: list[float] = []  # measured Mbit/s, one per round that filled the link
-        self.rounds: list[RoundLog] = []
+        self.step, self.horizon, self.headroom = float(step), int(horizon), float(headroom)
+        self.tag, self.min_segment = tag, int(min_segment)
+        self.samples: list[float] = []  # measured Mbit/s, one per step that kept the link busy
+        self.steps: list[StepLog] = []
         self.outcomes: list[JobOutcome] = []
         self._jobs: list[_Job] = []
-        self._names: set[str] = set()
         self._wake: FutureLike[None] | None = None
         self._closed = False
+        # the measurement window: since when, bytes confirmed in it, whether the link idled in it
+        self._window_start = rt.now()
+        self._window_bytes = 0
+        self._idled = True
+        self._in_flight = 0  # segments in flight, all jobs
 
     # -- the caller's side ----------------------------------------------------------------------
     def submit(
         self, name: str, payload: Payload, deadline: float, priority: float = 1.0
     ) -> FutureLike[JobOutcome]:
-        """Queue ``payload`` for the next round; the future resolves with its :class:`JobOutcome`.
+        """Queue ``payload`` for the next step; the future resolves with its :class:`JobOutcome`.
 
         ``deadline`` is absolute, on the runtime's clock; ``priority`` in (0, 1].
         """
@@ -194,96 +227,118 @@ class AllocatedSender:
             raise RuntimeError("the sender is closed")
         if not name or len(name.encode()) > MAX_NAME_BYTES:
             raise ValueError(f"a job name must have 1-{MAX_NAME_BYTES} bytes, got {name!r}")
-        if name in self._names:
+        if any(job.name == name for job in self._jobs):
             raise ValueError(f"a job named {name!r} is already in flight")
         if not 0 < priority <= 1:
             raise ValueError(f"priority must be in (0, 1], got {priority}")
         now = self.rt.now()
-        job = _Job(name, payload, float(deadline), float(priority), now, self.rt.create_future())
+        job = _Job(
+            name,
+            payload,
+            float(deadline),
+            float(priority),
+            now,
+            self.rt.create_future(),
+            payload_size(payload),
+        )
         self._jobs.append(job)
-        self._names.add(name)
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
         return job.done
 
     def close(self) -> None:
-        """Stop after the current round; jobs still queued end as missed."""
+        """Stop: segments in flight are cancelled, jobs not finished end as missed."""
         self._closed = True
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
 
     @property
     def in_flight(self) -> int:
+        """Jobs submitted and not yet finished or dropped."""
         return len(self._jobs)
 
-    # -- rounds ---------------------------------------------------------------------------------
+    # -- steps ----------------------------------------------------------------------------------
     async def run(self) -> None:
-        """Send rounds while there are jobs, wait for jobs otherwise, until :meth:`close`."""
+        """Plan a step every ``step`` seconds while there are jobs, wait for jobs otherwise."""
         while not self._closed:
             if not self._jobs:
                 self._wake = self.rt.create_future()
                 await self._wake
                 self._wake = None
+                self._start_window()
                 continue
-            await self.round()
+            self.plan_step()
+            await self.rt.sleep(self.step)
         for job in list(self._jobs):
             self._settle(job, None)
 
     def forecast(self) -> np.ndarray:
-        """Mbit/s for the next ``horizon`` steps, from the rounds measured so far."""
+        """Mbit/s for the next ``horizon`` steps, from the steps measured so far."""
         if not self.samples:
             return np.full(self.horizon, self.initial_mbps)
         history = np.asarray(self.samples, dtype=float)
         return np.maximum(np.asarray(self.predictor.predict(history, self.horizon), dtype=float), FLOOR_MBPS)
 
-    async def round(self) -> None:
-        """One round: drop what is late, plan, send every job its segment, measure."""
+    def plan_step(self) -> None:
+        """One step: measure the step that ended, drop what is late, plan, hand out segments."""
         now = self.rt.now()
+        measured = self._measure(now)
         for job in [j for j in self._jobs if j.deadline <= now]:
             self._settle(job, None)
-        if not self._jobs:
-            return
         forecast = self.forecast()
         jobs = list(self._jobs)
+        if not jobs:
+            return
         transfers = [
             Transfer(
-                (job.nbytes - job.sent) * 8 / 1e6,
+                (job.nbytes - job.acknowledged) * 8 / 1e6,
                 max(1, math.ceil((job.deadline - now) / self.step)),
                 job.priority,
             )
             for job in jobs
         ]
         plan = self.allocator.allocate(forecast, transfers, self.step)
-        step_bytes = float(forecast[0]) * 1e6 / 8 * self.step
-        sends = []
+        step_bytes = float(forecast[0]) * 1e6 / 8 * self.step * (1.0 + self.headroom)
+        assigned = streams_used = 0
         for job, share, streams in zip(jobs, plan.shares, plan.streams, strict=True):
-            left = job.nbytes - job.sent
-            if share <= 0 or streams <= 0:
+            budget = max(self.min_segment, int(share * step_bytes))
+            if share <= 0 or streams <= 0 or job.unassigned <= 0 or job.unacknowledged >= budget:
                 continue
-            length = min(left, max(self.min_segment, int(share * step_bytes)))
-            sends.append((job, length, int(streams)))
-        if not sends:  # nothing to send this step (an allocator may pause everyone)
-            await self.rt.sleep(self.step)
-            return
-        tasks = [self.rt.spawn(self._send(job, length, streams)) for job, length, streams in sends]
-        moved = 0
-        for task in tasks:
-            moved += await task
-        duration = self.rt.now() - now
-        planned = sum(length for _, length, _ in sends)
-        measured = None
-        if planned >= FILL_SHARE * step_bytes and duration > 0:
-            measured = moved * 8 / 1e6 / duration
-            self.samples.append(measured)
-        self.rounds.append(
-            RoundLog(now, duration, float(forecast[0]), len(jobs), moved, sum(s for *_, s in sends), measured)
-        )
+            offset, length = job.next_range(budget)
+            job.outstanding[offset] = None  # before the spawn: a runtime may start it at once
+            job.unacknowledged += length
+            self._in_flight += 1
+            job.outstanding[offset] = self.rt.spawn(self._send(job, offset, length, int(streams)))
+            assigned += length
+            streams_used += int(streams)
+        self.steps.append(StepLog(now, float(forecast[0]), len(jobs), assigned, streams_used, measured))
 
-    async def _send(self, job: _Job, length: int, streams: int) -> int:
-        """One segment of ``job``; returns the bytes delivered (0 if the transfer failed)."""
-        offset = job.sent
+    def _start_window(self) -> None:
+        self._window_start, self._window_bytes, self._idled = self.rt.now(), 0, self._in_flight == 0
+
+    def _measure(self, now: float) -> float | None:
+        """Close the measurement window: its throughput if the link was busy all along."""
+        elapsed = now - self._window_start
+        measured = None
+        if not self._idled and elapsed > 0:
+            measured = self._window_bytes * 8 / 1e6 / elapsed
+            self.samples.append(measured)
+        self._start_window()
+        return measured
+
+    async def _send(self, job: _Job, offset: int, length: int, streams: int) -> None:
+        """One segment of ``job``; a failed one goes back to the job's queue."""
         meta = _encode_segment(Segment(job.name, offset, length, job.nbytes))
-        chunk = max(self.min_segment, -(-length // streams))
+        # several chunks per stream: the acknowledgements then measure the link during the step
+        chunk = max(MIN_CHUNK, -(-length // (streams * CHUNKS_PER_STREAM)))
+        acknowledged = 0
+
+        def progress(nbytes: int) -> None:
+            nonlocal acknowledged
+            acknowledged += nbytes
+            self._credit(job, nbytes)
+
+        ok = False
         try:
             await self.amst.send(
                 self.peer,
@@ -292,20 +347,38 @@ class AllocatedSender:
                 tag=self.tag,
                 meta=meta,
                 chunk_size=chunk,
+                progress=progress,
             )
-        except TransferError as exc:  # the bytes stay queued: the next round sends them again
+            ok = True
+        except TransferError as exc:
             log.warning(
                 "%s: segment %d+%d of job %r failed: %s", self.rt.node_id, offset, length, job.name, exc
             )
-            return 0
-        job.sent = offset + length
-        if job.sent >= job.nbytes and job in self._jobs:
-            self._settle(job, self.rt.now())
-        return length
+            job.retry.append((offset, length))
+            job.unacknowledged -= length - acknowledged
+            job.acknowledged -= acknowledged  # sent again in full
+        finally:
+            job.outstanding.pop(offset, None)
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idled = True
+        if ok:
+            # the last chunks may be confirmed by the TransferDone alone, not acknowledged one by one
+            self._credit(job, max(0, length - acknowledged))
+            job.confirmed += length
+            if job.confirmed >= job.nbytes and job in self._jobs:
+                self._settle(job, self.rt.now())
+
+    def _credit(self, job: _Job, nbytes: int) -> None:
+        job.unacknowledged -= nbytes
+        job.acknowledged += nbytes
+        self._window_bytes += nbytes
 
     def _settle(self, job: _Job, finished: float | None) -> None:
         self._jobs.remove(job)
-        self._names.discard(job.name)
+        for task in list(job.outstanding.values()):
+            if task is not None:
+                task.cancel()
         if finished is None:
             self.rt.send(self.peer, JobDropped(job.name))
         outcome = job.outcome(finished)

@@ -143,6 +143,7 @@ class _Outgoing:
     endgame_timer: Any = None  # wakes idle workers when an in-flight chunk turns late
     endgame_due: float = float("inf")
     done_timer: Any = None  # asks for the TransferDone if it does not follow the last ack
+    progress: Callable[[int], None] | None = None  # told the bytes of each chunk acknowledged
 
 
 @dataclass(eq=False)
@@ -289,6 +290,7 @@ class AMST:
         meta: bytes = b"",
         chunk_size: int | None = None,
         volatile: bool | WriteLog = False,
+        progress: Callable[[int], None] | None = None,
     ) -> AMSTReport:
         """Move ``payload`` to ``peer`` over ``streams`` streams; returns once the peer has it.
 
@@ -301,7 +303,9 @@ class AMST:
         guest's memory); each chunk is sent as :meth:`Stream.send` sends volatile data, and
         the peer receives, for each part, one of the versions it held meanwhile (a chunk
         re-sent after a stream failure may carry a newer one). A :class:`WriteLog` over the
-        payload's bytes, instead of ``True``, spares re-reading what nobody wrote."""
+        payload's bytes, instead of ``True``, spares re-reading what nobody wrote.
+        ``progress(nbytes)`` is called as chunks are acknowledged, with their bytes: a caller that
+        measures the link while the transfer runs (the bytes are the receiver's from then on)."""
         if streams < 1:
             raise ValueError(f"streams must be >= 1, got {streams}")
         if volatile and self.verify_chunks:
@@ -326,6 +330,7 @@ class AMST:
             volatile=volatile,
             done=rt.create_future(),
             wake=rt.create_future(),
+            progress=progress,
         )
         self._outgoing[xfer.id] = xfer
         started = rt.now()
@@ -598,6 +603,8 @@ class AMST:
         fresh = [i for i in ack.indexes if xfer.scheduler.acked_chunk(i, now)]
         if fresh:
             xfer.last_progress = now
+            if xfer.progress is not None:
+                xfer.progress(sum(xfer.scheduler.sizes[i] for i in fresh))
             self._wake(xfer)
             if xfer.scheduler.done:
                 self._expect_done(xfer)

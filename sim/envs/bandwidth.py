@@ -164,6 +164,10 @@ class BandwidthAllocationEnv(gym.Env):
         self.active = np.zeros(k, dtype=bool)
         self.totals = dict(delivered_mb=0.0, capacity_mb=0.0, misses=0, dropped=0, arrived=0, completed=0)
         self.miss_weight = 0.0
+        #: every arrival of the episode as (step, megabits, deadline steps, priority), dropped ones
+        #: included; step 0 is the first step. The draws do not depend on the actions, so this is
+        #: the episode's workload, e.g. to replay it over AMST (``experiments/pba_amst.py``).
+        self.arrival_log: list[tuple[int, float, int, float]] = []
         self._arrivals()
         return self._observation(), {"trace_index": self.trace_index}
 
@@ -236,6 +240,7 @@ class BandwidthAllocationEnv(gym.Env):
             deadline = int(np.clip(np.ceil(size / (self._mean_cap * self.dt) * slack), 2, self.max_deadline))
             priority = PRIORITIES[int(rng.integers(len(PRIORITIES)))]
             self.totals["arrived"] += 1
+            self.arrival_log.append((self.t - self.history, size, deadline, priority))
             free = np.flatnonzero(~self.active)
             if len(free) == 0:
                 self.totals["dropped"] += 1

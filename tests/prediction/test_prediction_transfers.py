@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from novacron.prediction.allocation import EarliestDeadlineFirst, EqualShare
@@ -82,10 +83,11 @@ def test_edf_serves_the_nearer_deadline_first_and_equal_share_serves_both_togeth
     edf = Link([8.0] * 30, EarliestDeadlineFirst()).run(jobs)
     equal = Link([8.0] * 30, EqualShare()).run(jobs)
     # 1 MB/s: EDF sends "soon" alone (done at ~4 s, well before its 6 s deadline), then "late";
-    # equal shares finish both at ~8 s, so "soon" misses
+    # equal shares give each 0.5 MB/s, so "soon" has ~3 MB at 6 s and is dropped, and "late"
+    # (3 MB by then) gets the whole link for its last MB
     assert edf["soon"].met and edf["soon"].finished < 4.5 and edf["late"].finished > 7.5
-    assert not equal["soon"].met and 0 < equal["soon"].delivered < 4 * MB
-    assert equal["late"].met and equal["late"].finished == pytest.approx(8.0, abs=0.6)
+    assert not equal["soon"].met and equal["soon"].delivered == pytest.approx(3 * MB, rel=0.1)
+    assert equal["late"].met and 6.5 < equal["late"].finished < 7.5
 
 
 def test_a_job_that_cannot_make_its_deadline_is_dropped_and_the_receiver_frees_it():
@@ -98,39 +100,39 @@ def test_a_job_that_cannot_make_its_deadline_is_dropped_and_the_receiver_frees_i
     assert link.receiver.partial_jobs == 0 and "big" not in link.received
 
 
-def test_rounds_measure_the_link_and_follow_a_drop_in_capacity():
-    link = Link([16.0] * 5 + [4.0] * 60, step=1.0)
-    link.run([("job", VirtualPayload(20 * MB + 100_000), 60.0, 1.0)])  # the last round is small
-    measured = np.array([r.measured_mbps for r in link.sender.rounds if r.measured_mbps is not None])
-    started = np.array([r.started for r in link.sender.rounds if r.measured_mbps is not None])
-    early, late = measured[started < 4.0], measured[started > 10.0]
-    assert len(early) >= 2 and len(late) >= 5
-    # one round trip per round of ~1 s: within 5 % below the link's rate, never above it
-    assert np.all(early > 0.95 * 16.0) and np.all(early <= 16.0)
-    assert np.all(late > 0.95 * 4.0) and np.all(late <= 4.0)
+def test_steps_measure_the_link_and_follow_a_drop_in_capacity():
+    link = Link([16.0] * 10 + [4.0] * 60, step=1.0)
+    link.run([("job", VirtualPayload(30 * MB), 60.0, 1.0)])
+    samples = pd.Series({s.at: s.measured_mbps for s in link.sender.steps if s.measured_mbps is not None})
+    early, late = samples[(samples.index > 1.5) & (samples.index <= 10.0)], samples[samples.index > 14.0]
+    assert len(early) >= 6 and len(late) >= 10
+    # bytes are credited when their segment completes, so single steps are grainy; on average
+    # the steps see the link's rate (not the forecast's), within 5 %
+    assert early.mean() == pytest.approx(16.0, rel=0.05) and late.mean() == pytest.approx(4.0, rel=0.05)
+    assert link.sender.forecast()[0] == pytest.approx(4.0, rel=0.1)
 
 
-def test_a_round_too_small_to_fill_the_link_is_not_taken_for_its_rate():
+def test_a_step_that_leaves_the_link_idle_is_not_taken_for_its_rate():
     link = Link([8.0] * 30)
     link.run([("small", VirtualPayload(100_000), 20.0, 1.0)])  # a tenth of a 1 MB step
-    assert [r.measured_mbps for r in link.sender.rounds] == [None] and link.sender.samples == []
+    assert [s.measured_mbps for s in link.sender.steps] == [None] and link.sender.samples == []
 
 
 def test_the_allocators_stream_counts_reach_amst():
     link = Link([8.0] * 30)
     link.run([("one", VirtualPayload(4 * MB), 20.0, 1.0)])
     # a lone job gets the whole link: EDF's share 1 -> 16 streams, each with a chunk of its own
-    assert {r.streams for r in link.sender.rounds} == {16}
-    assert link.sim.runtime("x").app.amst.streams_opened == 16
+    assert {s.streams for s in link.sender.steps if s.assigned_bytes} == {16}
+    assert link.sim.runtime("x").app.amst.streams_opened >= 16
 
 
-def test_the_same_seed_gives_the_same_rounds():
-    def rounds(seed):
+def test_the_same_seed_gives_the_same_steps():
+    def steps(seed):
         link = Link(list(np.linspace(2.0, 20.0, 40)), seed=seed)
         link.run([(f"j{i}", VirtualPayload((i + 1) * MB), 5.0 + 3 * i, 1.0) for i in range(5)])
-        return [(r.started, r.sent_bytes, r.measured_mbps) for r in link.sender.rounds]
+        return [(s.at, s.assigned_bytes, s.measured_mbps) for s in link.sender.steps]
 
-    assert rounds(3) == rounds(3)
+    assert steps(3) == steps(3)
 
 
 def test_bad_jobs_are_refused_naming_what_is_wrong():

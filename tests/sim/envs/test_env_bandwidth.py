@@ -14,6 +14,7 @@ import novacron.sim.envs  # noqa: F401  (registers the environments)
 from novacron.prediction.allocation import EarliestDeadlineFirst, baselines
 from novacron.prediction.traces import data_dir, trace_files
 from novacron.sim.envs.bandwidth import (
+    PRIORITIES,
     RANKED_FEATURES,
     TRANSFER_FEATURES,
     BandwidthAllocationEnv,
@@ -253,3 +254,21 @@ def test_env_bandwidth_paired_baseline_reward_is_zero_for_the_baseline_itself():
     shadow.reset(seed=int(np.random.default_rng(0).integers(2**31 - 1)))
     _, baseline, *_ = shadow.step(allocator_action(shadow, edf))
     assert reward == pytest.approx(info["env_reward"] - baseline)
+
+
+def test_env_bandwidth_arrival_log_is_the_episodes_workload_whatever_the_actions():
+    """The log lets the same episode be replayed elsewhere (over AMST in the simulator)."""
+
+    def log(action_of):
+        env = small_env()
+        env.reset(seed=5)
+        while env.t < env.end:
+            env.step(action_of(env))
+        return env.arrival_log, env.metrics()["arrived"]
+
+    idle, arrived = log(lambda env: np.zeros(env.max_transfers, dtype=np.float32))
+    edf, _ = log(lambda env: allocator_action(env, EarliestDeadlineFirst()))
+    assert idle == edf and len(idle) == arrived > 0
+    steps = [step for step, *_ in idle]
+    assert steps == sorted(steps) and steps[0] >= 0
+    assert all(size > 0 and deadline >= 2 and priority in PRIORITIES for _, size, deadline, priority in idle)

@@ -1,0 +1,224 @@
+"""Experiment: do the bandwidth allocators keep their ranking over real AMST transfers?
+
+``novacron/BandwidthAllocation-v0`` scores allocators on an idealised link: shares are paced
+exactly, a step's capacity is known once it is over, and nothing costs a round trip. This runs the
+*same episodes* through the protocol stack in the simulator instead: node ``x`` sends each
+transfer to ``y`` as a job of :class:`~novacron.prediction.transfers.AllocatedSender` (rounds of
+byte budgets over AMST, the forecast made from the throughput it measured itself), over a WAN link
+whose capacity replays the episode's trace (``sim.faults.replay_bandwidth``), with the link's
+round trip (``--rtt``, 3G-like by default).
+
+Same episodes: the test files and arrival seeds of ``experiments/pba_allocation.py``'s test table
+(Norway HSDPA, split by file with seed 0; 5 arrival seeds per file). From the environment's episode
+comes the trace from its first scored step on, the transfers (arrival step, size, deadline,
+priority: ``arrival_log``, which does not depend on the actions) and the initial rate (mean of the
+``history`` samples the environment shows before its first step). As in the environment, at most
+``max_transfers`` (8) are in flight (an arrival that finds 8 is dropped and counts as a miss),
+and the run ends with the trace: transfers whose deadline falls later are not counted.
+
+Reported per allocator (mean over episodes, 95 % CI), in the environment and over AMST: deadline
+misses, priority-weighted misses (the reward's penalty term) and goodput over capacity; and the
+rank of each allocator in both (by weighted misses). Baselines in the same run: the environment's
+own numbers for every allocator. ``edf_margin`` uses the margin chosen on validation files by
+``pba_allocation.py`` (``results/pba/allocation.json``).
+
+Writes ``results/pba/amst/{amst.csv, amst_episodes.csv, amst.png}``.
+
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/pba_amst.py               # 80 episodes, ~2 min
+    .venv/bin/python experiments/pba_amst.py --episodes-per-trace 1 --rtt 0.03
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pba_allocation import episode_seeds, splits  # noqa: E402
+
+from novacron.prediction.allocation import Allocator, EarliestDeadlineFirst, baselines  # noqa: E402
+from novacron.prediction.transfers import AllocatedReceiver, AllocatedSender  # noqa: E402
+from novacron.runtime import VirtualPayload  # noqa: E402
+from novacron.sim import Simulation, Topology  # noqa: E402
+from novacron.sim.envs.bandwidth import BandwidthAllocationEnv, allocator_action  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+#: arrival seeds of pba_allocation.py's test table
+TEST_SEED_BASE = 1000
+
+
+def allocators() -> dict[str, Allocator]:
+    """The four baselines and EDF with the validation-chosen margin."""
+    chosen = json.loads((ROOT / "results/pba/allocation.json").read_text())["edf_margin"]
+    return {**{a.name: a for a in baselines()}, "edf_margin": EarliestDeadlineFirst(margin=chosen)}
+
+
+def in_env(env: BandwidthAllocationEnv, allocator: Allocator, trace_index: int, seed: int) -> dict:
+    """The environment's own numbers for one episode."""
+    env.reset(seed=seed, options={"trace_index": trace_index})
+    goodput_terms, total, done = 0.0, 0.0, False
+    while not done:
+        _, reward, _, done, info = env.step(allocator_action(env, allocator))
+        total += reward
+        goodput_terms += info["delivered_mb"] / info["capacity_mb"] if info["capacity_mb"] > 0 else 0.0
+    metrics = env.metrics()
+    return {
+        "misses": metrics["misses"],
+        "weighted_misses": goodput_terms - total,  # shares never sum above 1: no over-allocation term
+        "goodput_over_capacity": metrics["goodput_over_capacity"],
+    }
+
+
+def wan(rtt: float) -> Topology:
+    topo = Topology("pba-wan")
+    topo.add_site("a", "ra", fabric_latency=0.0)
+    topo.add_site("b", "rb", fabric_latency=0.0)
+    topo.add_node("x", "a", nic_latency=0.0, nic_bandwidth=10e9)
+    topo.add_node("y", "b", nic_latency=0.0, nic_bandwidth=10e9)
+    topo.connect_sites("a", "b", rtt=rtt, bandwidth=1e9)
+    return topo
+
+
+def over_amst(
+    env: BandwidthAllocationEnv, allocator: Allocator, trace_index: int, seed: int, rtt: float
+) -> dict:
+    """The environment's episode ``(trace_index, seed)`` sent over AMST in the protocol simulator."""
+    env.reset(seed=seed, options={"trace_index": trace_index})
+    while env.t < env.end:  # draw every arrival (they do not depend on the actions)
+        env.step(np.zeros(env.max_transfers, dtype=np.float32))
+    dt, trace = env.dt, env._cap[env.history : env.end]
+    initial = float(env._cap[: env.history].mean())
+    arrivals = env.arrival_log
+    end = len(trace) * dt
+
+    sim = Simulation(wan(rtt), seed=seed)
+    sim.faults.replay_bandwidth(sim.faults.links_between_sites("a", "b"), np.arange(len(trace)) * dt, trace)
+
+    def app(rt):
+        from novacron.transport import AMST
+
+        amst = AMST(rt)
+        if rt.node_id == "y":
+            return AllocatedReceiver(rt, amst, lambda src, name, payload: None)
+        return AllocatedSender(rt, amst, "y", allocator, initial_mbps=initial, step=dt, horizon=env.horizon)
+
+    sim.start(app)
+
+    async def drive(rt):
+        sender: AllocatedSender = rt.app
+        runner = rt.spawn(sender.run())
+        dropped = []
+        for i, (step, size_mb, deadline_steps, priority) in enumerate(arrivals):
+            await rt.sleep(max(0.0, step * dt - rt.now()))
+            if sender.in_flight >= env.max_transfers:
+                dropped.append(priority)
+                continue
+            nbytes = max(1, int(round(size_mb * 1e6 / 8)))
+            sender.submit(f"t{i}", VirtualPayload(nbytes), rt.now() + deadline_steps * dt, priority)
+        await rt.sleep(max(0.0, end - rt.now()))
+        sender.close()
+        await runner
+        return sender, dropped
+
+    sender, dropped = sim.run_until_complete("x", drive, timeout=10 * end + 60)
+    missed = [o for o in sender.outcomes if not o.met and o.deadline <= end + 1e-9]
+    delivered_mb = sum(o.delivered for o in sender.outcomes) * 8 / 1e6
+    return {
+        "misses": float(len(missed) + len(dropped)),
+        "weighted_misses": float(sum(o.priority for o in missed) + sum(dropped)),
+        "goodput_over_capacity": delivered_mb / float(trace.sum() * dt),
+        "steps": len(sender.steps),
+    }
+
+
+def _episode(job: tuple) -> list[dict]:
+    traces, trace_index, seed, rtt = job
+    env = BandwidthAllocationEnv(traces=traces)
+    rows = []
+    for name, allocator in allocators().items():
+        base = {"policy": name, "trace": traces[trace_index].attrs["name"], "seed": seed}
+        rows.append({**base, "where": "env", **in_env(env, allocator, trace_index, seed)})
+        rows.append({**base, "where": "amst", **over_amst(env, allocator, trace_index, seed, rtt)})
+    return rows
+
+
+def summarise(episodes: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95 % CI per (policy, where), and each allocator's rank by weighted misses."""
+    grouped = episodes.groupby(["where", "policy"], sort=False)
+    table = grouped[["misses", "weighted_misses", "goodput_over_capacity"]].agg(["mean", "sem"])
+    table.columns = [f"{m}_{'ci95' if s == 'sem' else 'mean'}" for m, s in table.columns]
+    for col in [c for c in table.columns if c.endswith("_ci95")]:
+        table[col] *= 1.96
+    table = table.reset_index()
+    table["rank"] = table.groupby("where")["weighted_misses_mean"].rank(method="min").astype(int)
+    return table
+
+
+def plot(table: pd.DataFrame, path: Path, rtt: float) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric, label in (
+        (axes[0], "weighted_misses", "priority-weighted deadline misses per episode"),
+        (axes[1], "goodput_over_capacity", "goodput over capacity"),
+    ):
+        wide = table.pivot(index="policy", columns="where", values=f"{metric}_mean")[["env", "amst"]]
+        err = table.pivot(index="policy", columns="where", values=f"{metric}_ci95")[["env", "amst"]]
+        wide.plot.bar(ax=ax, yerr=err, rot=0, capsize=3)
+        ax.set_title(label)
+        ax.set_xlabel("")
+    fig.suptitle(f"Allocators in the environment vs over AMST (RTT {rtt * 1000:g} ms), HSDPA test files")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--episodes-per-trace", type=int, default=5)
+    parser.add_argument("--rtt", type=float, default=0.1, help="WAN round trip in seconds (default 0.1)")
+    parser.add_argument("--traces", type=int, default=None, help="only the first N test files")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "results/pba/amst")
+    args = parser.parse_args(argv)
+    _, _, test = splits(0)
+    test = test[: args.traces]
+    jobs = [
+        (test, i, s, args.rtt) for i, s in episode_seeds(len(test), args.episodes_per_trace, TEST_SEED_BASE)
+    ]
+    started, rows = time.time(), []
+
+    def progress(done: int) -> None:
+        print(f"episode {done}/{len(jobs)} ({time.time() - started:.0f} s)", flush=True)
+
+    if args.workers <= 1:  # in this process (also what a test or a notebook can import and run)
+        for done, job in enumerate(jobs, 1):
+            rows.extend(_episode(job))
+            progress(done)
+    else:
+        with ProcessPoolExecutor(args.workers) as pool:
+            for done, result in enumerate(pool.map(_episode, jobs), 1):
+                rows.extend(result)
+                progress(done)
+    episodes = pd.DataFrame(rows)
+    table = summarise(episodes)
+    args.out.mkdir(parents=True, exist_ok=True)
+    episodes.to_csv(args.out / "amst_episodes.csv", index=False)
+    table.to_csv(args.out / "amst.csv", index=False)
+    plot(table, args.out / "amst.png", args.rtt)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.round(3).to_string(index=False))
+    return table
+
+
+if __name__ == "__main__":
+    main()

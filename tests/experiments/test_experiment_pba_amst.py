@@ -1,0 +1,21 @@
+"""The allocators-over-AMST experiment runs end to end on the environment's own episodes."""
+
+import runpy
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_each_allocator_runs_in_the_env_and_over_amst_on_the_same_episode(tmp_path):
+    module = runpy.run_path(str(ROOT / "experiments" / "pba_amst.py"))
+    table = module["main"](
+        ["--traces", "1", "--episodes-per-trace", "1", "--workers", "1", "--out", str(tmp_path)]
+    )
+    assert {p.name for p in tmp_path.iterdir()} == {"amst.csv", "amst_episodes.csv", "amst.png"}
+    policies = {"equal", "proportional", "edf", "robust_mpc", "edf_margin"}
+    assert set(table["policy"]) == policies and set(table["where"]) == {"env", "amst"}
+    misses = table.set_index(["where", "policy"])["weighted_misses_mean"]
+    # on this episode, as in the environment, EDF misses far fewer deadlines than sharing in
+    # proportion to the remaining bytes (the allocators were not tuned to the simulator)
+    for where in ("env", "amst"):
+        assert misses[where, "edf"] < 0.5 * misses[where, "proportional"]
