@@ -34,7 +34,8 @@ Setup
     difference in return against EDF (same episodes) with its 95% CI; the learned row pools the
     training seeds (per-seed rows are in ``allocation.json``). Writes ``allocation.csv`` (test
     table), ``allocation.json`` (everything), ``allocation_episodes.csv``, ``allocation_curves.csv``
-    (learning curves) and ``allocation.png`` under ``results/pba/``.
+    (learning curves) and ``allocation.png`` under ``results/pba/``, and the chosen policy of each
+    training seed under ``results/pba/models/`` (``LearnedAllocator.load`` reads them).
 
     nice -n 10 .venv/bin/python experiments/pba_allocation.py                # the reported run
     nice -n 10 .venv/bin/python experiments/pba_allocation.py --no-test --algo sac --train-seeds 0
@@ -247,6 +248,37 @@ def load_act(args, traces, state):
     return make_act(model.policy, state[1])
 
 
+def save_models(args, traces, trained, runs, label: str) -> list[Path]:
+    """Each training seed's chosen policy as ``<out>/models/<label>_s<seed>``: the SB3 policy
+    (``.zip``, ``ActorCriticPolicy.load``), its observation statistics and the wrapper's settings
+    (``.json``), which is what :class:`~novacron.sim.envs.bandwidth.LearnedAllocator` loads."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    folder = args.out / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for (state, _, _), info in zip(trained, runs, strict=True):
+        model = make_model(args, DummyVecEnv([lambda: wrapped(traces, args)]), 0)
+        model.policy.load_state_dict(state[0])
+        path = folder / f"{label}_s{info['seed']}"
+        model.policy.save(str(path.with_suffix(".zip")))
+        rms = state[1]
+        settings = {
+            "mode": args.mode,
+            "demand_scale": args.demand_scale,
+            "margin": args.base_margin,
+            "reorder": args.reorder,
+            "logit_scale": args.logit_scale,
+            "obs_mean": None if rms is None else rms.mean.tolist(),
+            "obs_var": None if rms is None else rms.var.tolist(),
+            "trained_on": "novacron/BandwidthAllocation-v0 defaults, ScoredAllocationWrapper",
+            "seed": info["seed"],
+        }
+        path.with_suffix(".json").write_text(json.dumps(settings, indent=2))
+        paths.append(path)
+    return paths
+
+
 def _train_worker(payload):
     args, seed = payload
     torch.set_num_threads(1)
@@ -416,6 +448,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         curves.to_csv(args.out / f"{stem}_curves.csv", index=False)
         return val_table
 
+    save_models(args, val_traces, trained, runs, label)
     test_episodes = evaluate({**learned, **allocators}, test_traces, args, args.eval_seeds, 1000)
     per_seed = summarise(test_episodes)
     table = summarise(pooled(test_episodes, label))

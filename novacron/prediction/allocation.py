@@ -94,9 +94,17 @@ class Allocator(ABC):
         self.max_streams = max_streams
 
     def allocate(
-        self, capacity_forecast: Sequence[float], transfers: Sequence[Transfer], dt: float = 1.0
+        self,
+        capacity_forecast: Sequence[float],
+        transfers: Sequence[Transfer],
+        dt: float = 1.0,
+        history: Sequence[float] | None = None,
     ) -> Allocation:
-        """Shares and stream counts for ``transfers`` (in their order) given the forecast (Mbps per step)."""
+        """Shares and stream counts for ``transfers`` (in their order) given the forecast (Mbps per step).
+
+        ``history``: the capacity samples seen so far (Mbps, oldest first), for allocators that look
+        at more than the forecast (a learned one, :class:`novacron.sim.envs.bandwidth.LearnedAllocator`);
+        the baselines ignore it."""
         forecast = np.maximum(np.asarray(capacity_forecast, dtype=float).reshape(-1), FLOOR_MBPS)
         if len(forecast) == 0:
             raise ValueError("capacity_forecast needs at least one step")

@@ -297,7 +297,7 @@ class AllocatedSender:
             )
             for job in jobs
         ]
-        plan = self.allocator.allocate(forecast, transfers, self.step)
+        plan = self.allocator.allocate(forecast, transfers, self.step, history=self.samples)
         step_bytes = float(forecast[0]) * 1e6 / 8 * self.step * (1.0 + self.headroom)
         assigned = streams_used = 0
         for job, share, streams in zip(jobs, plan.shares, plan.streams, strict=True):

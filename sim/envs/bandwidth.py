@@ -250,6 +250,34 @@ class BandwidthAllocationEnv(gym.Env):
             self.remaining[i], self.deadline[i], self.priority[i] = size, deadline, priority
             self.active[i] = True
 
+    def set_state(self, history: Sequence[float], transfers: Sequence[Transfer]) -> np.ndarray:
+        """Put the env in a given state, outside any episode, and return its observation.
+
+        ``history``: capacity samples seen (Mbps, oldest first; at least ``history`` of them);
+        ``transfers`` (at most ``max_transfers``) fill the first slots. What a learned allocator
+        needs to act on a real link (:class:`LearnedAllocator`): the observation is computed by the
+        same code as in training. ``step`` is not possible from here (there is no future trace).
+        """
+        seen = np.asarray(history, dtype=float).reshape(-1)
+        if len(seen) < self.history:
+            raise ValueError(f"need at least {self.history} capacity samples, got {len(seen)}")
+        if len(transfers) > self.max_transfers:
+            raise ValueError(f"at most {self.max_transfers} transfers, got {len(transfers)}")
+        self._cap = np.append(seen, 0.0)
+        self.t = self.end = len(seen)
+        self._forecast_at = -1
+        self.scale = max(float(seen.max()), 1e-3)
+        k, n = self.max_transfers, len(transfers)
+        self.remaining, self.deadline = np.zeros(k), np.zeros(k, dtype=int)
+        self.priority, self.active = np.zeros(k), np.arange(k) < n
+        for i, t in enumerate(transfers):
+            self.remaining[i], self.deadline[i], self.priority[i] = (
+                t.remaining_mb,
+                t.deadline_steps,
+                t.priority,
+            )
+        return self._observation()
+
     def observed(self) -> np.ndarray:
         """The capacity samples seen so far (Mbps), oldest first; the current step's is not among them."""
         assert self._cap is not None
@@ -299,7 +327,7 @@ def allocator_action(env: BandwidthAllocationEnv, allocator: Allocator) -> np.nd
     action = np.zeros(env.max_transfers, dtype=np.float32)
     if transfers:
         forecast = env.forecast(allocator.predictor)
-        action[slots] = allocator.allocate(forecast, transfers, env.dt).shares
+        action[slots] = allocator.allocate(forecast, transfers, env.dt, history=env.observed()).shares
     return action
 
 
@@ -490,3 +518,70 @@ class PairedBaselineReward(gym.Wrapper):
         _, baseline, *_ = self.shadow.step(allocator_action(self.shadow, self.allocator))
         info["env_reward"] = reward
         return obs, float(reward - baseline), terminated, truncated, info
+
+
+class LearnedAllocator(Allocator):
+    """A policy trained on :class:`ScoredAllocationWrapper` as an :class:`Allocator`: usable
+    wherever the baselines are (the environment, :class:`~novacron.prediction.transfers.
+    AllocatedSender` over AMST).
+
+    Each call rebuilds the wrapper's observation from the capacity samples seen and the transfers
+    (:meth:`BandwidthAllocationEnv.set_state`, the training code itself), normalises it with the
+    training statistics, takes the policy's deterministic action and maps it to shares as the
+    wrapper does. Before ``history`` samples have been seen the missing ones are taken to be the
+    forecast. With more transfers than the policy has slots, the ``max_transfers`` earliest
+    deadlines are served and the rest wait (share 0). Forecasts: EWMA, as in training.
+    """
+
+    name = "learned"
+
+    def __init__(self, policy, settings: dict[str, Any], *, name: str = "learned", **env_options) -> None:
+        super().__init__()
+        self.policy, self.name = policy, name
+        self._history: Sequence[float] | None = None
+        self.env = BandwidthAllocationEnv(traces=[pd.DataFrame({MBPS: np.ones(32)})], **env_options)
+        self.predictor = self.env.predictor
+        self.wrapper = ScoredAllocationWrapper(
+            self.env,
+            mode=settings["mode"],
+            demand_scale=settings["demand_scale"],
+            margin=settings["margin"],
+            reorder=settings["reorder"],
+            logit_scale=settings["logit_scale"],
+        )
+        mean, var = settings.get("obs_mean"), settings.get("obs_var")
+        self.obs_mean = None if mean is None else np.asarray(mean, dtype=np.float32)
+        self.obs_std = None if var is None else np.sqrt(np.asarray(var, dtype=np.float32) + 1e-8)
+
+    @classmethod
+    def load(cls, path: str | Path, **env_options) -> LearnedAllocator:
+        """A policy saved by ``experiments/pba_allocation.py`` (``<path>.zip`` and ``<path>.json``)."""
+        import json
+
+        from stable_baselines3.common.policies import ActorCriticPolicy
+
+        path = Path(path)
+        settings = json.loads(path.with_suffix(".json").read_text())
+        policy = ActorCriticPolicy.load(str(path.with_suffix(".zip")), device="cpu")
+        policy.set_training_mode(False)
+        return cls(policy, settings, name=path.name, **env_options)
+
+    def allocate(self, capacity_forecast, transfers, dt=1.0, history=None):
+        self._history = history
+        return super().allocate(capacity_forecast, transfers, dt, history)
+
+    def shares(self, forecast, transfers, dt):
+        env = self.env
+        seen = np.asarray(self._history if self._history is not None else [], dtype=float).reshape(-1)
+        if len(seen) < env.history:
+            seen = np.concatenate([np.full(env.history - len(seen), float(forecast[0])), seen])
+        order = edf_order(transfers)[: env.max_transfers]
+        served = [transfers[i] for i in order]
+        obs = self.wrapper._observation(env.set_state(seen, served))
+        if self.obs_mean is not None:
+            obs = np.clip((obs - self.obs_mean) / self.obs_std, -10.0, 10.0).astype(np.float32)
+        action = self.policy.predict(obs, deterministic=True)[0]
+        slot_shares = self.wrapper.shares(action)
+        shares = np.zeros(len(transfers))
+        shares[order] = slot_shares[: len(served)]
+        return shares

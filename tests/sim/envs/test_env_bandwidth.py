@@ -11,13 +11,14 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
 import novacron.sim.envs  # noqa: F401  (registers the environments)
-from novacron.prediction.allocation import EarliestDeadlineFirst, baselines
+from novacron.prediction.allocation import EarliestDeadlineFirst, Transfer, baselines
 from novacron.prediction.traces import data_dir, trace_files
 from novacron.sim.envs.bandwidth import (
     PRIORITIES,
     RANKED_FEATURES,
     TRANSFER_FEATURES,
     BandwidthAllocationEnv,
+    LearnedAllocator,
     PairedBaselineReward,
     ScoredAllocationWrapper,
     allocator_action,
@@ -272,3 +273,54 @@ def test_env_bandwidth_arrival_log_is_the_episodes_workload_whatever_the_actions
     steps = [step for step, *_ in idle]
     assert steps == sorted(steps) and steps[0] >= 0
     assert all(size > 0 and deadline >= 2 and priority in PRIORITIES for _, size, deadline, priority in idle)
+
+
+@pytest.mark.parametrize("normalised", [False, True])
+def test_env_bandwidth_learned_allocator_acts_exactly_as_the_policy_in_the_wrapper(tmp_path, normalised):
+    """Saved and loaded, a trained policy allocates from (history, transfers) alone as it does
+    inside the wrapper: same episode, same return, to the bit."""
+    import json
+
+    import torch
+    from stable_baselines3 import PPO
+
+    torch.set_num_threads(1)
+    wrapped = ScoredAllocationWrapper(small_env())
+    model = PPO("MlpPolicy", wrapped, n_steps=128, batch_size=64, n_epochs=1, seed=0, verbose=0)
+    model.learn(total_timesteps=256)  # a few updates: its actions are no longer EDF's
+    size = wrapped.observation_space.shape[0]
+    mean = np.linspace(0.0, 0.5, size) if normalised else None
+    var = np.linspace(0.5, 2.0, size) if normalised else None
+    settings = dict(
+        mode="residual", demand_scale=float(np.log(4.0)), margin=1.0, reorder=4.0, logit_scale=3.0
+    )
+    settings |= {
+        "obs_mean": None if mean is None else mean.tolist(),
+        "obs_var": None if var is None else var.tolist(),
+    }
+    model.policy.save(str(tmp_path / "policy.zip"))
+    (tmp_path / "policy.json").write_text(json.dumps(settings))
+
+    def act(obs):
+        if normalised:
+            obs = np.clip((obs - mean.astype(np.float32)) / np.sqrt(var.astype(np.float32) + 1e-8), -10, 10)
+        return model.policy.predict(obs.astype(np.float32), deterministic=True)[0]
+
+    learned = LearnedAllocator.load(tmp_path / "policy")
+    for seed in range(2):
+        direct = run_episode(wrapped, act, seed=seed)
+        assert run_episode(small_env(), learned, seed=seed) == direct
+        assert direct != run_episode(small_env(), EarliestDeadlineFirst(), seed=seed)
+
+
+def test_env_bandwidth_learned_allocator_serves_the_earliest_deadlines_when_slots_run_out(tmp_path):
+    from stable_baselines3 import PPO
+
+    model = PPO("MlpPolicy", ScoredAllocationWrapper(small_env()), n_steps=64, batch_size=64, seed=0)
+    settings = dict(mode="residual", demand_scale=1.0, margin=1.0, reorder=4.0, logit_scale=3.0)
+    learned = LearnedAllocator(model.policy, settings)
+    transfers = [Transfer(5.0, 20 - i, 1.0) for i in range(10)]  # deadlines 20, 19, ..., 11
+    shares = learned.allocate(np.full(5, 2.0), transfers, 1.0, history=[2.0] * 3).shares
+    assert np.all(shares[:2] == 0) and shares[2:].sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least 8 capacity samples"):
+        learned.env.set_state([1.0] * 3, transfers[:2])
