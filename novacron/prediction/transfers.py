@@ -12,8 +12,8 @@ every *step* (``step`` seconds, the environment's ``dt``):
 2. asks the allocator for shares and stream counts for the jobs in flight;
 3. hands each job a *segment* of its share of what the forecast link carries in one step (times
    ``1 + headroom``), sent as one AMST transfer over the allocator's stream count;
-4. measures the bytes the receiver acknowledged during the step (chunk by chunk, AMST's
-   ``progress``), over the step, as a throughput sample, when the link was kept busy all along.
+4. measures the bytes the receiver acknowledged (chunk by chunk, AMST's ``progress``) over the
+   time segments were in flight since the last measurement, as a throughput sample.
 
 Why byte budgets per step, not rates: streams share a bottleneck by flow fairness, not by weight,
 and a rate per transfer would need pacing inside every runtime's streams; a budget per step
@@ -21,11 +21,9 @@ enforces the shares over time on both runtimes. Steps do not wait for each other
 barrier would idle the link for a round trip every step, and the throughput measured with the
 idle time in it would drag every forecast down). Instead a job is handed a new segment only
 while less than its step's budget of it is still unacknowledged: when the link is slower than
-forecast the queue stays under two steps and the measurements show it; the ``headroom`` keeps
-the link busy when the forecast is low (a conservative predictor's), so that the measurements
-see the link rather than the forecast.
-A measurement counts only a step during which some segment was in flight all along: one
-with idle time measures the demand, not the link.
+forecast the queue stays under two steps and the measurements show it; when it is lower, the
+``headroom`` and the measurement over busy time only (see :meth:`AllocatedSender._measure`) bring
+the forecast up to the link.
 
 A job whose deadline passes before its last byte is confirmed is *missed*: its segments in
 flight are cancelled, its outcome says how much was delivered, and the receiver is told to free
@@ -68,6 +66,8 @@ HEADROOM = 0.25
 CHUNKS_PER_STREAM = 16
 #: ... but chunks no smaller than this (a slow link's segments are small)
 MIN_CHUNK = 4096
+#: a throughput sample spans at least this many steps of time with segments in flight
+MIN_BUSY_STEPS = 1.0
 #: job names travel in every segment's meta (at most 256 bytes with the offsets)
 MAX_NAME_BYTES = 128
 
@@ -209,10 +209,10 @@ class AllocatedSender:
         self._jobs: list[_Job] = []
         self._wake: FutureLike[None] | None = None
         self._closed = False
-        # the measurement window: since when, bytes confirmed in it, whether the link idled in it
-        self._window_start = rt.now()
+        # the measurement: bytes acknowledged, and time with segments in flight, since the last sample
         self._window_bytes = 0
-        self._idled = True
+        self._busy_time = 0.0
+        self._busy_since: float | None = None  # when segments went in flight (None: none is)
         self._in_flight = 0  # segments in flight, all jobs
 
     # -- the caller's side ----------------------------------------------------------------------
@@ -265,7 +265,6 @@ class AllocatedSender:
                 self._wake = self.rt.create_future()
                 await self._wake
                 self._wake = None
-                self._start_window()
                 continue
             self.plan_step()
             await self.rt.sleep(self.step)
@@ -307,29 +306,40 @@ class AllocatedSender:
             offset, length = job.next_range(budget)
             job.outstanding[offset] = None  # before the spawn: a runtime may start it at once
             job.unacknowledged += length
+            if self._in_flight == 0:
+                self._busy_since = now
             self._in_flight += 1
             job.outstanding[offset] = self.rt.spawn(self._send(job, offset, length, int(streams)))
             assigned += length
             streams_used += int(streams)
         self.steps.append(StepLog(now, float(forecast[0]), len(jobs), assigned, streams_used, measured))
 
-    def _start_window(self) -> None:
-        self._window_start, self._window_bytes, self._idled = self.rt.now(), 0, self._in_flight == 0
-
     def _measure(self, now: float) -> float | None:
-        """Close the measurement window: its throughput if the link was busy all along."""
-        elapsed = now - self._window_start
-        measured = None
-        if not self._idled and elapsed > 0:
-            measured = self._window_bytes * 8 / 1e6 / elapsed
-            self.samples.append(measured)
-        self._start_window()
+        """The link's rate since the last sample: bytes acknowledged over the time segments were in
+        flight (None, and the window goes on, until that time is a step and something was
+        acknowledged: streams side by side deliver their chunks in bursts, and a short window
+        would see a burst or nothing).
+
+        Over busy time, not the whole step: when the forecast is low the link idles between
+        segments, and bytes over the step would measure the forecast, which would then never rise.
+        A busy step without acknowledgements happens on a slow link with many streams (each
+        stream's first chunk arrives late): a 0 there would throw the forecast to the floor."""
+        busy = self._busy_time + (now - self._busy_since if self._busy_since is not None else 0.0)
+        if self._window_bytes <= 0 or busy < self.step * MIN_BUSY_STEPS:
+            return None
+        measured = self._window_bytes * 8 / 1e6 / busy
+        self.samples.append(measured)
+        self._window_bytes, self._busy_time = 0, 0.0
+        self._busy_since = now if self._busy_since is not None else None
         return measured
 
     async def _send(self, job: _Job, offset: int, length: int, streams: int) -> None:
         """One segment of ``job``; a failed one goes back to the job's queue."""
         meta = _encode_segment(Segment(job.name, offset, length, job.nbytes))
-        # several chunks per stream: the acknowledgements then measure the link during the step
+        # several chunks per stream, so that the acknowledgements measure the link as it goes: a
+        # segment too small for the allocator's stream count gets fewer streams (on a slow link,
+        # many streams each wait for their first chunk, and the acknowledgements come in bursts)
+        streams = max(1, min(streams, length // (CHUNKS_PER_STREAM * MIN_CHUNK)))
         chunk = max(MIN_CHUNK, -(-length // (streams * CHUNKS_PER_STREAM)))
         acknowledged = 0
 
@@ -360,8 +370,9 @@ class AllocatedSender:
         finally:
             job.outstanding.pop(offset, None)
             self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idled = True
+            if self._in_flight == 0 and self._busy_since is not None:
+                self._busy_time += self.rt.now() - self._busy_since
+                self._busy_since = None
         if ok:
             # the last chunks may be confirmed by the TransferDone alone, not acknowledged one by one
             self._credit(job, max(0, length - acknowledged))

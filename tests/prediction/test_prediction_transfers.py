@@ -43,7 +43,7 @@ class Link:
             amst = AMST(rt)
             if rt.node_id == "y":
                 return AllocatedReceiver(rt, amst, self._deliver)
-            options = {"initial_mbps": float(mbps[0]), **sender_options}
+            options = {"initial_mbps": float(mbps[0]), **sender_options}  # may override it
             return AllocatedSender(rt, amst, "y", allocator or EarliestDeadlineFirst(), **options)
 
         self.sim.start(app)
@@ -110,6 +110,27 @@ def test_steps_measure_the_link_and_follow_a_drop_in_capacity():
     # the steps see the link's rate (not the forecast's), within 5 %
     assert early.mean() == pytest.approx(16.0, rel=0.05) and late.mean() == pytest.approx(4.0, rel=0.05)
     assert link.sender.forecast()[0] == pytest.approx(4.0, rel=0.1)
+
+
+def test_a_forecast_that_starts_far_too_low_rises_to_the_link():
+    """Budgets from a low forecast leave the link idle between segments; measured over the time
+    segments were in flight, the rate is the link's, so the forecast climbs instead of sticking."""
+    link = Link([8.0] * 60, initial_mbps=0.5)
+    outcomes = link.run([("job", VirtualPayload(30 * MB), 60.0, 1.0)])
+    assert outcomes["job"].met
+    rising = [s.forecast_mbps for s in link.sender.steps]
+    assert rising[0] == 0.5 and max(rising) == pytest.approx(8.0, rel=0.1)
+    assert next(i for i, f in enumerate(rising) if f > 6.0) <= 15  # EWMA: a few steps per doubling
+
+
+def test_a_slow_link_is_measured_at_its_rate_not_in_bursts():
+    """At 0.4 Mbit/s a one-step budget (50 kB) over the allocator's 16 streams would deliver its
+    chunks all at once, a burst per second or two; fewer streams keep the samples near the rate."""
+    link = Link([0.4] * 120)
+    link.run([(f"j{i}", VirtualPayload(400_000), 10.0 * (i + 1), 1.0) for i in range(8)])
+    samples = np.array(link.sender.samples[2:])
+    assert len(samples) >= 30 and np.all((samples > 0.25) & (samples < 0.6))
+    assert np.median(samples) == pytest.approx(0.4, rel=0.1)
 
 
 def test_a_step_that_leaves_the_link_idle_is_not_taken_for_its_rate():
