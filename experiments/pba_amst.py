@@ -18,9 +18,11 @@ and the run ends with the trace: transfers whose deadline falls later are not co
 
 Reported per allocator (mean over episodes, 95 % CI), in the environment and over AMST: deadline
 misses, priority-weighted misses (the reward's penalty term) and goodput over capacity; and the
-rank of each allocator in both (by weighted misses). Baselines in the same run: the environment's
-own numbers for every allocator. ``edf_margin`` uses the margin chosen on validation files by
-``pba_allocation.py`` (``results/pba/allocation.json``).
+rank of each allocator in both (by weighted misses), and the paired difference in weighted misses
+against ``edf_margin``. Baselines in the same run: the environment's own numbers for every
+allocator. ``edf_margin`` uses the margin chosen on validation files by ``pba_allocation.py``
+(``results/pba/allocation.json``); the learned allocators are the policies it saved
+(``results/pba/models``, one per training seed, pooled per episode as in its test table).
 
 Writes ``results/pba/amst/{amst.csv, amst_episodes.csv, amst.png}``.
 
@@ -51,17 +53,26 @@ from novacron.prediction.allocation import Allocator, EarliestDeadlineFirst, bas
 from novacron.prediction.transfers import AllocatedReceiver, AllocatedSender  # noqa: E402
 from novacron.runtime import VirtualPayload  # noqa: E402
 from novacron.sim import Simulation, Topology  # noqa: E402
-from novacron.sim.envs.bandwidth import BandwidthAllocationEnv, allocator_action  # noqa: E402
+from novacron.sim.envs.bandwidth import (  # noqa: E402
+    BandwidthAllocationEnv,
+    LearnedAllocator,
+    allocator_action,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 #: arrival seeds of pba_allocation.py's test table
 TEST_SEED_BASE = 1000
 
 
-def allocators() -> dict[str, Allocator]:
-    """The four baselines and EDF with the validation-chosen margin."""
+def allocators(models: Path | None = None) -> dict[str, Allocator]:
+    """The four baselines, EDF with the validation-chosen margin, and the learned allocators saved
+    in ``models`` (one per training seed, ``pba_allocation.py``), if any."""
     chosen = json.loads((ROOT / "results/pba/allocation.json").read_text())["edf_margin"]
-    return {**{a.name: a for a in baselines()}, "edf_margin": EarliestDeadlineFirst(margin=chosen)}
+    found = {a.name: a for a in baselines()}
+    found["edf_margin"] = EarliestDeadlineFirst(margin=chosen)
+    for path in sorted(models.glob("*.zip")) if models is not None and models.is_dir() else []:
+        found[path.stem] = LearnedAllocator.load(path.with_suffix(""))
+    return found
 
 
 def in_env(env: BandwidthAllocationEnv, allocator: Allocator, trace_index: int, seed: int) -> dict:
@@ -143,24 +154,50 @@ def over_amst(
 
 
 def _episode(job: tuple) -> list[dict]:
-    traces, trace_index, seed, rtt = job
+    traces, trace_index, seed, rtt, models = job
     env = BandwidthAllocationEnv(traces=traces)
     rows = []
-    for name, allocator in allocators().items():
+    for name, allocator in allocators(models).items():
         base = {"policy": name, "trace": traces[trace_index].attrs["name"], "seed": seed}
         rows.append({**base, "where": "env", **in_env(env, allocator, trace_index, seed)})
         rows.append({**base, "where": "amst", **over_amst(env, allocator, trace_index, seed, rtt)})
     return rows
 
 
-def summarise(episodes: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 95 % CI per (policy, where), and each allocator's rank by weighted misses."""
+def pooled(episodes: pd.DataFrame) -> pd.DataFrame:
+    """Learned rows (``rl_..._s<seed>``) averaged over training seeds per episode, one ``rl_...`` row
+    (so that a confidence interval is over episodes, not over copies of them)."""
+    learned = episodes["policy"].str.match(r"rl_.*_s\d+$")
+    if not learned.any():
+        return episodes
+    rl = episodes[learned].assign(
+        policy=episodes.loc[learned, "policy"].str.replace(r"_s\d+$", "", regex=True)
+    )
+    rl = rl.groupby(["policy", "where", "trace", "seed"], sort=False).mean(numeric_only=True).reset_index()
+    return pd.concat([episodes[~learned], rl], ignore_index=True)
+
+
+def summarise(episodes: pd.DataFrame, reference: str = "edf_margin") -> pd.DataFrame:
+    """Mean and 95 % CI per (policy, where); each one's weighted misses minus ``reference``'s on the
+    same episode (paired); and its rank by weighted misses."""
+    episodes = pooled(episodes)
+    ref = episodes[episodes["policy"] == reference].set_index(["where", "trace", "seed"])["weighted_misses"]
+    key = pd.MultiIndex.from_frame(episodes[["where", "trace", "seed"]])
+    episodes = episodes.assign(
+        minus_reference=episodes["weighted_misses"].to_numpy() - ref.reindex(key).to_numpy()
+    )
     grouped = episodes.groupby(["where", "policy"], sort=False)
-    table = grouped[["misses", "weighted_misses", "goodput_over_capacity"]].agg(["mean", "sem"])
+    metrics = ["misses", "weighted_misses", "goodput_over_capacity", "minus_reference"]
+    table = grouped[metrics].agg(["mean", "sem"])
     table.columns = [f"{m}_{'ci95' if s == 'sem' else 'mean'}" for m, s in table.columns]
     for col in [c for c in table.columns if c.endswith("_ci95")]:
         table[col] *= 1.96
-    table = table.reset_index()
+    table = table.rename(
+        columns={
+            "minus_reference_mean": f"weighted_misses_minus_{reference}",
+            "minus_reference_ci95": f"weighted_misses_minus_{reference}_ci95",
+        }
+    ).reset_index()
     table["rank"] = table.groupby("where")["weighted_misses_mean"].rank(method="min").astype(int)
     return table
 
@@ -187,13 +224,20 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--episodes-per-trace", type=int, default=5)
     parser.add_argument("--rtt", type=float, default=0.1, help="WAN round trip in seconds (default 0.1)")
     parser.add_argument("--traces", type=int, default=None, help="only the first N test files")
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=ROOT / "results/pba/models",
+        help="learned allocators to include (pba_allocation.py saves them; skipped if absent)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "results/pba/amst")
     args = parser.parse_args(argv)
     _, _, test = splits(0)
     test = test[: args.traces]
     jobs = [
-        (test, i, s, args.rtt) for i, s in episode_seeds(len(test), args.episodes_per_trace, TEST_SEED_BASE)
+        (test, i, s, args.rtt, args.models)
+        for i, s in episode_seeds(len(test), args.episodes_per_trace, TEST_SEED_BASE)
     ]
     started, rows = time.time(), []
 

@@ -13,6 +13,8 @@ def test_each_allocator_runs_in_the_env_and_over_amst_on_the_same_episode(tmp_pa
     )
     assert {p.name for p in tmp_path.iterdir()} == {"amst.csv", "amst_episodes.csv", "amst.png"}
     policies = {"equal", "proportional", "edf", "robust_mpc", "edf_margin"}
+    if list((ROOT / "results/pba/models").glob("*.zip")):  # the shipped learned allocators, pooled
+        policies.add("rl_ppo_residual")
     assert set(table["policy"]) == policies and set(table["where"]) == {"env", "amst"}
     misses = table.set_index(["where", "policy"])["weighted_misses_mean"]
     # on this episode, as in the environment, EDF misses far fewer deadlines than sharing in
