@@ -102,9 +102,17 @@ def wan(rtt: float) -> Topology:
 
 
 def over_amst(
-    env: BandwidthAllocationEnv, allocator: Allocator, trace_index: int, seed: int, rtt: float
+    env: BandwidthAllocationEnv,
+    allocator: Allocator,
+    trace_index: int,
+    seed: int,
+    rtt: float,
+    true_forecast: bool = False,
 ) -> dict:
-    """The environment's episode ``(trace_index, seed)`` sent over AMST in the protocol simulator."""
+    """The environment's episode ``(trace_index, seed)`` sent over AMST in the protocol simulator.
+
+    ``true_forecast``: the sender is told the trace's next samples instead of forecasting from its
+    measurements (a diagnostic: what is left of the gap to the environment is the transport's)."""
     env.reset(seed=seed, options={"trace_index": trace_index})
     while env.t < env.end:  # draw every arrival (they do not depend on the actions)
         env.step(np.zeros(env.max_transfers, dtype=np.float32))
@@ -122,7 +130,21 @@ def over_amst(
         amst = AMST(rt)
         if rt.node_id == "y":
             return AllocatedReceiver(rt, amst, lambda src, name, payload: None)
-        return AllocatedSender(rt, amst, "y", allocator, initial_mbps=initial, step=dt, horizon=env.horizon)
+        return AllocatedSender(
+            rt,
+            amst,
+            "y",
+            allocator,
+            initial_mbps=initial,
+            step=dt,
+            horizon=env.horizon,
+            forecaster=truth if true_forecast else None,
+        )
+
+    def truth(now: float, horizon: int) -> np.ndarray:
+        first = min(int(now / dt), len(trace) - 1)
+        ahead = trace[first : first + horizon]
+        return np.concatenate([ahead, np.full(horizon - len(ahead), trace[-1])])
 
     sim.start(app)
 
@@ -161,6 +183,8 @@ def _episode(job: tuple) -> list[dict]:
         base = {"policy": name, "trace": traces[trace_index].attrs["name"], "seed": seed}
         rows.append({**base, "where": "env", **in_env(env, allocator, trace_index, seed)})
         rows.append({**base, "where": "amst", **over_amst(env, allocator, trace_index, seed, rtt)})
+        true = over_amst(env, allocator, trace_index, seed, rtt, true_forecast=True)
+        rows.append({**base, "where": "amst_true_forecast", **true})
     return rows
 
 
@@ -208,8 +232,12 @@ def plot(table: pd.DataFrame, path: Path, rtt: float) -> None:
         (axes[0], "weighted_misses", "priority-weighted deadline misses per episode"),
         (axes[1], "goodput_over_capacity", "goodput over capacity"),
     ):
-        wide = table.pivot(index="policy", columns="where", values=f"{metric}_mean")[["env", "amst"]]
-        err = table.pivot(index="policy", columns="where", values=f"{metric}_ci95")[["env", "amst"]]
+        wide = table.pivot(index="policy", columns="where", values=f"{metric}_mean")[
+            ["env", "amst_true_forecast", "amst"]
+        ]
+        err = table.pivot(index="policy", columns="where", values=f"{metric}_ci95")[
+            ["env", "amst_true_forecast", "amst"]
+        ]
         wide.plot.bar(ax=ax, yerr=err, rot=0, capsize=3)
         ax.set_title(label)
         ax.set_xlabel("")

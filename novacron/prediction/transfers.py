@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,6 +190,7 @@ class AllocatedSender:
         headroom: float = HEADROOM,
         tag: str = DEFAULT_TAG,
         min_segment: int = MIN_SEGMENT,
+        forecaster: Callable[[float, int], Sequence[float]] | None = None,
     ) -> None:
         if not (initial_mbps > 0 and math.isfinite(initial_mbps)):
             raise ValueError(f"initial_mbps must be a positive rate, got {initial_mbps}")
@@ -201,6 +202,7 @@ class AllocatedSender:
         self.rt, self.amst, self.peer, self.allocator = rt, amst, peer, allocator
         self.initial_mbps = float(initial_mbps)
         self.predictor = allocator.predictor or predictor or EWMA()
+        self.forecaster = forecaster
         self.step, self.horizon, self.headroom = float(step), int(horizon), float(headroom)
         self.tag, self.min_segment = tag, int(min_segment)
         self.samples: list[float] = []  # measured Mbit/s, one per step that kept the link busy
@@ -272,7 +274,12 @@ class AllocatedSender:
             self._settle(job, None)
 
     def forecast(self) -> np.ndarray:
-        """Mbit/s for the next ``horizon`` steps, from the steps measured so far."""
+        """Mbit/s for the next ``horizon`` steps, from the steps measured so far (or, given a
+        ``forecaster``, its ``forecaster(now, horizon)``: a diagnostic, e.g. the simulator's true
+        trace, to tell what forecasting costs from what the transport costs)."""
+        if self.forecaster is not None:
+            given = np.asarray(self.forecaster(self.rt.now(), self.horizon), dtype=float).reshape(-1)
+            return np.maximum(given, FLOOR_MBPS)
         if not self.samples:
             return np.full(self.horizon, self.initial_mbps)
         history = np.asarray(self.samples, dtype=float)

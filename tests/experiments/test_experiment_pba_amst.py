@@ -15,9 +15,9 @@ def test_each_allocator_runs_in_the_env_and_over_amst_on_the_same_episode(tmp_pa
     policies = {"equal", "proportional", "edf", "robust_mpc", "edf_margin"}
     if list((ROOT / "results/pba/models").glob("*.zip")):  # the shipped learned allocators, pooled
         policies.add("rl_ppo_residual")
-    assert set(table["policy"]) == policies and set(table["where"]) == {"env", "amst"}
+    assert set(table["policy"]) == policies and set(table["where"]) == {"env", "amst", "amst_true_forecast"}
     misses = table.set_index(["where", "policy"])["weighted_misses_mean"]
     # on this episode, as in the environment, EDF misses far fewer deadlines than sharing in
     # proportion to the remaining bytes (the allocators were not tuned to the simulator)
-    for where in ("env", "amst"):
+    for where in ("env", "amst", "amst_true_forecast"):
         assert misses[where, "edf"] < 0.5 * misses[where, "proportional"]

@@ -214,3 +214,12 @@ def test_the_same_code_delivers_on_both_runtimes(harness):
 
     outcomes, expected = harness.run("n0", scenario, timeout=60)
     assert digests == expected and all(o.met for o in outcomes)
+
+
+def test_a_forecaster_from_outside_replaces_the_measured_forecast():
+    link = Link(
+        [16.0] * 5 + [4.0] * 30, initial_mbps=1.0, forecaster=lambda now, h: [16.0 if now < 5 else 4.0] * h
+    )
+    link.run([("job", VirtualPayload(12 * MB), 30.0, 1.0)])
+    assert [s.forecast_mbps for s in link.sender.steps[:8]] == [16.0] * 5 + [4.0] * 3
+    assert link.sender.samples  # it still measures
