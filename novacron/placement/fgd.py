@@ -73,6 +73,7 @@ class KindCounter:
         t, arrived = sim.tasks, sim.arrived
         if arrived == self._seen:
             return self._kinds
+        known, counted = len(self._demand), False
         for i in range(self._seen, arrived):
             if t.num_gpu[i] == 0:
                 continue
@@ -82,11 +83,15 @@ class KindCounter:
                 self._demand.append(key)
                 self._count.append(0)
             self._count[slot] += 1
+            counted = True
         self._seen = arrived
-        if self._demand:
-            demand = np.asarray(self._demand, dtype=np.float64)
+        if counted:  # (only CPU tasks arrived: the same mix)
+            k = self._kinds
+            if len(self._demand) > known:
+                cpu, mem, num_gpu, gpu_milli = np.asarray(self._demand, dtype=np.float64).T
+            else:
+                cpu, mem, num_gpu, gpu_milli = k.cpu, k.mem, k.num_gpu, k.gpu_milli
             count = np.asarray(self._count, dtype=np.float64)
-            cpu, mem, num_gpu, gpu_milli = demand.T
             self._kinds = TaskKinds(cpu, mem, num_gpu, gpu_milli, count / count.sum())
         return self._kinds
 
@@ -111,6 +116,24 @@ def _holdings(gpu_free: np.ndarray, gpu_milli: np.ndarray) -> tuple[np.ndarray, 
     holds = gpu_free[:, :, None] >= gpu_milli[None, None, :]  # (hosts, GPUs, kinds)
     free = np.clip(gpu_free, 0.0, None)
     return holds.sum(axis=1), (free[:, :, None] * ~holds).sum(axis=1)
+
+
+def _whole_milli_holdings(gpu_free: np.ndarray, gpu_milli: np.ndarray) -> tuple[np.ndarray, ...]:
+    """:func:`_holdings`, faster on a few rows, and each row's total free milli.
+
+    The counts and the sums over a host's GPUs come from one small matrix product per row. That
+    is exact here only because the free milli are whole numbers (every partial sum of a few
+    thousand milli is a whole number float64 holds exactly, so the order of the additions, which
+    BLAS chooses, cannot matter); the weighted sum over kinds, with fractional weights, stays in
+    :func:`_weighted_stranded`.
+    """
+    free = np.maximum(gpu_free, 0.0)
+    counted = np.empty((len(gpu_free), 2, gpu_free.shape[1]))  # per row: ones, then the free milli
+    counted[:, 0], counted[:, 1] = 1.0, free
+    holds = (gpu_free[:, :, None] >= gpu_milli[None, None, :]).astype(np.float64)
+    held = np.matmul(counted, holds)  # per row: the GPUs that hold each milli, and their free milli
+    total = free.sum(axis=1)
+    return held[:, 0], total[:, None] - held[:, 1], total
 
 
 def _weighted_stranded(
@@ -160,57 +183,107 @@ def fragment_increase(sim: PlacementSim, kinds: TaskKinds, hosts: np.ndarray | N
 class FragmentTracker:
     """:func:`fragment_increase` for one episode, at a cost that scales to whole clusters.
 
-    The plain function looks at every GPU of every host for every kind, twice per decision: at
-    1,523 hosts (all of openb) that is ~3 ms. This keeps, per host and kind, how many GPUs hold the
-    kind and the free milli on those that do not (:func:`_holdings`), recomputes them only for the
-    hosts whose GPUs changed since the last decision (a placement, a departure) and for kinds seen
-    for the first time, and works out the state after placing from the few GPUs the task would
-    take. The values are exactly the plain function's: the cached sums are whole milli, which
-    float64 adds without rounding, and both end in the same weighted sum (tests check equality).
+    A host's rise in expected fragment depends on its own row alone (free CPU, memory and GPUs),
+    with the task and the mix of kinds, and a cluster holds far fewer distinct rows than hosts:
+    hosts of one model stay alike until tasks land on them (at load 0.9 on all of openb, 1,523
+    hosts, ~1,100 fit a task and hold some 20-70 distinct rows). So this keeps, per host, the id
+    of its row among the rows seen (told apart by their bytes; only the hosts whose row changed
+    since the last decision, by a placement or a departure, are looked up again), computes
+    :func:`fragment_increase` once per distinct row among the hosts asked about (before and after
+    in one array), and hands each host its row's value. The values are exactly the plain
+    function's: the same operations on the same rows, and the one sum with fractions in it, over
+    the kinds, is row-wise, so a row's value does not depend on the other rows in the array. The
+    GPU counts and free milli per kind are worked out once per distinct per-GPU milli, by
+    :func:`_whole_milli_holdings` when the GPUs' free milli are whole numbers (they are on openb),
+    else by :func:`_holdings` as the plain function does. (Tests check equality, on whole episodes.)
+    Per decision at 1,523 hosts (2 vCPUs): the plain function ~3 ms, an earlier tracker of per-host
+    counts ~1.1 ms, this ~0.3 ms (``benchmarks/README.md``).
     """
+
+    #: distinct rows remembered per host of the cluster; past that (long episodes, where most rows
+    #: seen are held by no host any more), the table starts afresh from the hosts' current rows
+    max_rows_per_host = 8
 
     def __init__(self) -> None:
         self.kinds = KindCounter()
-        self._gpu_free: np.ndarray | None = None  # the GPUs the cached rows describe
-        self._holding = self._unusable = np.zeros((0, 0))
+        # the hosts' free CPU, memory and GPUs that the row ids describe (None: none yet)
+        self._seen: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._row_of = np.zeros(0, dtype=np.intp)  # per host, the id of its row
+        self._ids: dict[bytes, int] = {}  # a row's bytes (CPU, memory, GPUs) -> its id
+        self._rows = np.zeros((0, 0))  # per id, the row (CPU, memory, then the GPUs); spare rows at the end
+        self._whole = True  # whether every row's GPU milli are whole numbers
+        # the kinds' distinct per-GPU milli, and per kind the index of its own among them
+        self._milli, self._milli_of = np.zeros(0), np.zeros(0, dtype=np.intp)
 
     def increase(self, sim: PlacementSim, hosts: np.ndarray) -> np.ndarray:
         """Per host of ``hosts`` (where the current task must fit), the rise in expected fragment."""
         kinds = self.kinds.update(sim)
         if len(kinds.weight) == 0:
             return np.zeros(len(hosts))
-        self._refresh(sim.gpu_free, kinds.gpu_milli)
+        self._refresh(sim.cpu_free, sim.mem_free, sim.gpu_free)
+        row_of = self._row_of[hosts]
+        asked = np.zeros(len(self._ids), dtype=bool)
+        asked[row_of] = True
+        rows = self._rows[np.flatnonzero(asked)]  # the distinct rows among the hosts asked about
+        cpu, mem, gpu = rows[:, 0], rows[:, 1], rows[:, 2:]
         t, task = sim.tasks, sim.current
         k, milli = int(t.num_gpu[task]), float(t.gpu_milli[task])
-        gpu = sim.gpu_free[hosts]
-        free = np.clip(gpu, 0.0, None).sum(axis=1)
-        holding, unusable = self._holding[hosts], self._unusable[hosts]
-        cpu, mem = sim.cpu_free[hosts], sim.mem_free[hosts]
-        before = _weighted_stranded(cpu, mem, free, holding, unusable, kinds)
-        if k > 0:
-            taken = gpu_allocation(gpu, milli, k) > 0
-            if (taken.sum(axis=1) != k).any():
-                raise ValueError(f"task {task} does not fit on every host asked about")
-            kind = kinds.gpu_milli[None, :]
-            for old in gpu[taken].reshape(len(hosts), k).T:  # each GPU it would take, per host
-                before_gpu, after_gpu = old[:, None], old[:, None] - milli
-                holding = holding + (after_gpu >= kind).astype(int) - (before_gpu >= kind)
-                unusable = unusable + after_gpu * (after_gpu < kind) - before_gpu * (before_gpu < kind)
-            free = free - k * milli
-        after = _weighted_stranded(cpu - t.cpu[task], mem - t.mem[task], free, holding, unusable, kinds)
-        return after - before
-
-    def _refresh(self, gpu_free: np.ndarray, gpu_milli: np.ndarray) -> None:
-        """Bring the cached rows to ``gpu_free`` and the columns to ``gpu_milli``'s kinds."""
-        if self._gpu_free is None or self._gpu_free.shape != gpu_free.shape:
-            self._holding, self._unusable = _holdings(gpu_free, gpu_milli)
+        taken = gpu_allocation(gpu, milli, k)
+        if k > 0 and np.count_nonzero(taken) != k * len(rows):  # (it gives a row k GPUs at most)
+            raise ValueError(f"task {task} does not fit on every host asked about")
+        # as fragment_increase (free_after_placing, then after - before), on the distinct rows
+        n = len(rows)
+        cpu = np.concatenate((cpu, cpu - t.cpu[task]))
+        mem = np.concatenate((mem, mem - t.mem[task]))
+        gpu = np.concatenate((gpu, gpu - taken))
+        if self._whole and milli.is_integer():
+            if len(self._milli_of) != len(kinds.gpu_milli):  # (kinds are only ever added, at the end)
+                self._milli, self._milli_of = np.unique(kinds.gpu_milli, return_inverse=True)
+            holding, unusable, free = _whole_milli_holdings(gpu, self._milli)
+            # per kind, its milli's column (np.take: rows contiguous, as the row-wise sum expects)
+            holding = np.take(holding, self._milli_of, axis=1)
+            unusable = np.take(unusable, self._milli_of, axis=1)
+            fragment = _weighted_stranded(cpu, mem, free, holding, unusable, kinds)
         else:
-            known = self._holding.shape[1]
-            if len(gpu_milli) > known:  # kinds seen for the first time: their columns, every host
-                holding, unusable = _holdings(gpu_free, gpu_milli[known:])
-                self._holding = np.hstack([self._holding, holding])
-                self._unusable = np.hstack([self._unusable, unusable])
-            changed = np.flatnonzero((gpu_free != self._gpu_free).any(axis=1))
-            if len(changed):
-                self._holding[changed], self._unusable[changed] = _holdings(gpu_free[changed], gpu_milli)
-        self._gpu_free = gpu_free.copy()
+            fragment = expected_fragment(cpu, mem, gpu, kinds)
+        return (fragment[n:] - fragment[:n])[np.cumsum(asked)[row_of] - 1]
+
+    def _refresh(self, cpu: np.ndarray, mem: np.ndarray, gpu: np.ndarray) -> None:
+        """Bring the hosts' row ids to these free CPU, memory and GPUs (rows are hosts)."""
+        n, gpus = gpu.shape
+        seen = self._seen
+        if seen is None or seen[2].shape != gpu.shape or len(self._ids) > self.max_rows_per_host * n:
+            # every host at once: rows told apart by their bytes, as below (sorted as whole numbers)
+            rows = np.column_stack((cpu, mem, gpu))
+            bits = rows.view(np.uint64)
+            order = np.lexsort(bits.T)
+            bits = bits[order]
+            new = np.zeros(n, dtype=bool)  # where the sorted rows start another distinct row
+            new[:1] = True
+            new[1 + np.flatnonzero(bits[1:] != bits[:-1]) // bits.shape[1]] = True
+            first = order[new]
+            self._row_of = np.empty(n, dtype=np.intp)
+            self._row_of[order] = np.cumsum(new) - 1
+            self._rows = np.zeros((max(2 * len(first), 16), rows.shape[1]))
+            self._rows[: len(first)] = rows[first]
+            self._ids = {self._rows[i].tobytes(): i for i in range(len(first))}
+            self._whole = bool((gpu == np.round(gpu)).all())
+            self._seen = (cpu.copy(), mem.copy(), gpu.copy())
+            return
+        moved = (cpu != seen[0]) | (mem != seen[1])
+        moved[np.flatnonzero(gpu != seen[2]) // max(gpus, 1)] = True  # (faster than any(axis=1))
+        changed = np.flatnonzero(moved)
+        if not len(changed):
+            return
+        seen[0][changed], seen[1][changed], seen[2][changed] = cpu[changed], mem[changed], gpu[changed]
+        rows = np.column_stack((cpu[changed], mem[changed], gpu[changed]))
+        self._whole = self._whole and bool((rows[:, 2:] == np.round(rows[:, 2:])).all())
+        for host, row in zip(changed.tolist(), rows, strict=True):
+            key = row.tobytes()
+            row_id = self._ids.get(key)
+            if row_id is None:
+                row_id = self._ids[key] = len(self._ids)
+                if row_id == len(self._rows):  # full: twice the room
+                    self._rows = np.vstack([self._rows, np.zeros_like(self._rows)])
+                self._rows[row_id] = row
+            self._row_of[host] = row_id

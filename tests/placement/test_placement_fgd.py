@@ -10,11 +10,13 @@ from novacron.placement.fgd import (
     FragmentTracker,
     KindCounter,
     TaskKinds,
+    _holdings,
+    _whole_milli_holdings,
     expected_fragment,
     fragment_increase,
     free_after_placing,
 )
-from novacron.placement.heuristics import make_policy, run_episode
+from novacron.placement.heuristics import best_fit_scores, make_policy, run_episode
 from novacron.placement.scenario import Scenario
 from novacron.placement.state import gpu_allocation
 
@@ -116,10 +118,11 @@ def test_free_after_placing_and_the_increase_match_placing_for_real(seed):
     assert checked > 100 and shared > 20  # (hosts with a shared GPU: where the GPU choice matters)
 
 
-@pytest.mark.parametrize("load,seed", [(0.9, 0), (1.2, 5)])
-def test_the_tracker_gives_exactly_the_plain_increase_through_whole_episodes(load, seed):
+@pytest.mark.parametrize("load,seed,rows_per_host", [(0.9, 0, 8), (1.2, 5, 1)])
+def test_the_tracker_gives_exactly_the_plain_increase_through_whole_episodes(load, seed, rows_per_host):
     sim = Scenario(n_hosts=16, n_tasks=300, load=load).episode(seed)
     tracker, counter = FragmentTracker(), KindCounter()
+    tracker.max_rows_per_host = rows_per_host  # 1: its table of rows starts afresh every few decisions
     while not sim.done:
         feasible = np.flatnonzero(sim.mask())
         expected = fragment_increase(sim, counter.update(sim), feasible)
@@ -127,6 +130,88 @@ def test_the_tracker_gives_exactly_the_plain_increase_through_whole_episodes(loa
         sim.place(int(feasible[-1]))
     # kinds kept arriving (new columns) and tasks left (rows recomputed) along the way
     assert len(counter.update(sim).weight) > 10 and sim.outcomes.placed.sum() > 2 * sim.n_hosts
+
+
+def test_fgd_decides_as_the_plain_increase_does_on_the_whole_openb_cluster():
+    """All 1,523 hosts of openb, where most hosts share their row with others (the tracker computes
+    each distinct row once): the tracker's values are the plain function's, bit for bit, and so
+    are fgd's and nearest_fgd's choices (the least increase, then best fit, then the lowest index)."""
+    sim = Scenario(n_hosts=1523, n_tasks=128, load=0.9, split="test").episode(0)
+    fgd, nearest, counter = make_policy("fgd"), make_policy("nearest_fgd"), KindCounter()
+    fgd.reset(sim)
+    nearest.reset(sim)
+    decisions = shared = 0
+    while not sim.done:
+        feasible = np.flatnonzero(sim.mask())
+        plain = fragment_increase(sim, counter.update(sim), feasible)
+        best_fit = best_fit_scores(sim)[feasible]
+        choice = fgd.select(sim)
+        assert choice == feasible[np.lexsort((best_fit, plain))[0]]
+        assert np.array_equal(fgd.fragments.increase(sim, feasible), plain)
+        rtt = sim.host_rtt_ms[sim.tasks.origin[sim.current]][feasible]
+        near = rtt == rtt.min()
+        assert nearest.select(sim) == feasible[near][np.lexsort((best_fit[near], plain[near]))[0]]
+        rows = np.column_stack((sim.cpu_free, sim.mem_free, sim.gpu_free))[feasible]
+        shared += len(np.unique(rows, axis=0)) < len(feasible) / 10
+        decisions += 1
+        sim.place(choice)
+    assert decisions > 100 and shared > decisions / 2
+
+
+def test_the_tracker_gives_the_plain_increase_with_gpu_milli_that_are_not_whole():
+    # the fast sums over GPUs hold for whole milli only (openb's); other milli take the plain way
+    rng = np.random.default_rng(3)
+    hosts = [(16000, 4, 0), (16000, 4, 0), (8000, 2, 0), (32000, 8, 0), (16000, 4, 0)]
+    milli = rng.choice([1000.0, 500.0, 333.3, 250.5, 120.25, 75.0], size=120)
+    tasks = [
+        (int(rng.integers(1, 8)) * 500, int(rng.choice([0, 1, 1, 1, 2])), m, i, int(rng.integers(5, 60)), 0)
+        for i, m in enumerate(milli)
+    ]
+    sim = hand_episode(hosts, tasks, rtt_ms=[[1.0]], max_wait=30)
+    tracker, counter, checked = FragmentTracker(), KindCounter(), 0
+    while not sim.done:
+        feasible = np.flatnonzero(sim.mask())
+        assert np.array_equal(
+            tracker.increase(sim, feasible), fragment_increase(sim, counter.update(sim), feasible)
+        )
+        checked += not tracker._whole
+        sim.place(int(feasible[0]))
+    assert checked > 20
+
+
+def test_a_hosts_fragment_does_not_depend_on_the_other_rows():
+    # the weighted sum over kinds (fractional weights) is row-wise: a row's value is the same alone,
+    # among others, in any order (the tracker relies on it: it computes each distinct row once)
+    rng = np.random.default_rng(11)
+    rows = 300
+    gpu = rng.choice([-1.0, 0.0, 120.0, 250.0, 500.0, 730.0, 1000.0], size=(rows, 8))
+    cpu, mem = rng.choice([0.0, 2000.0, 8000.0, 64000.0], size=rows), rng.choice([0.0, 1e4, 1e6], size=rows)
+    for n_kinds in (3, 9, 40, 130):  # (numpy sums 8 or more terms pairwise, differently from left to right)
+        count = rng.integers(1, 50, size=n_kinds).astype(float)
+        kinds = TaskKinds(
+            cpu=rng.choice([1000.0, 4000.0, 16000.0], size=n_kinds),
+            mem=rng.choice([1.0, 5e3], size=n_kinds),
+            num_gpu=rng.choice([1.0, 2.0, 8.0], size=n_kinds),
+            gpu_milli=rng.choice([100.0, 250.0, 500.0, 1000.0], size=n_kinds),
+            weight=count / count.sum(),
+        )
+        every = expected_fragment(cpu, mem, gpu, kinds)
+        alone = [
+            expected_fragment(cpu[i : i + 1], mem[i : i + 1], gpu[i : i + 1], kinds)[0] for i in range(rows)
+        ]
+        assert every.tobytes() == np.array(alone).tobytes()
+        some = rng.permutation(rows)[:37]
+        assert expected_fragment(cpu[some], mem[some], gpu[some], kinds).tobytes() == every[some].tobytes()
+
+
+def test_the_whole_milli_holdings_are_the_plain_ones():
+    rng = np.random.default_rng(5)
+    gpu = rng.choice([-1.0, 0.0, 50.0, 300.0, 530.0, 999.0, 1000.0], size=(500, 8))
+    milli = np.array([50.0, 100.0, 250.0, 300.0, 500.0, 531.0, 1000.0])
+    holding, unusable, free = _whole_milli_holdings(gpu, milli)
+    plain_holding, plain_unusable = _holdings(gpu, milli)
+    assert np.array_equal(holding, plain_holding) and np.array_equal(unusable, plain_unusable)
+    assert np.array_equal(free, np.clip(gpu, 0.0, None).sum(axis=1))
 
 
 def test_the_tracker_refuses_hosts_where_the_task_does_not_fit():
