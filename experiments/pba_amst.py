@@ -52,7 +52,7 @@ from pba_allocation import episode_seeds, splits  # noqa: E402
 from novacron.prediction.allocation import Allocator, EarliestDeadlineFirst, baselines  # noqa: E402
 from novacron.prediction.transfers import AllocatedReceiver, AllocatedSender  # noqa: E402
 from novacron.runtime import VirtualPayload  # noqa: E402
-from novacron.sim import Simulation, Topology  # noqa: E402
+from novacron.sim import Simulation, topologies  # noqa: E402
 from novacron.sim.envs.bandwidth import (  # noqa: E402
     BandwidthAllocationEnv,
     LearnedAllocator,
@@ -91,16 +91,6 @@ def in_env(env: BandwidthAllocationEnv, allocator: Allocator, trace_index: int, 
     }
 
 
-def wan(rtt: float) -> Topology:
-    topo = Topology("pba-wan")
-    topo.add_site("a", "ra", fabric_latency=0.0)
-    topo.add_site("b", "rb", fabric_latency=0.0)
-    topo.add_node("x", "a", nic_latency=0.0, nic_bandwidth=10e9)
-    topo.add_node("y", "b", nic_latency=0.0, nic_bandwidth=10e9)
-    topo.connect_sites("a", "b", rtt=rtt, bandwidth=1e9)
-    return topo
-
-
 def over_amst(
     env: BandwidthAllocationEnv,
     allocator: Allocator,
@@ -121,7 +111,7 @@ def over_amst(
     arrivals = env.arrival_log
     end = len(trace) * dt
 
-    sim = Simulation(wan(rtt), seed=seed)
+    sim = Simulation(topologies.pair(rtt=rtt, nic_bandwidth=10e9), seed=seed)
     sim.faults.replay_bandwidth(sim.faults.links_between_sites("a", "b"), np.arange(len(trace)) * dt, trace)
 
     def app(rt):

@@ -1,4 +1,4 @@
-"""Topology builders: a datacenter fabric, a WAN of real regions, and a hybrid.
+"""Topology builders: a datacenter fabric, a WAN of real regions, a hybrid, and a two-node pair.
 
 WAN round-trip times come from the Azure inter-region P95 matrix shipped in
 :mod:`novacron.data` (CC BY 4.0). Defaults follow common practice:
@@ -38,6 +38,27 @@ def datacenter(
     topo.add_site(site, region, fabric_latency=max(0.0, rtt / 2 - 2 * nic_latency))
     for i in range(n_nodes):
         topo.add_node(f"{prefix}{i}", site, nic_bandwidth=nic_bandwidth, nic_latency=nic_latency, cores=cores)
+    return topo
+
+
+def pair(
+    *,
+    rtt: float = 0.02,
+    bandwidth: float = 1e9,
+    loss: float = 0.0,
+    nic_bandwidth: float = 25e9,
+    cores: int | None = None,
+) -> Topology:
+    """Two nodes, ``x`` and ``y``, in two sites joined by one link of ``rtt``, ``bandwidth`` and
+    ``loss`` (NICs with no latency and ``nic_bandwidth``): the smallest WAN, where the link alone
+    sets what a transfer gets (``sim.faults.links_between_sites("a", "b")`` to change it).
+    ``cores`` applies to ``x``, the sender in most uses."""
+    topo = Topology("pair")
+    topo.add_site("a", "ra", fabric_latency=0.0)
+    topo.add_site("b", "rb", fabric_latency=0.0)
+    topo.add_node("x", "a", nic_latency=0.0, nic_bandwidth=nic_bandwidth, cores=cores)
+    topo.add_node("y", "b", nic_latency=0.0, nic_bandwidth=nic_bandwidth)
+    topo.connect_sites("a", "b", rtt=rtt, bandwidth=bandwidth, loss=loss)
     return topo
 
 

@@ -11,7 +11,7 @@ import pytest
 from novacron.prediction.allocation import EarliestDeadlineFirst, EqualShare
 from novacron.prediction.transfers import AllocatedReceiver, AllocatedSender
 from novacron.runtime import TransferError, VirtualPayload
-from novacron.sim import Simulation, Topology
+from novacron.sim import Simulation, topologies
 from novacron.transport import AMST
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
@@ -20,21 +20,11 @@ from harness import AsyncioHarness, SimHarness  # noqa: E402
 MB = 1_000_000
 
 
-def pair(rtt=0.01) -> Topology:
-    topo = Topology("pair")
-    topo.add_site("a", "ra", fabric_latency=0.0)
-    topo.add_site("b", "rb", fabric_latency=0.0)
-    topo.add_node("x", "a", nic_latency=0.0, nic_bandwidth=10e9)
-    topo.add_node("y", "b", nic_latency=0.0, nic_bandwidth=10e9)
-    topo.connect_sites("a", "b", rtt=rtt, bandwidth=1e9)
-    return topo
-
-
 class Link:
     """Two simulated nodes; ``x`` sends jobs to ``y`` over a link replaying ``mbps`` (one per second)."""
 
     def __init__(self, mbps, allocator=None, seed=0, **sender_options):
-        self.sim = Simulation(pair(), seed=seed)
+        self.sim = Simulation(topologies.pair(rtt=0.01, nic_bandwidth=10e9), seed=seed)
         self.received: dict[str, object] = {}
         times = np.arange(len(mbps), dtype=float)
         self.sim.faults.replay_bandwidth(self.sim.faults.links_between_sites("a", "b"), times, mbps)

@@ -3,25 +3,15 @@
 import pytest
 
 from novacron.runtime import VirtualPayload
-from novacron.sim import Simulation, Topology
+from novacron.sim import Simulation, topologies
 from novacron.sim.faults import MIN_REPLAY_MBPS
 from novacron.transport import AMST
 
 MB = 1_000_000
 
 
-def pair() -> Topology:
-    topo = Topology("pair")
-    topo.add_site("a", "ra", fabric_latency=0.0)
-    topo.add_site("b", "rb", fabric_latency=0.0)
-    topo.add_node("x", "a", nic_latency=0.0, nic_bandwidth=10e9)
-    topo.add_node("y", "b", nic_latency=0.0, nic_bandwidth=10e9)
-    topo.connect_sites("a", "b", rtt=0.002, bandwidth=1e9)
-    return topo
-
-
 def simulation():
-    sim = Simulation(pair(), seed=0)
+    sim = Simulation(topologies.pair(rtt=0.002, nic_bandwidth=10e9), seed=0)
 
     def app(rt):
         amst = AMST(rt)

@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from novacron.runtime import TransferError, VirtualPayload
-from novacron.sim import Simulation, Topology
+from novacron.sim import Simulation, Topology, topologies
 from novacron.transport import AMST
 from novacron.transport.messages import TransferDone
 
@@ -13,13 +13,7 @@ MiB = 1 << 20
 
 
 def pair(rtt=0.02, bandwidth=10e9, loss=0.0) -> Topology:
-    topo = Topology("pair")
-    topo.add_site("a", "ra", fabric_latency=0.0)
-    topo.add_site("b", "rb", fabric_latency=0.0)
-    topo.add_node("x", "a", nic_latency=0.0, nic_bandwidth=25e9)
-    topo.add_node("y", "b", nic_latency=0.0, nic_bandwidth=25e9)
-    topo.connect_sites("a", "b", rtt=rtt, bandwidth=bandwidth, loss=loss)
-    return topo
+    return topologies.pair(rtt=rtt, bandwidth=bandwidth, loss=loss)
 
 
 def amst_sim(topo=None, seed=0, **amst_options):

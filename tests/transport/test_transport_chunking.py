@@ -7,7 +7,7 @@ import pytest
 import xxhash
 
 from novacron.runtime import VirtualPayload, payload_size
-from novacron.sim import Simulation, Topology
+from novacron.sim import Simulation, topologies
 from novacron.transport import AMST, DEFAULT_CHUNK, ChunkScheduler, checksum
 from novacron.transport import amst as amst_module
 
@@ -49,12 +49,7 @@ def test_one_chunk_size_for_all_when_asked() -> None:
 
 
 def test_a_large_payload_travels_in_larger_chunks_in_the_simulator() -> None:
-    topo = Topology("pair")
-    topo.add_site("a", "ra", fabric_latency=0.0)
-    topo.add_site("b", "rb", fabric_latency=0.0)
-    topo.add_node("x", "a", nic_latency=0.0, nic_bandwidth=25e9)
-    topo.add_node("y", "b", nic_latency=0.0, nic_bandwidth=25e9)
-    topo.connect_sites("a", "b", rtt=0.01, bandwidth=10e9)
+    topo = topologies.pair(rtt=0.01, bandwidth=10e9)
     sim = Simulation(topo, seed=1)
     received = []
 

@@ -6,20 +6,14 @@ from novacron.config import DWCPConfig, TransportConfig
 from novacron.encoding.testdata import MemoryGenerator
 from novacron.mode import DetectionSettings, ModeDetector
 from novacron.runtime import VirtualPayload
-from novacron.sim import Simulation, Topology
+from novacron.sim import Simulation, Topology, topologies
 from novacron.transport import ContentMix, DataPlane
 
 MiB = 1 << 20
 
 
 def pair(rtt: float, bandwidth: float, *, cores: int | None = None) -> Topology:
-    topo = Topology("pair")
-    topo.add_site("a", "ra", fabric_latency=0.0)
-    topo.add_site("b", "rb", fabric_latency=0.0)
-    topo.add_node("x", "a", nic_latency=0.0, nic_bandwidth=25e9, cores=cores)
-    topo.add_node("y", "b", nic_latency=0.0, nic_bandwidth=25e9)
-    topo.connect_sites("a", "b", rtt=rtt, bandwidth=bandwidth)
-    return topo
+    return topologies.pair(rtt=rtt, bandwidth=bandwidth, cores=cores)
 
 
 def run(topo, payload, *, forced_mode="", detect=False, seed=0, congestion="adaptive"):
