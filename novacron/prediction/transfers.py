@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,9 @@ CHUNKS_PER_STREAM = 16
 MIN_CHUNK = 4096
 #: a throughput sample spans at least this many steps of time with segments in flight
 MIN_BUSY_STEPS = 1.0
+#: throughput samples kept for the predictors, and entries kept in each log
+MAX_SAMPLES = 1024
+MAX_LOG = 100_000
 #: job names travel in every segment's meta (at most 256 bytes with the offsets)
 MAX_NAME_BYTES = 128
 
@@ -205,9 +209,11 @@ class AllocatedSender:
         self.forecaster = forecaster
         self.step, self.horizon, self.headroom = float(step), int(horizon), float(headroom)
         self.tag, self.min_segment = tag, int(min_segment)
-        self.samples: list[float] = []  # measured Mbit/s, one per step that kept the link busy
-        self.steps: list[StepLog] = []
-        self.outcomes: list[JobOutcome] = []
+        # what a sender that runs for days keeps is bounded: the predictors look at recent samples,
+        # and the two logs (for analysis) keep their latest entries
+        self.samples: deque[float] = deque(maxlen=MAX_SAMPLES)  # measured Mbit/s, oldest first
+        self.steps: deque[StepLog] = deque(maxlen=MAX_LOG)
+        self.outcomes: deque[JobOutcome] = deque(maxlen=MAX_LOG)
         self._jobs: list[_Job] = []
         self._wake: FutureLike[None] | None = None
         self._closed = False
@@ -303,7 +309,7 @@ class AllocatedSender:
             )
             for job in jobs
         ]
-        plan = self.allocator.allocate(forecast, transfers, self.step, history=self.samples)
+        plan = self.allocator.allocate(forecast, transfers, self.step, history=np.asarray(self.samples))
         step_bytes = float(forecast[0]) * 1e6 / 8 * self.step * (1.0 + self.headroom)
         assigned = streams_used = 0
         for job, share, streams in zip(jobs, plan.shares, plan.streams, strict=True):
