@@ -2,11 +2,13 @@
 
 ``novacron/BandwidthAllocation-v0`` scores allocators on an idealised link: shares are paced
 exactly, a step's capacity is known once it is over, and nothing costs a round trip. This runs the
-*same episodes* through the protocol stack in the simulator instead: node ``x`` sends each
-transfer to ``y`` as a job of :class:`~novacron.prediction.transfers.AllocatedSender` (rounds of
-byte budgets over AMST, the forecast made from the throughput it measured itself), over a WAN link
-whose capacity replays the episode's trace (``sim.faults.replay_bandwidth``), with the link's
-round trip (``--rtt``, 3G-like by default).
+*same episodes* through the protocol stack in the simulator instead (:mod:`novacron.sim.allocation`):
+node ``x`` sends each transfer to ``y`` as a job of
+:class:`~novacron.prediction.transfers.AllocatedSender` (byte budgets per step over AMST, the
+forecast made from the throughput it measures itself), over a link whose capacity replays the
+episode's trace (``sim.faults.replay_bandwidth``), with a round trip of ``--rtt`` (3G-like by
+default); and once more with the sender told the true trace as its forecast
+(``amst_true_forecast``), to separate what forecasting costs from what the transport costs.
 
 Same episodes: the test files and arrival seeds of ``experiments/pba_allocation.py``'s test table
 (Norway HSDPA, split by file with seed 0; 5 arrival seeds per file). From the environment's episode
@@ -43,21 +45,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pba_allocation import episode_seeds, splits  # noqa: E402
 
 from novacron.prediction.allocation import Allocator, EarliestDeadlineFirst, baselines  # noqa: E402
-from novacron.prediction.transfers import AllocatedReceiver, AllocatedSender  # noqa: E402
-from novacron.runtime import VirtualPayload  # noqa: E402
-from novacron.sim import Simulation, topologies  # noqa: E402
-from novacron.sim.envs.bandwidth import (  # noqa: E402
-    BandwidthAllocationEnv,
-    LearnedAllocator,
-    allocator_action,
-)
+from novacron.sim.allocation import in_env, over_amst  # noqa: E402
+from novacron.sim.envs.bandwidth import BandwidthAllocationEnv, LearnedAllocator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: arrival seeds of pba_allocation.py's test table
@@ -75,105 +70,16 @@ def allocators(models: Path | None = None) -> dict[str, Allocator]:
     return found
 
 
-def in_env(env: BandwidthAllocationEnv, allocator: Allocator, trace_index: int, seed: int) -> dict:
-    """The environment's own numbers for one episode."""
-    env.reset(seed=seed, options={"trace_index": trace_index})
-    goodput_terms, total, done = 0.0, 0.0, False
-    while not done:
-        _, reward, _, done, info = env.step(allocator_action(env, allocator))
-        total += reward
-        goodput_terms += info["delivered_mb"] / info["capacity_mb"] if info["capacity_mb"] > 0 else 0.0
-    metrics = env.metrics()
-    return {
-        "misses": metrics["misses"],
-        "weighted_misses": goodput_terms - total,  # shares never sum above 1: no over-allocation term
-        "goodput_over_capacity": metrics["goodput_over_capacity"],
-    }
-
-
-def over_amst(
-    env: BandwidthAllocationEnv,
-    allocator: Allocator,
-    trace_index: int,
-    seed: int,
-    rtt: float,
-    true_forecast: bool = False,
-) -> dict:
-    """The environment's episode ``(trace_index, seed)`` sent over AMST in the protocol simulator.
-
-    ``true_forecast``: the sender is told the trace's next samples instead of forecasting from its
-    measurements (a diagnostic: what is left of the gap to the environment is the transport's)."""
-    env.reset(seed=seed, options={"trace_index": trace_index})
-    while env.t < env.end:  # draw every arrival (they do not depend on the actions)
-        env.step(np.zeros(env.max_transfers, dtype=np.float32))
-    dt, trace = env.dt, env._cap[env.history : env.end]
-    initial = float(env._cap[: env.history].mean())
-    arrivals = env.arrival_log
-    end = len(trace) * dt
-
-    sim = Simulation(topologies.pair(rtt=rtt, nic_bandwidth=10e9), seed=seed)
-    sim.faults.replay_bandwidth(sim.faults.links_between_sites("a", "b"), np.arange(len(trace)) * dt, trace)
-
-    def app(rt):
-        from novacron.transport import AMST
-
-        amst = AMST(rt)
-        if rt.node_id == "y":
-            return AllocatedReceiver(rt, amst, lambda src, name, payload: None)
-        return AllocatedSender(
-            rt,
-            amst,
-            "y",
-            allocator,
-            initial_mbps=initial,
-            step=dt,
-            horizon=env.horizon,
-            forecaster=truth if true_forecast else None,
-        )
-
-    def truth(now: float, horizon: int) -> np.ndarray:
-        first = min(int(now / dt), len(trace) - 1)
-        ahead = trace[first : first + horizon]
-        return np.concatenate([ahead, np.full(horizon - len(ahead), trace[-1])])
-
-    sim.start(app)
-
-    async def drive(rt):
-        sender: AllocatedSender = rt.app
-        runner = rt.spawn(sender.run())
-        dropped = []
-        for i, (step, size_mb, deadline_steps, priority) in enumerate(arrivals):
-            await rt.sleep(max(0.0, step * dt - rt.now()))
-            if sender.in_flight >= env.max_transfers:
-                dropped.append(priority)
-                continue
-            nbytes = max(1, int(round(size_mb * 1e6 / 8)))
-            sender.submit(f"t{i}", VirtualPayload(nbytes), rt.now() + deadline_steps * dt, priority)
-        await rt.sleep(max(0.0, end - rt.now()))
-        sender.close()
-        await runner
-        return sender, dropped
-
-    sender, dropped = sim.run_until_complete("x", drive, timeout=10 * end + 60)
-    missed = [o for o in sender.outcomes if not o.met and o.deadline <= end + 1e-9]
-    delivered_mb = sum(o.delivered for o in sender.outcomes) * 8 / 1e6
-    return {
-        "misses": float(len(missed) + len(dropped)),
-        "weighted_misses": float(sum(o.priority for o in missed) + sum(dropped)),
-        "goodput_over_capacity": delivered_mb / float(trace.sum() * dt),
-        "steps": len(sender.steps),
-    }
-
-
 def _episode(job: tuple) -> list[dict]:
     traces, trace_index, seed, rtt, models = job
     env = BandwidthAllocationEnv(traces=traces)
+    episode = env.episode(seed, trace_index)
     rows = []
     for name, allocator in allocators(models).items():
         base = {"policy": name, "trace": traces[trace_index].attrs["name"], "seed": seed}
-        rows.append({**base, "where": "env", **in_env(env, allocator, trace_index, seed)})
-        rows.append({**base, "where": "amst", **over_amst(env, allocator, trace_index, seed, rtt)})
-        true = over_amst(env, allocator, trace_index, seed, rtt, true_forecast=True)
+        rows.append({**base, "where": "env", **in_env(env, allocator, seed, trace_index)})
+        rows.append({**base, "where": "amst", **over_amst(episode, allocator, rtt=rtt, seed=seed)})
+        true = over_amst(episode, allocator, rtt=rtt, seed=seed, true_forecast=True)
         rows.append({**base, "where": "amst_true_forecast", **true})
     return rows
 

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,23 @@ def _capacity(path: Path) -> np.ndarray:
     if key not in _TRACE_CACHE:
         _TRACE_CACHE[key] = load_trace(path)[MBPS].to_numpy(dtype=float)
     return _TRACE_CACHE[key]
+
+
+@dataclass(frozen=True)
+class AllocationEpisode:
+    """One episode's workload, to replay it elsewhere (over AMST: :mod:`novacron.sim.allocation`).
+
+    ``trace``: the link's capacity (Mbps) at each scored step; ``history``: the samples shown before
+    the first; ``arrivals``: ``(step, megabits, deadline steps, priority)`` per transfer, dropped ones
+    included; ``max_transfers`` in flight at most, as in the env; forecasts over ``horizon`` steps.
+    """
+
+    trace: np.ndarray
+    history: np.ndarray
+    arrivals: list[tuple[int, float, int, float]]
+    dt: float
+    max_transfers: int
+    horizon: int
 
 
 class BandwidthAllocationEnv(gym.Env):
@@ -249,6 +267,23 @@ class BandwidthAllocationEnv(gym.Env):
             i = int(free[0])
             self.remaining[i], self.deadline[i], self.priority[i] = size, deadline, priority
             self.active[i] = True
+
+    def episode(self, seed: int, trace_index: int | None = None) -> AllocationEpisode:
+        """The workload of episode ``reset(seed=seed)`` (the trace and every arrival), drawn by
+        running it with zero shares: neither depends on the actions. Leaves the env after that
+        episode's end."""
+        self.reset(seed=seed, options=None if trace_index is None else {"trace_index": trace_index})
+        while self.t < self.end:
+            self.step(np.zeros(self.max_transfers, dtype=np.float32))
+        assert self._cap is not None
+        return AllocationEpisode(
+            trace=self._cap[self.history : self.end].copy(),
+            history=self._cap[: self.history].copy(),
+            arrivals=list(self.arrival_log),
+            dt=self.dt,
+            max_transfers=self.max_transfers,
+            horizon=self.horizon,
+        )
 
     def set_state(self, history: Sequence[float], transfers: Sequence[Transfer]) -> np.ndarray:
         """Put the env in a given state, outside any episode, and return its observation.

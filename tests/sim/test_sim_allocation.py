@@ -1,0 +1,53 @@
+"""Allocators on the environment's episodes, in the environment and over AMST in the simulator."""
+
+import numpy as np
+import pytest
+
+from novacron.prediction.allocation import EarliestDeadlineFirst, EqualShare
+from novacron.prediction.traces import data_dir, trace_files
+from novacron.sim.allocation import in_env, over_amst
+from novacron.sim.envs.bandwidth import AllocationEpisode, BandwidthAllocationEnv
+
+FILES = trace_files([data_dir("norway_hsdpa")])[:2]
+
+
+def hand_episode(arrivals, mbps=8.0, steps=30) -> AllocationEpisode:
+    return AllocationEpisode(
+        trace=np.full(steps, mbps),
+        history=np.full(8, mbps),
+        arrivals=arrivals,
+        dt=1.0,
+        max_transfers=2,
+        horizon=5,
+    )
+
+
+def test_a_feasible_transfer_meets_its_deadline_and_an_impossible_one_is_missed():
+    # 8 Mbit/s: 16 Mb need 2 s (deadline 6 steps: met); 200 Mb cannot be done in 10 steps
+    result = over_amst(hand_episode([(0, 16.0, 6, 1.0), (1, 200.0, 10, 1 / 3)]), EarliestDeadlineFirst())
+    assert result["misses"] == 1 and result["weighted_misses"] == pytest.approx(1 / 3)
+    assert 0.25 < result["goodput_over_capacity"] <= 1.0
+
+
+def test_arrivals_beyond_the_slots_are_dropped_as_misses_as_in_the_environment():
+    arrivals = [(0, 80.0, 25, 1.0), (0, 80.0, 25, 1.0), (0, 8.0, 25, 2 / 3)]  # the third finds no slot
+    result = over_amst(hand_episode(arrivals), EqualShare())
+    assert result["misses"] == 1 and result["weighted_misses"] == pytest.approx(2 / 3)
+
+
+def test_the_episode_is_the_envs_and_both_sides_report_the_same_metrics():
+    env = BandwidthAllocationEnv(traces=FILES, max_steps=40)
+    episode = env.episode(seed=3)
+    env.reset(seed=3)
+    assert episode.arrivals[: len(env.arrival_log)] == env.arrival_log  # the reset's own arrivals
+    assert len(episode.trace) == 40 and len(episode.history) == env.history
+    in_the_env = in_env(env, EarliestDeadlineFirst(), seed=3)
+    measured = over_amst(episode, EarliestDeadlineFirst(), seed=3)
+    told = over_amst(episode, EarliestDeadlineFirst(), seed=3, true_forecast=True)
+    assert (
+        set(in_the_env)
+        == set(measured)
+        == set(told)
+        == {"misses", "weighted_misses", "goodput_over_capacity"}
+    )
+    assert measured == over_amst(episode, EarliestDeadlineFirst(), seed=3)  # deterministic
