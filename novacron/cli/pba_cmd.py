@@ -7,6 +7,13 @@
   classical predictors (and the LSTM when ``--model`` is given) on exactly the files given, at
   horizon 1 and horizon K (the K-th step ahead alone). ``--json`` prints one JSON object; otherwise
   a table. Exit status 2 for bad arguments or unreadable traces.
+* ``novacron pba allocate --traces DIR... [--model PATH...] [--edf-margin M] [--seeds N]
+  [--over-amst [--rtt S] [--true-forecast]] [--json]`` scores the bandwidth allocators (the four
+  baselines, EDF with a margin, learned policies saved by ``experiments/pba_allocation.py``) on the
+  allocation environment's episodes of exactly the files given (``--seeds`` arrival seeds per file),
+  and with ``--over-amst`` on the same episodes sent over AMST in the simulator
+  (:mod:`novacron.sim.allocation`): deadline misses, priority-weighted misses, goodput over capacity,
+  mean and 95 % CI over episodes.
 """
 
 from __future__ import annotations
@@ -60,6 +67,27 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(func=run_evaluate)
+
+    allocate = actions.add_parser("allocate", help="score bandwidth allocators on trace files")
+    _trace_arguments(allocate)
+    allocate.add_argument(
+        "--model",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="learned allocators (PATH.zip + PATH.json, as results/pba/models/rl_ppo_residual_s0)",
+    )
+    allocate.add_argument("--edf-margin", type=float, help="also EDF asking this many times its share")
+    allocate.add_argument("--seeds", type=int, default=1, help="arrival seeds per file (default 1)")
+    allocate.add_argument("--max-steps", type=int, default=200, help="steps per episode (default 200)")
+    allocate.add_argument("--over-amst", action="store_true", help="also send each episode over AMST")
+    allocate.add_argument("--rtt", type=float, default=0.1, help="round trip over AMST, s (default 0.1)")
+    allocate.add_argument(
+        "--true-forecast", action="store_true", help="over AMST, tell the sender the true trace (diagnostic)"
+    )
+    allocate.add_argument("--json", action="store_true", help="print one JSON object")
+    allocate.set_defaults(func=run_allocate)
     return parser
 
 
@@ -134,4 +162,66 @@ def run_evaluate(args: argparse.Namespace) -> int:
     else:
         with pd.option_context("display.width", 120, "display.max_columns", 20):
             print(table.round(4).to_string(index=False))
+    return 0
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if value == value else None  # NaN is not equal to itself
+
+
+def run_allocate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from novacron.prediction.allocation import EarliestDeadlineFirst, baselines
+    from novacron.prediction.traces import load_traces
+    from novacron.sim.allocation import in_env, over_amst
+    from novacron.sim.envs.bandwidth import BandwidthAllocationEnv, LearnedAllocator
+
+    if args.seeds < 1 or args.max_steps < 1 or args.rtt < 0:
+        return _fail("--seeds and --max-steps must be at least 1, --rtt at least 0")
+    try:
+        traces = load_traces(args.traces, args.format, args.bin_seconds)
+        env = BandwidthAllocationEnv(traces=traces, max_steps=args.max_steps)
+        allocators = {a.name: a for a in baselines()}
+        if args.edf_margin is not None:
+            allocators["edf_margin"] = EarliestDeadlineFirst(margin=args.edf_margin)
+        for path in args.model:
+            if not path.with_suffix(".zip").is_file() or not path.with_suffix(".json").is_file():
+                raise ValueError(f"{path}: a learned allocator needs {path.name}.zip and {path.name}.json")
+            allocators[path.name] = LearnedAllocator.load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        return _fail(str(exc))
+    places = ["env", *(["amst_true_forecast" if args.true_forecast else "amst"] if args.over_amst else [])]
+    rows = []
+    episodes = [(i, seed) for i in range(len(traces)) for seed in range(args.seeds)]
+    for done, (index, seed) in enumerate(episodes, 1):
+        episode = env.episode(seed, index) if args.over_amst else None
+        for name, allocator in allocators.items():
+            rows.append({"allocator": name, "where": "env", **in_env(env, allocator, seed, index)})
+            if episode is not None:
+                result = over_amst(
+                    episode, allocator, rtt=args.rtt, seed=seed, true_forecast=args.true_forecast
+                )
+                rows.append({"allocator": name, "where": places[1], **result})
+        print(f"episode {done}/{len(episodes)}", file=sys.stderr, flush=True)
+    table = pd.DataFrame(rows)
+    metrics = ["misses", "weighted_misses", "goodput_over_capacity"]
+    grouped = table.groupby(["allocator", "where"], sort=False)[metrics]
+    mean, ci95 = grouped.mean(), grouped.sem(ddof=1) * 1.96  # NaN (null in JSON) for one episode
+    if args.json:
+        result: dict = {
+            "files": [str(t.attrs.get("path", t.attrs.get("name", ""))) for t in traces],
+            "episodes": len(episodes),
+            "rtt_s": args.rtt if args.over_amst else None,
+            "allocators": {},
+        }
+        for (name, where), row in mean.iterrows():
+            result["allocators"].setdefault(name, {})[where] = {
+                m: {"mean": float(row[m]), "ci95": _finite_or_none(ci95.loc[(name, where), m])}
+                for m in metrics
+            }
+        print(json.dumps(result, sort_keys=True))
+    else:
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
+            print(mean.join(ci95, rsuffix="_ci95").round(3).to_string())
     return 0

@@ -62,3 +62,40 @@ def test_train_offers_every_loss_the_lstm_has():
     from novacron.prediction.lstm import LOSSES
 
     assert pba_cmd.LOSS_CHOICES == LOSSES
+
+
+ALLOCATORS = {"equal", "proportional", "edf", "robust_mpc"}
+ALLOCATION_METRICS = {"misses", "weighted_misses", "goodput_over_capacity"}
+
+
+def test_allocate_json_scores_every_allocator_in_the_env_and_over_amst(tmp_path, capsys):
+    folder = trace_dir(tmp_path, "net", n_files=2, length=60)
+    argv = ["allocate", "--traces", str(folder), "--seeds", "2", "--max-steps", "40", "--edf-margin", "1.2"]
+    assert run(*argv, "--over-amst", "--rtt", "0.05", "--json") == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["episodes"] == 4 and len(out["files"]) == 2 and out["rtt_s"] == 0.05
+    assert set(out["allocators"]) == ALLOCATORS | {"edf_margin"}
+    for places in out["allocators"].values():
+        assert set(places) == {"env", "amst"}
+        assert all(set(metrics) == ALLOCATION_METRICS for metrics in places.values())
+        assert all(
+            m["ci95"] is not None and m["ci95"] >= 0 for metrics in places.values() for m in metrics.values()
+        )
+    assert "episode 4/4" in captured.err  # progress goes to stderr, the JSON alone to stdout
+
+
+def test_allocate_loads_a_learned_allocator_and_names_a_missing_one(tmp_path, capsys):
+    from pathlib import Path
+
+    folder = trace_dir(tmp_path, "net", n_files=1, length=60)
+    shipped = Path(__file__).resolve().parents[2] / "results/pba/models/rl_ppo_residual_s0"
+    assert (
+        run("allocate", "--traces", str(folder), "--max-steps", "30", "--model", str(shipped), "--json") == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["allocators"]) == ALLOCATORS | {"rl_ppo_residual_s0"}
+    assert out["allocators"]["edf"]["env"]["misses"]["ci95"] is None  # one episode: no interval
+    missing = tmp_path / "nowhere"
+    assert run("allocate", "--traces", str(folder), "--model", str(missing)) == 2
+    assert "nowhere.zip" in capsys.readouterr().err
