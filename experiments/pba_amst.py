@@ -107,7 +107,7 @@ def summarise(episodes: pd.DataFrame, reference: str = "edf_margin") -> pd.DataF
         minus_reference=episodes["weighted_misses"].to_numpy() - ref.reindex(key).to_numpy()
     )
     grouped = episodes.groupby(["where", "policy"], sort=False)
-    metrics = ["misses", "weighted_misses", "goodput_over_capacity", "minus_reference"]
+    metrics = ["misses", "weighted_misses", "goodput_over_capacity", "misses_nearly_done", "minus_reference"]
     table = grouped[metrics].agg(["mean", "sem"])
     table.columns = [f"{m}_{'ci95' if s == 'sem' else 'mean'}" for m, s in table.columns]
     for col in [c for c in table.columns if c.endswith("_ci95")]:

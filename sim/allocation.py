@@ -11,7 +11,10 @@ trace, with a round trip of ``rtt``. As in the environment at most ``max_transfe
 trace: transfers whose deadline falls later are not counted.
 
 Both return the same metrics: deadline misses, priority-weighted misses (the reward's penalty) and
-goodput over capacity. ``experiments/pba_amst.py`` and ``novacron pba allocate --over-amst`` use them.
+goodput over capacity; :func:`over_amst` also counts the misses that had at least
+:data:`NEARLY_DONE` of their bytes delivered (an allocator that plans to finish just in time loses
+those to the transport's delays, which the environment does not have).
+``experiments/pba_amst.py`` and ``novacron pba allocate --over-amst`` use them.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from .simulation import Simulation
 
 #: a 3G-like round trip (the shipped traces are HSDPA and fixed broadband)
 DEFAULT_RTT = 0.1
+#: a missed transfer with this share of its bytes delivered at its deadline missed by a hair
+NEARLY_DONE = 0.95
 
 
 def in_env(
@@ -113,4 +118,5 @@ def over_amst(
         "misses": float(len(missed) + len(dropped)),
         "weighted_misses": float(sum(o.priority for o in missed) + sum(dropped)),
         "goodput_over_capacity": delivered_mb / float(trace.sum() * dt),
+        "misses_nearly_done": float(sum(o.delivered >= NEARLY_DONE * o.nbytes for o in missed)),
     }

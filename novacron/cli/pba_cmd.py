@@ -205,7 +205,9 @@ def run_allocate(args: argparse.Namespace) -> int:
                 rows.append({"allocator": name, "where": places[1], **result})
         print(f"episode {done}/{len(episodes)}", file=sys.stderr, flush=True)
     table = pd.DataFrame(rows)
-    metrics = ["misses", "weighted_misses", "goodput_over_capacity"]
+    metrics = [
+        m for m in ("misses", "weighted_misses", "goodput_over_capacity", "misses_nearly_done") if m in table
+    ]
     grouped = table.groupby(["allocator", "where"], sort=False)[metrics]
     mean, ci95 = grouped.mean(), grouped.sem(ddof=1) * 1.96  # NaN (null in JSON) for one episode
     if args.json:
@@ -219,6 +221,7 @@ def run_allocate(args: argparse.Namespace) -> int:
             result["allocators"].setdefault(name, {})[where] = {
                 m: {"mean": float(row[m]), "ci95": _finite_or_none(ci95.loc[(name, where), m])}
                 for m in metrics
+                if row[m] == row[m]  # (the environment has no near misses: NaN there)
             }
         print(json.dumps(result, sort_keys=True))
     else:
