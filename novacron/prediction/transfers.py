@@ -152,8 +152,9 @@ class _Job:
 
 @dataclass(frozen=True)
 class StepLog:
-    """One step: the forecast it planned with, the bytes and streams it handed out, and the
-    throughput measured over the step that ended there (None: the link idled during it)."""
+    """One step: the forecast it planned with, the bytes it handed out and the streams the
+    allocator asked for them (a small segment uses fewer, see ``AllocatedSender._send``), and the
+    throughput sample taken at the step's start (None: the measurement window goes on)."""
 
     at: float
     forecast_mbps: float
