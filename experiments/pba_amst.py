@@ -134,7 +134,7 @@ def plot(table: pd.DataFrame, path: Path, rtt: float) -> None:
         err = table.pivot(index="policy", columns="where", values=f"{metric}_ci95")[
             ["env", "amst_true_forecast", "amst"]
         ]
-        wide.plot.bar(ax=ax, yerr=err, rot=0, capsize=3)
+        wide.plot.bar(ax=ax, yerr=err, rot=20, capsize=3)
         ax.set_title(label)
         ax.set_xlabel("")
     fig.suptitle(f"Allocators in the environment vs over AMST (RTT {rtt * 1000:g} ms), HSDPA test files")
