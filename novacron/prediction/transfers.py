@@ -25,6 +25,12 @@ forecast the queue stays under two steps and the measurements show it; when it i
 ``headroom`` and the measurement over busy time only (see :meth:`AllocatedSender._measure`) bring
 the forecast up to the link.
 
+What this cannot do: take back bytes already handed out. When the allocator turns to an urgent
+new job, the segments other jobs have in flight (up to about two of their budgets each) still
+share the link with it, by flow fairness over their streams; an allocator that plans each
+transfer's rate to finish just at its deadline loses to that (``results/pba/amst``), one that
+serves the urgent job whole (EDF) much less.
+
 A job whose deadline passes before its last byte is confirmed is *missed*: its segments in
 flight are cancelled, its outcome says how much was delivered, and the receiver is told to free
 its partial copy (the environment drops it the same way; a late result is worth nothing to the
@@ -251,15 +257,13 @@ class AllocatedSender:
             payload_size(payload),
         )
         self._jobs.append(job)
-        if self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
+        self._wake_up()
         return job.done
 
     def close(self) -> None:
         """Stop: segments in flight are cancelled, jobs not finished end as missed."""
         self._closed = True
-        if self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
+        self._wake_up()
 
     @property
     def in_flight(self) -> int:
@@ -268,17 +272,33 @@ class AllocatedSender:
 
     # -- steps ----------------------------------------------------------------------------------
     async def run(self) -> None:
-        """Plan a step every ``step`` seconds while there are jobs, wait for jobs otherwise."""
+        """Plan a step every ``step`` seconds while there are jobs, wait for jobs otherwise; a job
+        submitted meanwhile starts a step at once (in the environment transfers arrive at a
+        step's start: one that waited for the next planned step would lose up to a step of its
+        deadline)."""
         while not self._closed:
             if not self._jobs:
-                self._wake = self.rt.create_future()
-                await self._wake
-                self._wake = None
+                await self._sleep(None)
                 continue
             self.plan_step()
-            await self.rt.sleep(self.step)
+            await self._sleep(self.step)
         for job in list(self._jobs):
             self._settle(job, None)
+
+    async def _sleep(self, seconds: float | None) -> None:
+        """Wait ``seconds`` (None: for ever), or until a job is submitted or the sender closed."""
+        self._wake = self.rt.create_future()
+        timer = None if seconds is None else self.rt.call_later(seconds, self._wake_up)
+        try:
+            await self._wake
+        finally:
+            self._wake = None
+            if timer is not None:
+                timer.cancel()
+
+    def _wake_up(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
 
     def forecast(self) -> np.ndarray:
         """Mbit/s for the next ``horizon`` steps, from the steps measured so far (or, given a

@@ -213,3 +213,24 @@ def test_a_forecaster_from_outside_replaces_the_measured_forecast():
     link.run([("job", VirtualPayload(12 * MB), 30.0, 1.0)])
     assert [s.forecast_mbps for s in list(link.sender.steps)[:8]] == [16.0] * 5 + [4.0] * 3
     assert link.sender.samples  # it still measures
+
+
+def test_a_job_submitted_between_steps_starts_at_once():
+    """The environment's transfers arrive at a step's start; one that waited for the sender's next
+    planned step would lose up to a step of its deadline."""
+    link = Link([8.0] * 30)
+
+    async def go(rt):
+        sender = rt.app
+        runner = rt.spawn(sender.run())
+        first = sender.submit("long", VirtualPayload(8 * MB), 20.0)
+        await rt.sleep(0.5)
+        second = sender.submit("short", VirtualPayload(MB), rt.now() + 4.0)
+        outcomes = [await first, await second]
+        sender.close()
+        await runner
+        return outcomes
+
+    long, short = link.sim.run_until_complete("x", go, timeout=120)
+    assert [(s.at, s.jobs) for s in list(link.sender.steps)[:2]] == [(0.0, 1), (0.5, 2)]
+    assert long.met and short.met and short.finished < long.finished
