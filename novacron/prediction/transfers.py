@@ -21,7 +21,7 @@ enforces the shares over time on both runtimes. Steps do not wait for each other
 barrier would idle the link for a round trip every step, and the throughput measured with the
 idle time in it would drag every forecast down). Instead a job is handed a new segment only
 while less than its step's budget of it is still unacknowledged: when the link is slower than
-forecast the queue stays under two steps and the measurements show it; when it is lower, the
+forecast the queue stays under two budgets per job and the measurements show it; when it is lower, the
 ``headroom`` and the measurement over busy time only (see :meth:`AllocatedSender._measure`) bring
 the forecast up to the link.
 
@@ -34,7 +34,8 @@ serves the urgent job whole (EDF) much less.
 A job whose deadline passes before its last byte is confirmed is *missed*: its segments in
 flight are cancelled, its outcome says how much was delivered, and the receiver is told to free
 its partial copy (the environment drops it the same way; a late result is worth nothing to the
-callers this is for). Jobs submitted between steps join at the next step.
+callers this is for). A job submitted between steps starts a step at once, as a transfer arrives
+at a step's start in the environment.
 
 :class:`AllocatedReceiver` reassembles each job from its segments (placed straight into one
 buffer per job) and hands the complete payload to its handler once.
@@ -335,7 +336,11 @@ class AllocatedSender:
         assigned = streams_used = 0
         for job, share, streams in zip(jobs, plan.shares, plan.streams, strict=True):
             budget = max(self.min_segment, int(share * step_bytes))
-            if share <= 0 or streams <= 0 or job.unassigned <= 0 or job.unacknowledged >= budget:
+            if job.nbytes == 0:  # one empty segment (the allocator gives nothing to nothing)
+                if job.outstanding:
+                    continue
+                share, streams = 0.0, 1
+            elif share <= 0 or streams <= 0 or job.unassigned <= 0 or job.unacknowledged >= budget:
                 continue
             offset, length = job.next_range(budget)
             job.outstanding[offset] = None  # before the spawn: a runtime may start it at once

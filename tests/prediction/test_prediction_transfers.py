@@ -68,6 +68,13 @@ def test_jobs_arrive_intact_and_each_is_handed_over_once():
     assert link.receiver.partial_jobs == 0 and link.sender.in_flight == 0
 
 
+def test_an_empty_job_is_delivered_as_an_empty_payload():
+    link = Link([8.0] * 10)
+    outcomes = link.run([("empty", b"", 5.0, 1.0), ("virtual", VirtualPayload(0), 5.0, 1.0)])
+    assert all(o.met and o.delivered == 0 for o in outcomes.values())
+    assert link.received == {"empty": b"", "virtual": VirtualPayload(0)}
+
+
 def test_edf_serves_the_nearer_deadline_first_and_equal_share_serves_both_together():
     jobs = [("late", VirtualPayload(4 * MB), 20.0, 1.0), ("soon", VirtualPayload(4 * MB), 6.0, 1.0)]
     edf = Link([8.0] * 30, EarliestDeadlineFirst()).run(jobs)
