@@ -2,9 +2,14 @@
 own temporary directories."""
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "contract"))
+from harness import AsyncioHarness, SimHarness  # noqa: E402
 
 # Property tests draw the same examples on every run (CI must not go red by luck). To explore new
 # examples locally, run with ``--hypothesis-profile=explore``; a failing example found that way
@@ -25,3 +30,13 @@ def _sb3_logs_in_a_temporary_directory(tmp_path_factory):
         os.environ.pop("SB3_LOGDIR", None)
     else:
         os.environ["SB3_LOGDIR"] = previous
+
+
+@pytest.fixture(params=["sim", "asyncio"])
+def harness(request, tmp_path):
+    """The same protocol code on both runtimes: a simulated cluster, or nodes on the asyncio backend
+    over loopback (``tests/contract/harness.py``); stopped by the test's end. A test folder that
+    needs more (uvloop, a seed, clean-up of its own) defines its own ``harness``."""
+    h = (SimHarness if request.param == "sim" else AsyncioHarness)(tmp_path)
+    yield h
+    h.close()

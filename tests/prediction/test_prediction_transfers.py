@@ -1,8 +1,6 @@
-"""PBA's allocator driving AMST: jobs with deadlines sent in rounds of byte budgets."""
+"""PBA's allocator driving AMST: jobs with deadlines sent in steps of byte budgets."""
 
 import hashlib
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,9 +11,6 @@ from novacron.prediction.transfers import AllocatedReceiver, AllocatedSender
 from novacron.runtime import TransferError, VirtualPayload
 from novacron.sim import Simulation, topologies
 from novacron.transport import AMST
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
-from harness import AsyncioHarness, SimHarness  # noqa: E402
 
 MB = 1_000_000
 
@@ -177,13 +172,6 @@ def test_a_malformed_segment_is_refused_and_later_jobs_still_arrive():
     assert link.receiver.refused == 1 and link.receiver.partial_jobs == 0
     outcomes = link.run([("ok", b"payload", 10.0, 1.0)])
     assert outcomes["ok"].met and link.received == {"ok": b"payload"}
-
-
-@pytest.fixture(params=["sim", "asyncio"])
-def harness(request, tmp_path):
-    h = (SimHarness if request.param == "sim" else AsyncioHarness)(tmp_path)
-    yield h
-    h.close()
 
 
 def test_the_same_code_delivers_on_both_runtimes(harness):

@@ -1,27 +1,15 @@
 """AMST and the data plane on both runtimes: intact data, and a stream failure mid-transfer."""
 
 import hashlib
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
-from harness import AsyncioHarness, SimHarness  # noqa: E402
 
 from novacron.config import DWCPConfig  # noqa: E402
 from novacron.runtime import TransferError  # noqa: E402
 from novacron.transport import AMST, DataPlane  # noqa: E402
 
 MiB = 1 << 20
-
-
-@pytest.fixture(params=["sim", "asyncio"])
-def harness(request, tmp_path):
-    h = (SimHarness if request.param == "sim" else AsyncioHarness)(tmp_path)
-    yield h
-    h.close()
 
 
 def receiver(digests):

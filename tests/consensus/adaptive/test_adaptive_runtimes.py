@@ -4,11 +4,7 @@ asyncio over loopback TCP (real timeouts there, so every wait polls with a deadl
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "contract"))
-from harness import AsyncioHarness, SimHarness  # noqa: E402
 
 from novacron.config import ConsensusConfig  # noqa: E402
 from novacron.consensus.adaptive import AdaptiveConsensus  # noqa: E402
@@ -20,13 +16,6 @@ IDS = ["n0", "n1", "n2", "n3"]
 RAFT = RaftSettings(heartbeat_interval=0.05, election_timeout=0.3)
 PBFT = PBFTSettings(view_change_timeout=1.0, status_interval=0.05, checkpoint_interval=4, watermark_window=16)
 KEYS = Keyring.generate(IDS, seed=1)
-
-
-@pytest.fixture(params=["sim", "asyncio"])
-def harness(request, tmp_path):
-    h = (SimHarness if request.param == "sim" else AsyncioHarness)(tmp_path)
-    yield h
-    h.close()
 
 
 def app(rt):

@@ -5,26 +5,11 @@ real (heartbeat 50 ms, election 300 ms), so every wait polls a condition
 with a deadline rather than sleeping a fixed time.
 """
 
-import sys
-from pathlib import Path
-
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "contract"))
-from harness import AsyncioHarness, SimHarness  # noqa: E402
-
 from novacron.consensus.kv import Get, KVStore, Put, decode_result, encode_op  # noqa: E402
 from novacron.consensus.raft import NotLeader, RaftError, RaftNode, RaftSettings  # noqa: E402
 
 IDS = ["n0", "n1", "n2"]
 SETTINGS = RaftSettings(heartbeat_interval=0.05, election_timeout=0.3)
-
-
-@pytest.fixture(params=["sim", "asyncio"])
-def harness(request, tmp_path):
-    h = (SimHarness if request.param == "sim" else AsyncioHarness)(tmp_path)
-    yield h
-    h.close()
 
 
 def app(rt):
