@@ -270,3 +270,24 @@ def test_a_finished_transfer_lets_go_of_its_payload_at_once():
         assert alive() is None, "something still holds the payload: a cycle only gc.collect() frees"
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("duplicate", [0.0, 0.5])
+def test_progress_reports_the_bytes_of_each_acknowledged_chunk_as_they_come(duplicate):
+    sim, _ = amst_sim(pair(bandwidth=1e9), chunk_size=256 * 1024)
+    sim.faults.burst(duplicate=duplicate)  # a duplicated acknowledgement counts once
+    seen = []
+
+    async def go(rt):
+        report = await rt.app.send(
+            "y", VirtualPayload(8 * MiB), streams=4, tag="blob", progress=lambda n: seen.append((rt.now(), n))
+        )
+        return report
+
+    report = sim.run_until_complete("x", go, timeout=60)
+    chunk = 256 * 1024
+    assert all(n > 0 and n % chunk == 0 for _, n in seen)
+    # the last chunks may be confirmed by the TransferDone alone; never more than the payload
+    assert 8 * MiB - 4 * chunk <= sum(n for _, n in seen) <= 8 * MiB
+    times = [t for t, _ in seen]
+    assert times == sorted(times) and times[0] < report.finished - 0.5 * report.duration  # as it goes
