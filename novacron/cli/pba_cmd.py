@@ -188,7 +188,10 @@ def run_allocate(args: argparse.Namespace) -> int:
         for path in args.model:
             if not path.with_suffix(".zip").is_file() or not path.with_suffix(".json").is_file():
                 raise ValueError(f"{path}: a learned allocator needs {path.name}.zip and {path.name}.json")
-            allocators[path.name] = LearnedAllocator.load(path)
+            try:
+                allocators[path.name] = LearnedAllocator.load(path)
+            except Exception as exc:  # a corrupt zip, JSON or state dict: say which file
+                raise ValueError(f"{path}: not a learned allocator ({type(exc).__name__}: {exc})") from exc
     except (OSError, ValueError, KeyError) as exc:
         return _fail(str(exc))
     places = ["env", *(["amst_true_forecast" if args.true_forecast else "amst"] if args.over_amst else [])]

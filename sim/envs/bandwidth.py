@@ -587,6 +587,15 @@ class LearnedAllocator(Allocator):
         mean, var = settings.get("obs_mean"), settings.get("obs_var")
         self.obs_mean = None if mean is None else np.asarray(mean, dtype=np.float32)
         self.obs_std = None if var is None else np.sqrt(np.asarray(var, dtype=np.float32) + 1e-8)
+        expected = self.wrapper.observation_space.shape
+        shapes = {
+            "the policy's observations": tuple(policy.observation_space.shape),
+            "the observation statistics": None if mean is None else self.obs_mean.shape,
+        }
+        wrong = {what: shape for what, shape in shapes.items() if shape is not None and shape != expected}
+        if wrong:  # trained with other env settings (say, max_transfers): fail now, not mid-run
+            found = ", ".join(f"{what} {shape}" for what, shape in wrong.items())
+            raise ValueError(f"this environment's observations are {expected}, but {found}")
 
     @classmethod
     def load(cls, path: str | Path, **env_options) -> LearnedAllocator:

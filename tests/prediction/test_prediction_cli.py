@@ -100,3 +100,7 @@ def test_allocate_loads_a_learned_allocator_and_names_a_missing_one(tmp_path, ca
     missing = tmp_path / "nowhere"
     assert run("allocate", "--traces", str(folder), "--model", str(missing)) == 2
     assert "nowhere.zip" in capsys.readouterr().err
+    (tmp_path / "broken.zip").write_bytes(b"not a zip")
+    (tmp_path / "broken.json").write_text("{}")
+    assert run("allocate", "--traces", str(folder), "--model", str(tmp_path / "broken")) == 2
+    assert "broken: not a learned allocator" in capsys.readouterr().err

@@ -324,3 +324,5 @@ def test_env_bandwidth_learned_allocator_serves_the_earliest_deadlines_when_slot
     assert np.all(shares[:2] == 0) and shares[2:].sum() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="at least 8 capacity samples"):
         learned.env.set_state([1.0] * 3, transfers[:2])
+    with pytest.raises(ValueError, match=r"observations are \(\d+,\), but the policy's observations"):
+        LearnedAllocator(model.policy, settings, max_transfers=4)  # trained with 8 slots
