@@ -447,6 +447,7 @@ JobHandler = Callable[[str, str, Payload], Any]
 class _Partial:
     total: int
     buffer: bytearray | None  # None for a simulated (virtual) job
+    touched: float  # when a segment of it last arrived
     covered: list[tuple[int, int]] = field(default_factory=list)  # disjoint [start, end), sorted
 
     def add(self, start: int, end: int) -> None:
@@ -467,15 +468,35 @@ class _Partial:
 
 class AllocatedReceiver:
     """Reassembles the jobs an :class:`AllocatedSender` sends with ``tag``; calls ``handler`` once
-    per complete job. A segment whose placement data is malformed is refused: logged here, and its
-    transfer fails on the sender's side with the reason."""
+    per complete job.
 
-    def __init__(self, rt: Runtime, amst: AMST, handler: JobHandler, *, tag: str = DEFAULT_TAG) -> None:
+    A segment whose placement data is malformed, or whose job would take the buffers of unfinished
+    jobs past ``max_buffered`` bytes, is refused: logged here, and its transfer fails on the
+    sender's side with the reason. An unfinished job that no segment has reached for
+    ``stale_after`` seconds is forgotten (its sender dropped it and the notice was lost, or the
+    sender is gone), so that neither a forged header nor a lost message can hold memory for ever.
+    """
+
+    def __init__(
+        self,
+        rt: Runtime,
+        amst: AMST,
+        handler: JobHandler,
+        *,
+        tag: str = DEFAULT_TAG,
+        max_buffered: int = 1 << 30,
+        stale_after: float = 600.0,
+    ) -> None:
+        if max_buffered < 0 or not stale_after > 0:
+            raise ValueError(f"need max_buffered >= 0 and stale_after > 0, got {max_buffered}, {stale_after}")
         self.rt, self.amst, self.handler, self.tag = rt, amst, handler, tag
+        self.max_buffered, self.stale_after = int(max_buffered), float(stale_after)
         self._partial: dict[tuple[str, str], _Partial] = {}
         #: segments AMST is receiving straight into a job's buffer (no copy when they complete)
         self._placed: set[tuple[str, str, int]] = set()
+        self.buffered = 0  # bytes of the unfinished jobs' buffers
         self.refused = 0
+        self.expired = 0
         amst.on_placed(tag, self._place, self._on_segment)
         rt.on_message(JobDropped, self._on_dropped)
 
@@ -483,7 +504,7 @@ class AllocatedReceiver:
     def partial_jobs(self) -> int:
         return len(self._partial)
 
-    def _check(self, src: str, meta: bytes, size: int) -> Segment | str:
+    def _check(self, src: str, meta: bytes, size: int, virtual: bool) -> Segment | str:
         """The segment ``meta`` describes, or what is wrong with it."""
         try:
             seg = _decode_segment(meta)
@@ -496,17 +517,41 @@ class AllocatedReceiver:
         partial = self._partial.get((src, seg.job))
         if partial is not None and partial.total != seg.total:
             return f"job {seg.job!r} changed size from {partial.total} to {seg.total} bytes"
+        if partial is None and not virtual:
+            self._expire()
+            if self.buffered + seg.total > self.max_buffered:
+                return (
+                    f"job {seg.job!r} of {seg.total} bytes would take the unfinished jobs' buffers to "
+                    f"{self.buffered + seg.total} bytes (at most {self.max_buffered})"
+                )
         return seg
+
+    def _expire(self) -> None:
+        """Forget unfinished jobs no segment has reached for ``stale_after`` seconds."""
+        oldest = self.rt.now() - self.stale_after
+        for key in [key for key, partial in self._partial.items() if partial.touched < oldest]:
+            log.warning(
+                "%s: forgot job %r from %s: no segment for %gs",
+                self.rt.node_id,
+                key[1],
+                key[0],
+                self.stale_after,
+            )
+            self.expired += 1
+            self._forget(*key)
 
     def _partial_for(self, src: str, seg: Segment, virtual: bool) -> _Partial:
         key = (src, seg.job)
         partial = self._partial.get(key)
         if partial is None:
-            partial = self._partial[key] = _Partial(seg.total, None if virtual else bytearray(seg.total))
+            buffer = None if virtual else bytearray(seg.total)
+            partial = self._partial[key] = _Partial(seg.total, buffer, self.rt.now())
+            self.buffered += 0 if virtual else seg.total
+        partial.touched = self.rt.now()
         return partial
 
     def _place(self, src: str, size: int, meta: bytes) -> memoryview | None:
-        seg = self._check(src, meta, size)
+        seg = self._check(src, meta, size, virtual=False)
         if isinstance(seg, str):
             return None  # AMST buffers it; _on_segment refuses it
         partial = self._partial_for(src, seg, virtual=False)
@@ -517,7 +562,7 @@ class AllocatedReceiver:
     def _on_segment(self, src: str, meta: bytes, payload: Payload) -> Awaitable[None] | None:
         virtual = not isinstance(payload, (bytes, bytearray, memoryview))  # the simulator's sizes
         size = _decode_length(meta) if virtual else payload_size(payload)
-        seg = self._check(src, meta, size)
+        seg = self._check(src, meta, size, virtual)
         if isinstance(seg, str):
             self.refused += 1
             log.warning("%s: refused a segment from %s: %s", self.rt.node_id, src, seg)
@@ -530,14 +575,20 @@ class AllocatedReceiver:
             partial.buffer[seg.offset : seg.offset + size] = payload
         partial.add(seg.offset, seg.offset + size)
         if not partial.complete:
-            return
-        del self._partial[(src, seg.job)]
+            return None
+        self._forget(src, seg.job)
         whole: Payload = VirtualPayload(seg.total) if partial.buffer is None else memoryview(partial.buffer)
         self.handler(src, seg.job, whole)
+        return None
 
     def _on_dropped(self, src: str, message: JobDropped) -> None:
-        self._partial.pop((src, message.job), None)
-        self._placed = {key for key in self._placed if key[:2] != (src, message.job)}
+        self._forget(src, message.job)
+
+    def _forget(self, src: str, job: str) -> None:
+        partial = self._partial.pop((src, job), None)
+        if partial is not None and partial.buffer is not None:
+            self.buffered -= partial.total
+        self._placed = {key for key in self._placed if key[:2] != (src, job)}
 
 
 async def _refuse(problem: str) -> None:

@@ -2,12 +2,13 @@
 
 import hashlib
 
+import msgspec
 import numpy as np
 import pandas as pd
 import pytest
 
 from novacron.prediction.allocation import EarliestDeadlineFirst, EqualShare
-from novacron.prediction.transfers import AllocatedReceiver, AllocatedSender
+from novacron.prediction.transfers import AllocatedReceiver, AllocatedSender, Segment
 from novacron.runtime import TransferError, VirtualPayload
 from novacron.sim import Simulation, topologies
 from novacron.transport import AMST
@@ -18,7 +19,7 @@ MB = 1_000_000
 class Link:
     """Two simulated nodes; ``x`` sends jobs to ``y`` over a link replaying ``mbps`` (one per second)."""
 
-    def __init__(self, mbps, allocator=None, seed=0, **sender_options):
+    def __init__(self, mbps, allocator=None, seed=0, receiver_options=None, **sender_options):
         self.sim = Simulation(topologies.pair(rtt=0.01, nic_bandwidth=10e9), seed=seed)
         self.received: dict[str, object] = {}
         times = np.arange(len(mbps), dtype=float)
@@ -27,7 +28,7 @@ class Link:
         def app(rt):
             amst = AMST(rt)
             if rt.node_id == "y":
-                return AllocatedReceiver(rt, amst, self._deliver)
+                return AllocatedReceiver(rt, amst, self._deliver, **(receiver_options or {}))
             options = {"initial_mbps": float(mbps[0]), **sender_options}  # may override it
             return AllocatedSender(rt, amst, "y", allocator or EarliestDeadlineFirst(), **options)
 
@@ -172,6 +173,29 @@ def test_a_malformed_segment_is_refused_and_later_jobs_still_arrive():
     assert link.receiver.refused == 1 and link.receiver.partial_jobs == 0
     outcomes = link.run([("ok", b"payload", 10.0, 1.0)])
     assert outcomes["ok"].met and link.received == {"ok": b"payload"}
+
+
+def test_a_job_bigger_than_the_receivers_buffer_budget_is_refused_and_others_still_arrive():
+    link = Link([8.0] * 30, receiver_options={"max_buffered": MB})
+    outcomes = link.run([("big", b"x" * (2 * MB), 10.0, 1.0), ("small", b"y" * 1000, 10.0, 1.0)])
+    assert not outcomes["big"].met and outcomes["big"].delivered == 0
+    assert outcomes["small"].met and link.received == {"small": b"y" * 1000}
+    assert link.receiver.refused >= 1 and link.receiver.buffered == 0
+
+
+def test_an_unfinished_job_nobody_sends_to_any_more_is_forgotten():
+    link = Link([8.0] * 30, receiver_options={"stale_after": 5.0})
+
+    async def orphan(rt):  # half of a job whose sender then goes silent (no drop notice)
+        meta = msgspec.msgpack.encode(Segment("orphan", 0, 1000, 2000))
+        await rt.app.amst.send("y", b"z" * 1000, tag="pba", meta=meta)
+
+    link.sim.run_until_complete("x", orphan, timeout=60)
+    assert link.receiver.partial_jobs == 1 and link.receiver.buffered == 2000
+    link.sim.run(until=link.sim.now + 6.0)
+    outcomes = link.run([("next", b"n" * 100, link.sim.now + 10.0, 1.0)])
+    assert outcomes["next"].met and link.receiver.expired == 1
+    assert link.receiver.partial_jobs == 0 and link.receiver.buffered == 0
 
 
 def test_the_same_code_delivers_on_both_runtimes(harness):
