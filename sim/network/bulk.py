@@ -302,6 +302,9 @@ class BulkPlane:
 
     def _stream_open(self, stream: SimStream) -> None:
         self.net.counters["streams_opened"] += 1
+        if stream.opening.done():  # the opener was cancelled while connecting: nobody will use it
+            stream.close()
+            return
         stream.opening.set_result(stream)
 
     def stream_send(self, stream: SimStream, header: Message, data: Any) -> SimFuture:

@@ -56,6 +56,25 @@ def test_records_arrive_in_order_on_a_stream_and_across_several(harness):
     assert closed
 
 
+def test_an_open_cancelled_while_connecting_leaves_the_node_working(harness):
+    """A caller may give up on ``open_stream`` (a cancelled task): the connection that completes
+    afterwards must not break the runtime, and the next stream works."""
+    harness.start(["n0", "n1"], collector_app)
+
+    async def scenario(rt):
+        opening = rt.spawn(rt.open_stream("n1"))
+        await rt.sleep(0)  # the connection is under way
+        opening.cancel()
+        await rt.sleep(0.2)  # ... and completes, or not, after the cancel
+        stream = await rt.open_stream("n1")
+        data = b"after"
+        await stream.send(Chunk(0, hashlib.blake2b(data).hexdigest()), data)
+        stream.close()
+        return opening.cancelled()
+
+    assert harness.run("n0", scenario, timeout=30.0)
+
+
 def test_opening_a_stream_to_a_crashed_peer_fails(harness):
     harness.start(["n0", "n1"])
     harness.crash("n1")
