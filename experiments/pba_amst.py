@@ -4,7 +4,7 @@
 exactly, a step's capacity is known once it is over, and nothing costs a round trip. This runs the
 *same episodes* through the protocol stack in the simulator instead (:mod:`novacron.sim.allocation`):
 node ``x`` sends each transfer to ``y`` as a job of
-:class:`~novacron.prediction.transfers.AllocatedSender` (byte budgets per step over AMST, the
+:class:`~novacron.prediction.transfers.AllocatedSender` (pieces of a window over AMST, the
 forecast made from the throughput it measures itself), over a link whose capacity replays the
 episode's trace (``sim.faults.replay_bandwidth``), with a round trip of ``--rtt`` (3G-like by
 default); and once more with the sender told the true trace as its forecast
@@ -26,10 +26,13 @@ allocator. ``edf_margin`` uses the margin chosen on validation files by ``pba_al
 (``results/pba/allocation.json``); the learned allocators are the policies it saved
 (``results/pba/models``, one per training seed, pooled per episode as in its test table).
 
-Writes ``results/pba/amst/{amst.csv, amst_episodes.csv, amst.png}``.
+Writes ``results/pba/amst/{amst.csv, amst_episodes.csv, amst.png}``. ``--split val`` runs the
+validation files instead (other arrival seeds), where the sender's settings are chosen
+(``--window``, ``--pieces``; ``results/pba/amst/val``).
 
-    OMP_NUM_THREADS=1 .venv/bin/python experiments/pba_amst.py               # 80 episodes, ~2 min
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/pba_amst.py               # 80 episodes, ~4 min
     .venv/bin/python experiments/pba_amst.py --episodes-per-trace 1 --rtt 0.03
+    .venv/bin/python experiments/pba_amst.py --split val --window 0.35 --pieces 2 --out /tmp/w035
 """
 
 from __future__ import annotations
@@ -55,8 +58,9 @@ from novacron.sim.allocation import in_env, over_amst  # noqa: E402
 from novacron.sim.envs.bandwidth import BandwidthAllocationEnv, LearnedAllocator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-#: arrival seeds of pba_allocation.py's test table
+#: arrival seeds of pba_allocation.py's test table, and of the validation runs here
 TEST_SEED_BASE = 1000
+VAL_SEED_BASE = 7000
 
 
 def allocators(models: Path | None = None) -> dict[str, Allocator]:
@@ -71,16 +75,26 @@ def allocators(models: Path | None = None) -> dict[str, Allocator]:
 
 
 def _episode(job: tuple) -> list[dict]:
-    traces, trace_index, seed, rtt, models = job
+    traces, trace_index, seed, rtt, models, window_steps, pieces = job
     env = BandwidthAllocationEnv(traces=traces)
     episode = env.episode(seed, trace_index)
+    sender_options = {} if pieces is None else {"pieces": pieces}
+    if window_steps is not None:
+        sender_options["window"] = window_steps * episode.dt
     rows = []
     for name, allocator in allocators(models).items():
         base = {"policy": name, "trace": traces[trace_index].attrs["name"], "seed": seed}
         rows.append({**base, "where": "env", **in_env(env, allocator, seed, trace_index)})
-        rows.append({**base, "where": "amst", **over_amst(episode, allocator, rtt=rtt, seed=seed)})
-        true = over_amst(episode, allocator, rtt=rtt, seed=seed, true_forecast=True)
-        rows.append({**base, "where": "amst_true_forecast", **true})
+        for where, true_forecast in (("amst", False), ("amst_true_forecast", True)):
+            result = over_amst(
+                episode,
+                allocator,
+                rtt=rtt,
+                seed=seed,
+                true_forecast=true_forecast,
+                sender_options=sender_options,
+            )
+            rows.append({**base, "where": where, **result})
     return rows
 
 
@@ -154,14 +168,18 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         default=ROOT / "results/pba/models",
         help="learned allocators to include (pba_allocation.py saves them; skipped if absent)",
     )
+    parser.add_argument("--split", choices=("test", "val"), default="test")
+    parser.add_argument("--window", type=float, help="the sender's window, in steps (default: its own)")
+    parser.add_argument("--pieces", type=int, help="pieces per window (default: the sender's own)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "results/pba/amst")
     args = parser.parse_args(argv)
-    _, _, test = splits(0)
-    test = test[: args.traces]
+    _, val, test = splits(0)
+    traces = (test if args.split == "test" else val)[: args.traces]
+    base = TEST_SEED_BASE if args.split == "test" else VAL_SEED_BASE
     jobs = [
-        (test, i, s, args.rtt, args.models)
-        for i, s in episode_seeds(len(test), args.episodes_per_trace, TEST_SEED_BASE)
+        (traces, i, s, args.rtt, args.models, args.window, args.pieces)
+        for i, s in episode_seeds(len(traces), args.episodes_per_trace, base)
     ]
     started, rows = time.time(), []
 

@@ -4,7 +4,7 @@
 exactly, a step's capacity is known once it is over, and nothing costs a round trip.
 :func:`over_amst` plays the *same episode* (:meth:`BandwidthAllocationEnv.episode`) through the
 protocol stack instead: node ``x`` sends each transfer to ``y`` as a job of
-:class:`~novacron.prediction.transfers.AllocatedSender` (byte budgets per step over AMST, the
+:class:`~novacron.prediction.transfers.AllocatedSender` (pieces of a window over AMST, the
 forecast made from the throughput it measures), over a link whose capacity replays the episode's
 trace, with a round trip of ``rtt``. As in the environment at most ``max_transfers`` are in flight
 (an arrival that finds them all busy is dropped and counts as a miss), and the run ends with the
@@ -61,12 +61,14 @@ def over_amst(
     rtt: float = DEFAULT_RTT,
     seed: int = 0,
     true_forecast: bool = False,
+    sender_options: dict | None = None,
 ) -> dict:
     """``episode`` sent over AMST in the simulator, shared by ``allocator`` (see the module doc).
 
     ``true_forecast``: the sender is told the trace's next samples instead of forecasting from its
     measurements (a diagnostic: what remains of the gap to the environment is the transport's).
     ``seed`` seeds the simulation (the link itself has no randomness; AMST's scheduling may).
+    ``sender_options``: more keyword arguments for the sender (say ``window`` and ``pieces``).
     """
     dt, trace = episode.dt, episode.trace
     end = len(trace) * dt
@@ -91,6 +93,7 @@ def over_amst(
             step=dt,
             horizon=episode.horizon,
             forecaster=truth if true_forecast else None,
+            **(sender_options or {}),
         )
 
     sim.start(node)

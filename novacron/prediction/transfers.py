@@ -4,38 +4,43 @@ The allocators of :mod:`.allocation` answer one question: given a forecast of th
 transfers in flight (remaining megabits, time to deadline, priority), what share of the link
 should each get now, and over how many AMST streams? The gymnasium environment
 (:mod:`novacron.sim.envs.bandwidth`) replays traces against that answer in steps of ``dt``.
-:class:`AllocatedSender` applies the same answer to real AMST transfers, on either runtime, at
-every *step* (``step`` seconds, the environment's ``dt``):
+:class:`AllocatedSender` applies the same answer to real AMST transfers, on either runtime.
 
-1. it forecasts the link for ``horizon`` steps (Mbit/s) with the allocator's predictor, or its
-   own, from the throughput it measured in earlier steps;
-2. asks the allocator for shares and stream counts for the jobs in flight;
-3. hands each job a *segment* of its share of what the forecast link carries in one step (times
-   ``1 + headroom``), sent as one AMST transfer over the allocator's stream count;
-4. measures the bytes the receiver acknowledged (chunk by chunk, AMST's ``progress``) over the
-   time segments were in flight since the last measurement, as a throughput sample.
+At every *step* (``step`` seconds, the environment's ``dt``) it
 
-Why byte budgets per step, not rates: streams share a bottleneck by flow fairness, not by weight,
-and a rate per transfer would need pacing inside every runtime's streams; a budget per step
-enforces the shares over time on both runtimes. Steps do not wait for each other's segments (a
-barrier would idle the link for a round trip every step, and the throughput measured with the
-idle time in it would drag every forecast down). Instead a job is handed a new segment only
-while less than its step's budget of it is still unacknowledged: when the link is slower than
-forecast the queue stays under two budgets per job and the measurements show it; when it is lower, the
-``headroom`` and the measurement over busy time only (see :meth:`AllocatedSender._measure`) bring
-the forecast up to the link.
+1. measures the link: the bytes the receiver acknowledged (chunk by chunk, AMST's ``progress``)
+   over the time segments were in flight since the last sample (see ``AllocatedSender._measure``);
+2. forecasts the link for ``horizon`` steps (Mbit/s) with the allocator's predictor, or its own,
+   from those samples;
+3. asks the allocator for shares and stream counts for the jobs in flight.
 
-What this cannot do: take back bytes already handed out. When the allocator turns to an urgent
-new job, the segments other jobs have in flight (up to about two of their budgets each) still
-share the link with it, by flow fairness over their streams; an allocator that plans each
-transfer's rate to finish just at its deadline loses to that (``results/pba/amst``), one that
-serves the urgent job whole (EDF) much less.
+Between steps it keeps a *window* of data in flight, ``window`` seconds of the forecast link
+(half a step by default, times ``1 + headroom``), in pieces of a quarter of the window: whenever a
+piece completes, the window is topped up, each new piece going to the job furthest behind its share
+(deficit round robin: every piece handed out credits each job its share of it, the job with the
+largest credit gets the piece and pays for it). Each piece is one AMST transfer (a *segment*) over
+the job's stream count.
+
+Why a window of pieces, not rates or per-step budgets: streams share a bottleneck by flow fairness,
+not by weight, and a rate per transfer would need pacing inside every runtime's streams; handing
+out pieces in proportion to the shares enforces them over a few pieces on both runtimes. A window
+refilled as pieces complete keeps the link busy without a queue behind it: what is handed out
+cannot be taken back, so a re-plan acts after at most the window. (The first version gave each job
+a budget of its share of a step, at every step, while less than a budget of it was unacknowledged:
+up to two steps' worth could be queued, and the link idled whenever a job's budget was spent
+early. Chosen on the validation files of the allocation split, the window lowered every
+allocator's deadline misses but equal share's, mostly by measuring the link better:
+``results/pba/amst``.) The sender is work-conserving: shares set the proportions among the jobs
+that have bytes left to hand out, the window is filled whatever the shares sum to, and when no job
+with a share has bytes left the others are served earliest deadline first (an idle link helps no
+deadline). Keep the window longer than the round trip, or the link idles between pieces (the
+measurement over busy time still sees the link's rate, so the forecast rises to it).
 
 A job whose deadline passes before its last byte is confirmed is *missed*: its segments in
 flight are cancelled, its outcome says how much was delivered, and the receiver is told to free
 its partial copy (the environment drops it the same way; a late result is worth nothing to the
-callers this is for). A job submitted between steps starts a step at once, as a transfer arrives
-at a step's start in the environment.
+callers this is for). A failed segment is sent again after the next plan. A job submitted between
+steps starts a step at once, as a transfer arrives at a step's start in the environment.
 
 :class:`AllocatedReceiver` reassembles each job from its segments (placed straight into one
 buffer per job) and hands the complete payload to its handler once.
@@ -56,7 +61,7 @@ import numpy as np
 from novacron.runtime import Payload, Runtime, TransferError, VirtualPayload, payload_size
 from novacron.runtime.contract import FutureLike, TaskLike
 from novacron.runtime.messages import Message
-from novacron.transport import AMST
+from novacron.transport import AMST, TransferRefused
 
 from .allocation import Allocator, Transfer
 from .predictors import EWMA, FLOOR_MBPS, Predictor
@@ -67,8 +72,14 @@ log = logging.getLogger(__name__)
 DEFAULT_TAG = "pba"
 #: segments smaller than this are not worth a transfer's fixed cost (the last one of a job may be)
 MIN_SEGMENT = 16 * 1024
-#: a step's budgets exceed the forecast by this share (see the module doc)
+#: the window in flight, in steps of the forecast link (see the module doc; chosen with PIECES on the
+#: validation files of ``experiments/pba_allocation.py``'s split, ``experiments/pba_amst.py --split val``)
+WINDOW_STEPS = 0.5
+#: ... exceeds the forecast by this share, so that a link faster than forecast is seen to be
 HEADROOM = 0.25
+#: ... and is handed out in this many pieces (fewer: shares enforced more coarsely; more: each
+#: piece pays AMST's per-transfer costs for less data)
+PIECES = 4
 #: chunks per stream of a segment, as AMST's own default: its streams progress side by side and
 #: acknowledge chunk by chunk, so a segment's bytes are seen arriving in this many bursts
 CHUNKS_PER_STREAM = 16
@@ -133,9 +144,13 @@ class _Job:
     confirmed: int = 0  # bytes the receiver has
     assigned: int = 0  # bytes handed to segments, from the start (failed ones go to `retry`)
     retry: list[tuple[int, int]] = field(default_factory=list)  # (offset, length) to send again
+    failed: list[tuple[int, int]] = field(default_factory=list)  # ... after the next plan
     outstanding: dict[int, TaskLike[None] | None] = field(default_factory=dict)  # segments by offset
     unacknowledged: int = 0  # bytes of its segments in flight that the receiver has not acknowledged
     acknowledged: int = 0  # bytes the receiver has, in whole segments or acknowledged chunks
+    share: float = 0.0  # the current plan's share and stream count
+    streams: int = 0
+    credit: float = 0.0  # bytes it is owed by its shares, less the bytes it was handed (see _fill)
 
     @property
     def unassigned(self) -> int:
@@ -159,11 +174,12 @@ class _Job:
         )
 
 
-@dataclass(frozen=True)
+@dataclass
 class StepLog:
-    """One step: the forecast it planned with, the bytes it handed out and the streams the
-    allocator asked for them (a small segment uses fewer, see ``AllocatedSender._send``), and the
-    throughput sample taken at the step's start (None: the measurement window goes on)."""
+    """One step: the throughput sample taken at its start (None: the measurement window goes on),
+    the forecast it planned with, the streams the allocator asked for (summed over jobs; a small
+    segment uses fewer, see ``AllocatedSender._send``), and the bytes handed out while its plan
+    was in force (counted until the next step)."""
 
     at: float
     forecast_mbps: float
@@ -186,8 +202,9 @@ class AllocatedSender:
     ``initial_mbps``: the link's rate before anything was measured (say, the network mode's
     nominal rate). ``predictor`` forecasts when the allocator names none (default EWMA, as the
     environment). ``step`` is the planning step in seconds (the environment's ``dt``): deadlines
-    are counted in steps. Spawn :meth:`run` to start sending, :meth:`submit` jobs, :meth:`close`
-    to stop.
+    are counted in steps. ``window`` (seconds of the forecast link, default half a step) and
+    ``pieces``: what is kept in flight, and in how many segments. Spawn :meth:`run` to start
+    sending, :meth:`submit` jobs, :meth:`close` to stop.
     """
 
     def __init__(
@@ -202,22 +219,29 @@ class AllocatedSender:
         step: float = 1.0,
         horizon: int = 5,
         headroom: float = HEADROOM,
+        window: float | None = None,
+        pieces: int | None = None,
         tag: str = DEFAULT_TAG,
         min_segment: int = MIN_SEGMENT,
         forecaster: Callable[[float, int], Sequence[float]] | None = None,
     ) -> None:
         if not (initial_mbps > 0 and math.isfinite(initial_mbps)):
             raise ValueError(f"initial_mbps must be a positive rate, got {initial_mbps}")
-        if not (step > 0 and horizon >= 1 and headroom >= 0 and min_segment >= 1):
+        window = step * WINDOW_STEPS if window is None else window
+        pieces = PIECES if pieces is None else pieces
+        if not (
+            step > 0 and horizon >= 1 and headroom >= 0 and window > 0 and pieces >= 1 and min_segment >= 1
+        ):
             raise ValueError(
-                "need step > 0, horizon >= 1, headroom >= 0, min_segment >= 1; "
-                f"got {step}, {horizon}, {headroom}, {min_segment}"
+                "need step > 0, horizon >= 1, headroom >= 0, window > 0, pieces >= 1, min_segment >= 1; "
+                f"got {step}, {horizon}, {headroom}, {window}, {pieces}, {min_segment}"
             )
         self.rt, self.amst, self.peer, self.allocator = rt, amst, peer, allocator
         self.initial_mbps = float(initial_mbps)
         self.predictor = allocator.predictor or predictor or EWMA()
         self.forecaster = forecaster
         self.step, self.horizon, self.headroom = float(step), int(horizon), float(headroom)
+        self.window, self.pieces = float(window), int(pieces)
         self.tag, self.min_segment = tag, int(min_segment)
         # what a sender that runs for days keeps is bounded: the predictors look at recent samples,
         # and the two logs (for analysis) keep their latest entries
@@ -225,6 +249,7 @@ class AllocatedSender:
         self.steps: deque[StepLog] = deque(maxlen=MAX_LOG)
         self.outcomes: deque[JobOutcome] = deque(maxlen=MAX_LOG)
         self._jobs: list[_Job] = []
+        self._plan: StepLog | None = None  # the plan in force (None: none yet)
         self._wake: FutureLike[None] | None = None
         self._closed = False
         # the measurement: bytes acknowledged, and time with segments in flight, since the last sample
@@ -316,7 +341,7 @@ class AllocatedSender:
         return np.maximum(np.asarray(self.predictor.predict(history, self.horizon), dtype=float), FLOOR_MBPS)
 
     def plan_step(self) -> None:
-        """One step: measure the step that ended, drop what is late, plan, hand out segments."""
+        """One step: measure, drop what is late, plan shares and streams, top up the window."""
         now = self.rt.now()
         measured = self._measure(now)
         for job in [j for j in self._jobs if j.deadline <= now]:
@@ -334,26 +359,57 @@ class AllocatedSender:
             for job in jobs
         ]
         plan = self.allocator.allocate(forecast, transfers, self.step, history=np.asarray(self.samples))
-        step_bytes = float(forecast[0]) * 1e6 / 8 * self.step * (1.0 + self.headroom)
-        assigned = streams_used = 0
         for job, share, streams in zip(jobs, plan.shares, plan.streams, strict=True):
-            budget = max(self.min_segment, int(share * step_bytes))
-            if job.nbytes == 0:  # one empty segment (the allocator gives nothing to nothing)
-                if job.outstanding:
-                    continue
-                share, streams = 0.0, 1
-            elif share <= 0 or streams <= 0 or job.unassigned <= 0 or job.unacknowledged >= budget:
-                continue
-            offset, length = job.next_range(budget)
-            job.outstanding[offset] = None  # before the spawn: a runtime may start it at once
-            job.unacknowledged += length
-            if self._in_flight == 0:
-                self._busy_since = now
-            self._in_flight += 1
-            job.outstanding[offset] = self.rt.spawn(self._send(job, offset, length, int(streams)))
-            assigned += length
-            streams_used += int(streams)
-        self.steps.append(StepLog(now, float(forecast[0]), len(jobs), assigned, streams_used, measured))
+            job.share, job.streams = float(share), int(streams)
+            job.retry.extend(job.failed)
+            job.failed.clear()
+        self._plan = StepLog(now, float(forecast[0]), len(jobs), 0, int(np.sum(plan.streams)), measured)
+        self.steps.append(self._plan)
+        self._fill()
+
+    def _fill(self) -> None:
+        """Top up the window in flight with pieces, each to the job furthest behind its share."""
+        if self._closed or self._plan is None:
+            return
+        window = self._plan.forecast_mbps * 1e6 / 8 * self.window * (1.0 + self.headroom)
+        piece = max(self.min_segment, int(window / self.pieces))
+        for job in self._jobs:  # an empty job is one empty segment (a share of nothing is nothing)
+            if job.nbytes == 0 and not job.outstanding and not job.failed:
+                job.retry.clear()
+                self._start(job, 0, 0, 1)
+        in_flight = sum(job.unacknowledged for job in self._jobs)
+        while in_flight < window:
+            chosen = self._next_job(piece)
+            if chosen is None:
+                return
+            offset, length = chosen.next_range(piece)
+            chosen.credit -= length
+            self._start(chosen, offset, length, chosen.streams or max(job.streams for job in self._jobs) or 1)
+            in_flight += length
+
+    def _next_job(self, piece: int) -> _Job | None:
+        """Who gets the next piece: of the jobs with a share and bytes to send, the one owed most
+        after each is credited its share of the piece (normalised, so that the window is filled
+        whatever the shares sum to; the first submitted, of equals). When those have nothing left
+        to send before the next plan, the earliest deadline of the others: the link would idle."""
+        left = [job for job in self._jobs if job.unassigned > 0]
+        due = [job for job in left if job.share > 0 and job.streams > 0]
+        if not due:
+            return min(left, key=lambda job: job.deadline, default=None)
+        total = sum(job.share for job in due)
+        for job in due:
+            job.credit += job.share / total * piece
+        return max(due, key=lambda job: job.credit)
+
+    def _start(self, job: _Job, offset: int, length: int, streams: int) -> None:
+        job.outstanding[offset] = None  # before the spawn: a runtime may start it at once
+        job.unacknowledged += length
+        if self._in_flight == 0:
+            self._busy_since = self.rt.now()
+        self._in_flight += 1
+        assert self._plan is not None
+        self._plan.assigned_bytes += length
+        job.outstanding[offset] = self.rt.spawn(self._send(job, offset, length, streams))
 
     def _measure(self, now: float) -> float | None:
         """The link's rate since the last sample: bytes acknowledged over the time segments were in
@@ -405,7 +461,7 @@ class AllocatedSender:
             log.warning(
                 "%s: segment %d+%d of job %r failed: %s", self.rt.node_id, offset, length, job.name, exc
             )
-            job.retry.append((offset, length))
+            job.failed.append((offset, length))  # sent again after the next plan, not at once
             job.unacknowledged -= length - acknowledged
             job.acknowledged -= acknowledged  # sent again in full
         finally:
@@ -420,6 +476,7 @@ class AllocatedSender:
             job.confirmed += length
             if job.confirmed >= job.nbytes and job in self._jobs:
                 self._settle(job, self.rt.now())
+        self._fill()
 
     def _credit(self, job: _Job, nbytes: int) -> None:
         job.unacknowledged -= nbytes
@@ -471,8 +528,8 @@ class AllocatedReceiver:
     per complete job.
 
     A segment whose placement data is malformed, or whose job would take the buffers of unfinished
-    jobs past ``max_buffered`` bytes, is refused: logged here, and its transfer fails on the
-    sender's side with the reason. An unfinished job that no segment has reached for
+    jobs past ``max_buffered`` bytes, is refused at its first chunk: logged here, and its transfer
+    fails on the sender's side with the reason. An unfinished job that no segment has reached for
     ``stale_after`` seconds is forgotten (its sender dropped it and the notice was lost, or the
     sender is gone), so that neither a forged header nor a lost message can hold memory for ever.
     """
@@ -553,7 +610,8 @@ class AllocatedReceiver:
     def _place(self, src: str, size: int, meta: bytes) -> memoryview | None:
         seg = self._check(src, meta, size, virtual=False)
         if isinstance(seg, str):
-            return None  # AMST buffers it; _on_segment refuses it
+            self._refuse(src, seg)
+            raise TransferRefused(seg)  # at its first chunk: the sender's transfer fails at once
         partial = self._partial_for(src, seg, virtual=False)
         assert partial.buffer is not None
         self._placed.add((src, seg.job, seg.offset))
@@ -563,9 +621,8 @@ class AllocatedReceiver:
         virtual = not isinstance(payload, (bytes, bytearray, memoryview))  # the simulator's sizes
         size = _decode_length(meta) if virtual else payload_size(payload)
         seg = self._check(src, meta, size, virtual)
-        if isinstance(seg, str):
-            self.refused += 1
-            log.warning("%s: refused a segment from %s: %s", self.rt.node_id, src, seg)
+        if isinstance(seg, str):  # a simulated one (never placed), or a header only this reads
+            self._refuse(src, seg)
             return _refuse(seg)  # AMST fails the transfer with this reason, on the sender's side too
         partial = self._partial_for(src, seg, virtual)
         placed = (src, seg.job, seg.offset)
@@ -580,6 +637,10 @@ class AllocatedReceiver:
         whole: Payload = VirtualPayload(seg.total) if partial.buffer is None else memoryview(partial.buffer)
         self.handler(src, seg.job, whole)
         return None
+
+    def _refuse(self, src: str, problem: str) -> None:
+        self.refused += 1
+        log.warning("%s: refused a segment from %s: %s", self.rt.node_id, src, problem)
 
     def _on_dropped(self, src: str, message: JobDropped) -> None:
         self._forget(src, message.job)

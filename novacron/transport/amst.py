@@ -53,6 +53,13 @@ Place = Callable[[str, int, bytes], "memoryview | None"]
 #: ``handler(src, meta, payload)`` for complete payloads of a placed tag.
 PlacedHandler = Callable[[str, bytes, Payload], "Awaitable[None] | None"]
 
+
+class TransferRefused(Exception):
+    """Raised by an ``on_placed`` placement to refuse a transfer at its first chunk (the reason is
+    the exception's message): the sender's :meth:`AMST.send` fails with it at once, instead of
+    after sending the whole payload for the handler to refuse."""
+
+
 DEFAULT_CHUNK = 512 * 1024
 #: Large payloads use chunks up to this size (see ``AMST.chunk_for``).
 MAX_CHUNK = 4 * 1024 * 1024
@@ -273,7 +280,9 @@ class AMST:
         ``handler(src, meta, payload)`` runs once all are in, as for :meth:`on_receive`
         (it may return an awaitable). A chunk that fails its check may have been written
         there before it was rejected; the sender sends it again, and the memory holds the
-        right bytes once the handler runs.
+        right bytes once the handler runs. ``place`` may raise :class:`TransferRefused` to
+        refuse the transfer there and then (simulated payloads have no memory to place, so
+        ``place`` is not asked about them: their handler refuses them once they are in).
         """
         self._places[tag] = place
         self._handlers[tag] = handler
@@ -660,6 +669,8 @@ class AMST:
             if length != header.length or self._start_problem(header) is not None:
                 return None  # _on_chunk will reject it with the reason
             incoming = self._start_incoming(key, src, header, b"")
+            if incoming is None:
+                return None
         if incoming.buffer is None or header.index in incoming.received:
             return None
         if self._check_shape(incoming, header) is not None or length != header.length:
@@ -669,12 +680,16 @@ class AMST:
     def _on_chunk(self, src: str, header: Chunk, data: Payload) -> None:
         key = (src, header.transfer)
         if key in self._completed or key in self._handling:  # a late duplicate: ack it again
-            self._ack(src, header.transfer, header.index)
+            done = self._completed.get(key)
+            if done is None or done.ok:  # (a refused transfer's chunks are not acknowledged)
+                self._ack(src, header.transfer, header.index)
             return
         incoming = self._incoming.get(key)
         problem = self._start_problem(header) if incoming is None else None
         if incoming is None and problem is None:
             incoming = self._start_incoming(key, src, header, data)
+            if incoming is None:
+                return
         if problem is None:
             problem = self._check_chunk(incoming, header, data)
         if problem is not None:
@@ -722,7 +737,8 @@ class AMST:
             return f"{header.chunks} chunks for {header.size} bytes"
         return None
 
-    def _start_incoming(self, key, src: str, header: Chunk, data: Payload) -> _Incoming:
+    def _start_incoming(self, key, src: str, header: Chunk, data: Payload) -> _Incoming | None:
+        """The transfer a first chunk starts (None: its placement refused it, and the sender is told)."""
         virtual = isinstance(data, VirtualPayload)
         incoming = _Incoming(
             src=src,
@@ -735,7 +751,12 @@ class AMST:
             meta=header.meta,
         )
         if not virtual:
-            incoming.buffer = self._placement(src, header)
+            try:
+                incoming.buffer = self._placement(src, header)
+            except TransferRefused as exc:
+                log.info("%s: refused transfer %s from %s: %s", self.rt.node_id, header.transfer, src, exc)
+                self._answer(key, src, TransferDone(header.transfer, False, f"refused: {exc}"))
+                return None
             incoming.placed = incoming.buffer is not None
             if incoming.buffer is None:
                 incoming.buffer = self.buffers.take(header.size)
@@ -809,7 +830,7 @@ class AMST:
             self._handling.add(key)
             self.rt.spawn(self._complete_later(key, incoming, pending, payload))
             return
-        self._answer(key, incoming, done)
+        self._answer(key, incoming.src, done)
 
     async def _complete_later(
         self, key, incoming: _Incoming, pending: Awaitable[None], payload: Payload
@@ -824,7 +845,7 @@ class AMST:
         finally:
             self._release(incoming, payload)
             self._handling.discard(key)
-        self._answer(key, incoming, done)
+        self._answer(key, incoming.src, done)
 
     def _release(self, incoming: _Incoming, payload: Payload) -> None:
         if incoming.buffer is not None:  # valid during the handler only: the buffer is reused
@@ -832,11 +853,11 @@ class AMST:
             if not incoming.placed:
                 self.buffers.give_back(incoming.buffer)
 
-    def _answer(self, key, incoming: _Incoming, done: TransferDone) -> None:
+    def _answer(self, key, src: str, done: TransferDone) -> None:
         self._completed[key] = done
         while len(self._completed) > self._completed_memory:
             del self._completed[next(iter(self._completed))]
-        self.rt.send(incoming.src, done)
+        self.rt.send(src, done)
 
     def _on_query(self, src: str, query: TransferQuery) -> None:
         key = (src, query.transfer)

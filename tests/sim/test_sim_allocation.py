@@ -55,3 +55,10 @@ def test_a_miss_with_nearly_every_byte_delivered_is_counted_as_nearly_done():
     half = over_amst(hand_episode([(0, 80.0, 5, 1.0)]), EarliestDeadlineFirst())
     assert hair["misses"] == half["misses"] == 1
     assert hair["misses_nearly_done"] == 1 and half["misses_nearly_done"] == 0
+
+
+def test_sender_options_reach_the_sender():
+    episode = hand_episode([(0, 16.0, 6, 1.0)])
+    assert over_amst(episode, EarliestDeadlineFirst(), sender_options={"pieces": 1})["misses"] == 0
+    with pytest.raises(ValueError, match="window > 0"):
+        over_amst(episode, EarliestDeadlineFirst(), sender_options={"window": 0.0})

@@ -7,7 +7,7 @@ import pytest
 
 from novacron.config import DWCPConfig  # noqa: E402
 from novacron.runtime import TransferError  # noqa: E402
-from novacron.transport import AMST, DataPlane  # noqa: E402
+from novacron.transport import AMST, DataPlane, TransferRefused  # noqa: E402
 
 MiB = 1 << 20
 
@@ -319,3 +319,39 @@ def test_a_placement_that_declines_or_does_not_fit_falls_back_to_a_buffer(harnes
 
     assert got == harness.run("n0", scenario, timeout=60)
     assert harness.runtime("n1").app.buffers.allocated == 1
+
+
+def test_a_placement_can_refuse_a_transfer_at_its_first_chunk(harness):
+    """A receiver that knows from a transfer's meta that it will not take it says so at once: the
+    sender's send fails with the reason without pushing the whole payload, nothing is handed to
+    the handler, and the next transfer of the tag goes through."""
+    got, asked = [], []
+
+    def app(rt):
+        amst = AMST(rt, chunk_size=256 * 1024, query_interval=0.2)
+
+        def place(src, size, meta):
+            asked.append(meta)
+            if meta == b"no":
+                raise TransferRefused("not this one")
+            return None
+
+        amst.on_placed("run", place, lambda src, meta, p: got.append(bytes(meta)))
+        return amst
+
+    harness.start(["n0", "n1"], app)
+
+    async def scenario(rt):
+        acked = []
+        with pytest.raises(TransferError, match="refused: not this one"):
+            await rt.app.send(
+                "n1", rt.random.randbytes(64 * MiB), streams=2, tag="run", meta=b"no", progress=acked.append
+            )
+        await rt.app.send("n1", rt.random.randbytes(MiB), streams=2, tag="run", meta=b"yes")
+        return sum(acked)
+
+    acked = harness.run("n0", scenario, timeout=60)
+    assert got == [b"yes"] and asked == [b"no", b"yes"]
+    assert acked == 0, "no chunk of a refused transfer is acknowledged"
+    receiver = harness.runtime("n1").app
+    assert receiver.buffers.allocated == 1  # the second transfer's; the refused one took none
