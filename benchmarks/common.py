@@ -184,7 +184,7 @@ def loopback_parser(description: str, *, size_mib: int) -> argparse.ArgumentPars
     return parser
 
 
-def _receiving_node(listen: Listen, tx_port: int, ports: mp.Queue, expected: int) -> None:
+def receiving_node(listen: Listen, tx_port: int, ports: mp.Queue, expected: int) -> None:
     """The receiving node ``rx``, in its own process: counts payloads, stops after ``expected``."""
 
     async def serve() -> None:
@@ -230,7 +230,7 @@ async def _two_nodes_against_iperf(
     ports = ctx.Queue()
     expected = len(args.streams) * (args.repeats + 1)  # (+1: the warm-up)
     # (a daemon: if this side fails, the receiver, still waiting for payloads, goes with it)
-    receiver = ctx.Process(target=_receiving_node, args=(listen, rt.address[1], ports, expected), daemon=True)
+    receiver = ctx.Process(target=receiving_node, args=(listen, rt.address[1], ports, expected), daemon=True)
     receiver.start()
     try:
         directory.register("rx", "127.0.0.1", await asyncio.to_thread(ports.get, True, 60))

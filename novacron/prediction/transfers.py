@@ -43,14 +43,15 @@ callers this is for). A failed segment is sent again after the next plan. A job 
 steps starts a step at once, as a transfer arrives at a step's start in the environment.
 
 :class:`AllocatedReceiver` reassembles each job from its segments (placed straight into one
-buffer per job) and hands the complete payload to its handler once.
+buffer per job, taken from AMST's pool and given back after the handler: as with AMST's own
+payloads, the payload is valid during the handler's call only) and hands it over once.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,7 +62,7 @@ import numpy as np
 from novacron.runtime import Payload, Runtime, TransferError, VirtualPayload, payload_size
 from novacron.runtime.contract import FutureLike, TaskLike
 from novacron.runtime.messages import Message
-from novacron.transport import AMST, TransferRefused
+from novacron.transport import AMST, DEFAULT_CHUNK, TransferRefused
 
 from .allocation import Allocator, Transfer
 from .predictors import EWMA, FLOOR_MBPS, Predictor
@@ -80,11 +81,17 @@ HEADROOM = 0.25
 #: ... and is handed out in this many pieces (fewer: shares enforced more coarsely; more: each
 #: piece pays AMST's per-transfer costs for less data)
 PIECES = 4
-#: chunks per stream of a segment, as AMST's own default: its streams progress side by side and
-#: acknowledge chunk by chunk, so a segment's bytes are seen arriving in this many bursts
-CHUNKS_PER_STREAM = 16
-#: ... but chunks no smaller than this (a slow link's segments are small)
+#: a segment is cut into this many chunks, so that its acknowledgements (chunk by chunk) show its
+#: bytes arriving as they go ...
+CHUNKS_PER_SEGMENT = 16
+#: ... of at least this size (a slow link's segments are small) ...
 MIN_CHUNK = 4096
+#: ... and at most AMST's own chunk size (each chunk costs the same fixed work at both ends: on a
+#: fast link, smaller chunks make the transfer CPU-bound)
+MAX_CHUNK = DEFAULT_CHUNK
+#: a segment's streams carry at least this many chunks each (a stream's first chunk waits for the
+#: stream; many streams with one chunk each deliver a segment in one burst)
+CHUNKS_PER_STREAM = 4
 #: a throughput sample spans at least this many steps of time with segments in flight (shorter
 #: windows see chunk bursts; longer ones are slow to notice a link faster than forecast. Chosen on
 #: the validation files of ``experiments/pba_allocation.py``'s split: 0.25-1 within 3 % of each other)
@@ -433,11 +440,11 @@ class AllocatedSender:
     async def _send(self, job: _Job, offset: int, length: int, streams: int) -> None:
         """One segment of ``job``; a failed one goes back to the job's queue."""
         meta = _encode_segment(Segment(job.name, offset, length, job.nbytes))
-        # several chunks per stream, so that the acknowledgements measure the link as it goes: a
-        # segment too small for the allocator's stream count gets fewer streams (on a slow link,
-        # many streams each wait for their first chunk, and the acknowledgements come in bursts)
-        streams = max(1, min(streams, length // (CHUNKS_PER_STREAM * MIN_CHUNK)))
-        chunk = max(MIN_CHUNK, -(-length // (streams * CHUNKS_PER_STREAM)))
+        # chunks small enough to measure the link as they are acknowledged, large enough not to
+        # be the bottleneck; a segment with too few of them for the allocator's stream count gets
+        # fewer streams
+        chunk = min(MAX_CHUNK, max(MIN_CHUNK, length // CHUNKS_PER_SEGMENT))
+        streams = max(1, min(streams, length // (CHUNKS_PER_STREAM * chunk)))
         acknowledged = 0
 
         def progress(nbytes: int) -> None:
@@ -549,8 +556,9 @@ class AllocatedReceiver:
         self.rt, self.amst, self.handler, self.tag = rt, amst, handler, tag
         self.max_buffered, self.stale_after = int(max_buffered), float(stale_after)
         self._partial: dict[tuple[str, str], _Partial] = {}
-        #: segments AMST is receiving straight into a job's buffer (no copy when they complete)
-        self._placed: set[tuple[str, str, int]] = set()
+        #: segments AMST is receiving straight into a job's buffer (no copy when they complete), by
+        #: (source, job, offset): a count, as a segment sent again may be in flight twice
+        self._placed: Counter[tuple[str, str, int]] = Counter()
         self.buffered = 0  # bytes of the unfinished jobs' buffers
         self.refused = 0
         self.expired = 0
@@ -601,7 +609,8 @@ class AllocatedReceiver:
         key = (src, seg.job)
         partial = self._partial.get(key)
         if partial is None:
-            buffer = None if virtual else bytearray(seg.total)
+            # AMST's pool: a fresh buffer costs a page fault per 4 KiB as it is written
+            buffer = None if virtual else self.amst.buffers.take(seg.total)
             partial = self._partial[key] = _Partial(seg.total, buffer, self.rt.now())
             self.buffered += 0 if virtual else seg.total
         partial.touched = self.rt.now()
@@ -614,7 +623,7 @@ class AllocatedReceiver:
             raise TransferRefused(seg)  # at its first chunk: the sender's transfer fails at once
         partial = self._partial_for(src, seg, virtual=False)
         assert partial.buffer is not None
-        self._placed.add((src, seg.job, seg.offset))
+        self._placed[(src, seg.job, seg.offset)] += 1
         return memoryview(partial.buffer)[seg.offset : seg.offset + size]
 
     def _on_segment(self, src: str, meta: bytes, payload: Payload) -> Awaitable[None] | None:
@@ -626,16 +635,27 @@ class AllocatedReceiver:
             return _refuse(seg)  # AMST fails the transfer with this reason, on the sender's side too
         partial = self._partial_for(src, seg, virtual)
         placed = (src, seg.job, seg.offset)
-        if placed in self._placed:
-            self._placed.discard(placed)
+        if self._placed[placed] > 0:
+            self._placed[placed] -= 1
         elif partial.buffer is not None:  # AMST received it in a buffer of its own
             partial.buffer[seg.offset : seg.offset + size] = payload
         partial.add(seg.offset, seg.offset + size)
         if not partial.complete:
             return None
-        self._forget(src, seg.job)
-        whole: Payload = VirtualPayload(seg.total) if partial.buffer is None else memoryview(partial.buffer)
-        self.handler(src, seg.job, whole)
+        reusable = self._forget(src, seg.job)
+        if partial.buffer is None:
+            self.handler(src, seg.job, VirtualPayload(seg.total))
+            return None
+        whole = memoryview(partial.buffer)[: seg.total]
+        try:
+            self.handler(src, seg.job, whole)
+        finally:
+            try:
+                whole.release()  # valid during the call only, as AMST's own payloads
+            except BufferError:  # the handler kept a view of it: the buffer is its now
+                reusable = False
+            if reusable:
+                self.amst.buffers.give_back(partial.buffer)
         return None
 
     def _refuse(self, src: str, problem: str) -> None:
@@ -645,11 +665,17 @@ class AllocatedReceiver:
     def _on_dropped(self, src: str, message: JobDropped) -> None:
         self._forget(src, message.job)
 
-    def _forget(self, src: str, job: str) -> None:
+    def _forget(self, src: str, job: str) -> bool:
+        """Drop ``job``'s state; True when no segment of it is still being placed in its buffer
+        (then the buffer may go back to the pool: a dropped or expired job's may still be written
+        by a transfer its sender abandoned, and is left to the garbage collector)."""
         partial = self._partial.pop((src, job), None)
         if partial is not None and partial.buffer is not None:
             self.buffered -= partial.total
-        self._placed = {key for key in self._placed if key[:2] != (src, job)}
+        placing = [key for key, count in self._placed.items() if key[:2] == (src, job) and count > 0]
+        for key in [key for key in self._placed if key[:2] == (src, job)]:
+            del self._placed[key]
+        return not placing
 
 
 async def _refuse(problem: str) -> None:
