@@ -81,17 +81,19 @@ HEADROOM = 0.25
 #: ... and is handed out in this many pieces (fewer: shares enforced more coarsely; more: each
 #: piece pays AMST's per-transfer costs for less data)
 PIECES = 4
-#: a segment is cut into this many chunks, so that its acknowledgements (chunk by chunk) show its
-#: bytes arriving as they go ...
-CHUNKS_PER_SEGMENT = 16
-#: ... of at least this size (a slow link's segments are small) ...
+#: chunks per stream of a segment, as AMST's own default: its streams progress side by side and
+#: acknowledge chunk by chunk, so a segment's bytes are seen arriving as they go (a segment too
+#: small for the allocator's stream count gets fewer streams: on a slow link many streams would
+#: each wait for their first chunk, and the acknowledgements would come in bursts) ...
+CHUNKS_PER_STREAM = 16
+#: ... chunks of at least this size (a slow link's segments are small) ...
 MIN_CHUNK = 4096
-#: ... and at most AMST's own chunk size (each chunk costs the same fixed work at both ends: on a
-#: fast link, smaller chunks make the transfer CPU-bound)
+#: ... and at least this many seconds of the forecast link, up to AMST's own chunk size: every
+#: chunk costs the same fixed work at both ends (microseconds), so on a fast link small chunks make
+#: the transfer CPU-bound (``benchmarks/bench_backend_allocated.py``: 8 KiB chunks held a loopback
+#: link at a tenth of what AMST moves alone)
+CHUNK_SECONDS = 1e-3
 MAX_CHUNK = DEFAULT_CHUNK
-#: a segment's streams carry at least this many chunks each (a stream's first chunk waits for the
-#: stream; many streams with one chunk each deliver a segment in one burst)
-CHUNKS_PER_STREAM = 4
 #: a throughput sample spans at least this many steps of time with segments in flight (shorter
 #: windows see chunk bursts; longer ones are slow to notice a link faster than forecast. Chosen on
 #: the validation files of ``experiments/pba_allocation.py``'s split: 0.25-1 within 3 % of each other)
@@ -440,11 +442,12 @@ class AllocatedSender:
     async def _send(self, job: _Job, offset: int, length: int, streams: int) -> None:
         """One segment of ``job``; a failed one goes back to the job's queue."""
         meta = _encode_segment(Segment(job.name, offset, length, job.nbytes))
-        # chunks small enough to measure the link as they are acknowledged, large enough not to
-        # be the bottleneck; a segment with too few of them for the allocator's stream count gets
-        # fewer streams
-        chunk = min(MAX_CHUNK, max(MIN_CHUNK, length // CHUNKS_PER_SEGMENT))
-        streams = max(1, min(streams, length // (CHUNKS_PER_STREAM * chunk)))
+        # several chunks per stream, so that the acknowledgements measure the link as it goes, and
+        # chunks large enough not to be the bottleneck (see CHUNKS_PER_STREAM, CHUNK_SECONDS)
+        rate = (self._plan.forecast_mbps if self._plan is not None else self.initial_mbps) * 1e6 / 8
+        least = int(min(MAX_CHUNK, max(MIN_CHUNK, rate * CHUNK_SECONDS)))
+        streams = max(1, min(streams, length // (CHUNKS_PER_STREAM * least)))
+        chunk = min(MAX_CHUNK, max(least, -(-length // (streams * CHUNKS_PER_STREAM))))
         acknowledged = 0
 
         def progress(nbytes: int) -> None:

@@ -250,6 +250,26 @@ def test_the_allocators_stream_counts_reach_amst():
     assert link.sim.runtime("x").app.amst.streams_opened >= 16
 
 
+@pytest.mark.parametrize(
+    ("mbps", "smallest", "largest"),
+    [(2.0, 4096, 4096), (800.0, 100_000, 512 * 1024), (8000.0, 512 * 1024, 512 * 1024)],
+)
+def test_chunks_carry_at_least_a_millisecond_of_the_link(mbps, smallest, largest):
+    """Every chunk costs the same fixed work at both ends: on a fast link small chunks make a
+    transfer CPU-bound (the simulator does not show it; the real backend does)."""
+    link = Link([mbps] * 30)
+    chunks = []
+    send = link.sender.amst.send
+
+    def spy(*args, chunk_size, **kwargs):
+        chunks.append(chunk_size)
+        return send(*args, chunk_size=chunk_size, **kwargs)
+
+    link.sender.amst.send = spy
+    link.run([("job", VirtualPayload(int(mbps * 1e6 / 8 * 3)), 30.0, 1.0)])
+    assert chunks and smallest <= min(chunks) and max(chunks) <= largest
+
+
 def test_the_same_seed_gives_the_same_steps():
     def steps(seed):
         link = Link(list(np.linspace(2.0, 20.0, 40)), seed=seed)
