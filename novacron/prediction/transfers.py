@@ -30,8 +30,8 @@ a budget of its share of a step, at every step, while less than a budget of it w
 up to two steps' worth could be queued, and the link idled whenever a job's budget was spent
 early. Chosen on the validation files of the allocation split, the window lowered the deadline
 misses of the allocators that rank by deadline, mostly by measuring the link better, and raised
-those of equal and proportional shares a little: ``results/pba/amst``.) The sender is work-conserving: shares set the proportions among the jobs
-that have bytes left to hand out, the window is filled whatever the shares sum to, and when no job
+those of equal and proportional shares a little: ``results/pba/amst``.) The sender is
+work-conserving: shares set the proportions among the jobs that have bytes left to hand out, the window is filled whatever the shares sum to, and when no job
 with a share has bytes left the others are served earliest deadline first (an idle link helps no
 deadline). Keep the window longer than the round trip, or the link idles between pieces (the
 measurement over busy time still sees the link's rate, so the forecast rises to it).
