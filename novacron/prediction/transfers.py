@@ -27,14 +27,15 @@ out pieces in proportion to the shares enforces them over a few pieces on both r
 refilled as pieces complete keeps the link busy without a queue behind it: what is handed out
 cannot be taken back, so a re-plan acts after at most the window. (The first version gave each job
 a budget of its share of a step, at every step, while less than a budget of it was unacknowledged:
-up to two steps' worth could be queued, and the link idled whenever a job's budget was spent
-early. Chosen on the validation files of the allocation split, the window lowered the deadline
-misses of the allocators that rank by deadline, mostly by measuring the link better, and raised
-those of equal and proportional shares a little: ``results/pba/amst``.) The sender is
-work-conserving: shares set the proportions among the jobs that have bytes left to hand out, the window is filled whatever the shares sum to, and when no job
-with a share has bytes left the others are served earliest deadline first (an idle link helps no
-deadline). Keep the window longer than the round trip, or the link idles between pieces (the
-measurement over busy time still sees the link's rate, so the forecast rises to it).
+up to two steps' worth could be queued, and the link idled whenever a job's budget was spent early.
+Chosen on the validation files of the allocation split, the window lowered the deadline misses of
+the allocators that rank by deadline, mostly by measuring the link better, and raised those of
+equal and proportional shares a little: ``results/pba/amst``.) The sender is work-conserving:
+shares set the proportions among the jobs that have bytes left to hand out, the window is filled
+whatever the shares sum to, and when no job with a share has bytes left the others are served
+earliest deadline first (an idle link helps no deadline). Keep the window longer than the round
+trip, or the link idles between pieces (the measurement over busy time still sees the link's rate,
+so the forecast rises to it).
 
 A job whose deadline passes before its last byte is confirmed is *missed*: its segments in
 flight are cancelled, its outcome says how much was delivered, and the receiver is told to free
