@@ -33,9 +33,9 @@ the allocators that rank by deadline, mostly by measuring the link better, and r
 equal and proportional shares a little: ``results/pba/amst``.) The sender is work-conserving:
 shares set the proportions among the jobs that have bytes left to hand out, the window is filled
 whatever the shares sum to, and when no job with a share has bytes left the others are served
-earliest deadline first (an idle link helps no deadline). Keep the window longer than the round
-trip, or the link idles between pieces (the measurement over busy time still sees the link's rate,
-so the forecast rises to it).
+earliest deadline first (an idle link helps no deadline). Keep the window at several round trips,
+or the link idles between pieces: the default (half a step) was chosen at a 100 ms round trip with
+1 s steps, and at 300 ms it did worse than the per-step budgets (``results/pba/amst``).
 
 A job whose deadline passes before its last byte is confirmed is *missed*: its segments in
 flight are cancelled, its outcome says how much was delivered, and the receiver is told to free
