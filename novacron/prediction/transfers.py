@@ -75,9 +75,10 @@ DEFAULT_TAG = "pba"
 #: segments smaller than this are not worth a transfer's fixed cost (the last one of a job may be)
 MIN_SEGMENT = 16 * 1024
 #: the window in flight, in steps of the forecast link (see the module doc; chosen with PIECES on the
-#: validation files of ``experiments/pba_allocation.py``'s split, ``experiments/pba_amst.py --split val``)
+#: validation files of ``experiments/pba_allocation.py``'s split at a 100 ms round trip and 1 s
+#: steps, ``experiments/pba_amst.py --split val``; keep it at several round trips)
 WINDOW_STEPS = 0.5
-#: ... exceeds the forecast by this share, so that a link faster than forecast is seen to be
+#: ... exceeds the forecast by this share, so that a link faster than forecast gets noticed
 HEADROOM = 0.25
 #: ... and is handed out in this many pieces (fewer: shares enforced more coarsely; more: each
 #: piece pays AMST's per-transfer costs for less data)
