@@ -21,15 +21,13 @@ Run: .venv/bin/python benchmarks/bench_backend_allocated.py [--size-mib 256] [--
 from __future__ import annotations
 
 import argparse
-import asyncio
-import multiprocessing as mp
 import os
 import statistics
 import time
 
-from common import ReceiveHandler, receiving_node, report
+from common import ReceiveHandler, report, two_nodes
 
-from novacron.backends import AsyncioRuntime, PeerDirectory, new_event_loop
+from novacron.backends import AsyncioRuntime, new_event_loop
 from novacron.prediction.allocation import EarliestDeadlineFirst
 from novacron.prediction.transfers import AllocatedReceiver, AllocatedSender
 from novacron.transport import AMST
@@ -45,16 +43,7 @@ def _listen(rt: AsyncioRuntime, handler: ReceiveHandler) -> None:
 
 
 async def _run(args: argparse.Namespace, payload: bytes) -> list[dict]:
-    directory = PeerDirectory()
-    rt = AsyncioRuntime("tx", directory=directory)
-    await rt.start()
-    ctx = mp.get_context("spawn")
-    ports = ctx.Queue()
-    expected = 2 * (args.repeats + 1)
-    receiver = ctx.Process(target=receiving_node, args=(_listen, rt.address[1], ports, expected), daemon=True)
-    receiver.start()
-    try:
-        directory.register("rx", "127.0.0.1", await asyncio.to_thread(ports.get, True, 60))
+    async with two_nodes(_listen, expected=2 * (args.repeats + 1)) as rt:
         amst = AMST(rt)
         sender = AllocatedSender(
             rt, amst, "rx", EarliestDeadlineFirst(), initial_mbps=args.initial_mbps, step=args.step
@@ -65,28 +54,20 @@ async def _run(args: argparse.Namespace, payload: bytes) -> list[dict]:
             start = time.perf_counter()
             await amst.send("rx", payload, streams=STREAMS, tag="bench")
             plain = len(payload) * 8 / (time.perf_counter() - start) / 1e9
-            forecast_before = float(sender.forecast()[0])
             outcome = await sender.submit(f"job{i}", payload, rt.now() + 600.0)
             assert outcome.met, outcome
             allocated = len(payload) * 8 / (outcome.finished - outcome.submitted) / 1e9
             print(
                 f"{'warm-up' if i == 0 else f'repeat {i}'}: AMST.send {plain:.2f} Gbit/s, "
-                f"AllocatedSender {allocated:.2f} Gbit/s (forecast at submission "
-                f"{forecast_before / 1e3:.2f} Gbit/s)",
+                f"AllocatedSender {allocated:.2f} Gbit/s (its forecast after the job "
+                f"{sender.forecast()[0] / 1e3:.2f} Gbit/s)",
                 flush=True,
             )
             if i > 0:
-                rows.append(
-                    {"amst_gbps": plain, "allocated_gbps": allocated, "forecast_gbps": forecast_before / 1e3}
-                )
+                rows.append({"amst_gbps": plain, "allocated_gbps": allocated})
         sender.close()
         await runner
         return rows
-    finally:
-        await rt.close()
-        await asyncio.to_thread(receiver.join, 60)
-        if receiver.is_alive():
-            receiver.terminate()
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -14,7 +15,7 @@ import socket
 import statistics
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pandas as pd
@@ -211,6 +212,29 @@ def receiving_node(listen: Listen, tx_port: int, ports: mp.Queue, expected: int)
     loop.close()
 
 
+@contextlib.asynccontextmanager
+async def two_nodes(listen: Listen, expected: int) -> AsyncIterator[AsyncioRuntime]:
+    """The sending node ``tx`` here (yielded, with ``rx`` in its directory) and the receiving one
+    in a spawned process (as in production, and as iperf3 runs), which runs ``listen`` and stops
+    after ``expected`` payloads. Both are stopped on the way out."""
+    directory = PeerDirectory()
+    rt = AsyncioRuntime("tx", directory=directory)
+    await rt.start()
+    ctx = mp.get_context("spawn")
+    ports = ctx.Queue()
+    # (a daemon: if this side fails, the receiver, still waiting for payloads, goes with it)
+    receiver = ctx.Process(target=receiving_node, args=(listen, rt.address[1], ports, expected), daemon=True)
+    receiver.start()
+    try:
+        directory.register("rx", "127.0.0.1", await asyncio.to_thread(ports.get, True, 60))
+        yield rt
+    finally:
+        await rt.close()
+        await asyncio.to_thread(receiver.join, 60)
+        if receiver.is_alive():
+            receiver.terminate()
+
+
 async def _two_nodes_against_iperf(
     args: argparse.Namespace,
     payload: bytes,
@@ -219,21 +243,11 @@ async def _two_nodes_against_iperf(
     name: str,
     iperf_seconds: float,
 ) -> list[dict]:
-    """Start the sending node ``tx`` here and the receiving one in a spawned process (as in
-    production, and as iperf3 runs), then measure with :func:`against_iperf`, warm-up and raw
-    floor included. The first transfer of each stream count is the uncounted warm-up: it pays
-    for the receiver's buffer, as a long-running node does once."""
-    directory = PeerDirectory()
-    rt = AsyncioRuntime("tx", directory=directory)
-    await rt.start()
-    ctx = mp.get_context("spawn")
-    ports = ctx.Queue()
+    """Measure ``open_sender``'s transfers between :func:`two_nodes` with :func:`against_iperf`,
+    warm-up and raw floor included. The first transfer of each stream count is the uncounted
+    warm-up: it pays for the receiver's buffer, as a long-running node does once."""
     expected = len(args.streams) * (args.repeats + 1)  # (+1: the warm-up)
-    # (a daemon: if this side fails, the receiver, still waiting for payloads, goes with it)
-    receiver = ctx.Process(target=receiving_node, args=(listen, rt.address[1], ports, expected), daemon=True)
-    receiver.start()
-    try:
-        directory.register("rx", "127.0.0.1", await asyncio.to_thread(ports.get, True, 60))
+    async with two_nodes(listen, expected) as rt:
         transfer = open_sender(rt)
 
         async def send(streams: int) -> float:
@@ -242,7 +256,7 @@ async def _two_nodes_against_iperf(
 
         floor = RawCopy(payload)
         try:
-            rows = await against_iperf(
+            return await against_iperf(
                 send,
                 args.streams,
                 args.repeats,
@@ -253,12 +267,6 @@ async def _two_nodes_against_iperf(
             )
         finally:
             floor.close()
-    finally:
-        await rt.close()
-        await asyncio.to_thread(receiver.join, 60)
-        if receiver.is_alive():
-            receiver.terminate()
-    return rows
 
 
 def run_two_nodes_against_iperf(
