@@ -33,6 +33,8 @@ validation files instead (other arrival seeds), where the sender's settings are 
     OMP_NUM_THREADS=1 .venv/bin/python experiments/pba_amst.py               # 80 episodes, ~4 min
     .venv/bin/python experiments/pba_amst.py --episodes-per-trace 1 --rtt 0.03
     .venv/bin/python experiments/pba_amst.py --split val --window 0.35 --pieces 2 --out /tmp/w035
+    .venv/bin/python experiments/pba_amst.py --rtt 0.3 --out /tmp/r03 \
+        --paired-with results/pba/amst/rtt/amst_episodes_rtt0.3.csv       # against another sender
 """
 
 from __future__ import annotations
@@ -75,12 +77,14 @@ def allocators(models: Path | None = None) -> dict[str, Allocator]:
 
 
 def _episode(job: tuple) -> list[dict]:
-    traces, trace_index, seed, rtt, models, window_steps, pieces = job
+    traces, trace_index, seed, rtt, models, window_steps, round_trips, pieces = job
     env = BandwidthAllocationEnv(traces=traces)
     episode = env.episode(seed, trace_index)
     sender_options = {} if pieces is None else {"pieces": pieces}
     if window_steps is not None:
         sender_options["window"] = window_steps * episode.dt
+    if round_trips is not None:
+        sender_options["round_trips"] = round_trips
     rows = []
     for name, allocator in allocators(models).items():
         base = {"policy": name, "trace": traces[trace_index].attrs["name"], "seed": seed}
@@ -136,6 +140,32 @@ def summarise(episodes: pd.DataFrame, reference: str = "edf_margin") -> pd.DataF
     return table
 
 
+def paired_with(episodes: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
+    """Each (where, policy) against ``previous``, another sender's run of the same episodes (its
+    ``amst_episodes.csv``): means of both, the paired difference in weighted misses (this run minus
+    the previous, 95 % CI), goodput and nearly-done misses of both. The environment's rows are left
+    out (they do not depend on the sender)."""
+    key = ["where", "policy", "trace", "seed"]
+    both = pooled(episodes).merge(pooled(previous), on=key, suffixes=("", "_previous"), validate="1:1")
+    both = both[both["where"] != "env"]
+    both["difference"] = both["weighted_misses"] - both["weighted_misses_previous"]
+    grouped = both.groupby(["where", "policy"])
+    table = grouped[
+        [
+            "weighted_misses",
+            "weighted_misses_previous",
+            "difference",
+            "goodput_over_capacity",
+            "goodput_over_capacity_previous",
+            "misses_nearly_done",
+            "misses_nearly_done_previous",
+        ]
+    ].mean()
+    table.insert(3, "difference_ci95", 1.96 * grouped["difference"].sem())
+    table.insert(0, "episodes", grouped.size())
+    return table.reset_index()
+
+
 def plot(table: pd.DataFrame, path: Path, rtt: float) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric, label in (
@@ -170,7 +200,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     )
     parser.add_argument("--split", choices=("test", "val"), default="test")
     parser.add_argument("--window", type=float, help="the sender's window, in steps (default: its own)")
+    parser.add_argument(
+        "--round-trips", type=float, help="the least window, in round trips (default: the sender's own)"
+    )
     parser.add_argument("--pieces", type=int, help="pieces per window (default: the sender's own)")
+    parser.add_argument(
+        "--paired-with",
+        type=Path,
+        help="another sender's amst_episodes.csv of the same episodes: writes vs_previous.csv",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "results/pba/amst")
     args = parser.parse_args(argv)
@@ -178,7 +216,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     traces = (test if args.split == "test" else val)[: args.traces]
     base = TEST_SEED_BASE if args.split == "test" else VAL_SEED_BASE
     jobs = [
-        (traces, i, s, args.rtt, args.models, args.window, args.pieces)
+        (traces, i, s, args.rtt, args.models, args.window, args.round_trips, args.pieces)
         for i, s in episode_seeds(len(traces), args.episodes_per_trace, base)
     ]
     started, rows = time.time(), []
@@ -203,6 +241,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     plot(table, args.out / "amst.png", args.rtt)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.round(3).to_string(index=False))
+        if args.paired_with is not None:
+            versus = paired_with(episodes, pd.read_csv(args.paired_with))
+            versus.to_csv(args.out / "vs_previous.csv", index=False)
+            print(f"\nagainst {args.paired_with}:\n{versus.round(3).to_string(index=False)}")
     return table
 
 

@@ -14,28 +14,29 @@ At every *step* (``step`` seconds, the environment's ``dt``) it
    from those samples;
 3. asks the allocator for shares and stream counts for the jobs in flight.
 
-Between steps it keeps a *window* of data in flight, ``window`` seconds of the forecast link
-(half a step by default, times ``1 + headroom``), in pieces of a quarter of the window: whenever a
-piece completes, the window is topped up, each new piece going to the job furthest behind its share
+Between steps it keeps a *window* of data in flight: ``round_trips`` round trips of the forecast
+link (the round trip AMST measures with its probes, ``AMST.round_trip``), or ``window`` seconds of
+it when that is more, times ``1 + headroom``, handed out in pieces of a quarter of the window. It
+is topped up as acknowledgements arrive, each new piece going to the job furthest behind its share
 (deficit round robin: every piece handed out credits each job its share of it, the job with the
 largest credit gets the piece and pays for it). Each piece is one AMST transfer (a *segment*) over
 the job's stream count.
 
 Why a window of pieces, not rates or per-step budgets: streams share a bottleneck by flow fairness,
 not by weight, and a rate per transfer would need pacing inside every runtime's streams; handing
-out pieces in proportion to the shares enforces them over a few pieces on both runtimes. A window
-refilled as pieces complete keeps the link busy without a queue behind it: what is handed out
-cannot be taken back, so a re-plan acts after at most the window. (The first version gave each job
-a budget of its share of a step, at every step, while less than a budget of it was unacknowledged:
-up to two steps' worth could be queued, and the link idled whenever a job's budget was spent early.
-Chosen on the validation files of the allocation split, the window lowered the deadline misses of
-the allocators that rank by deadline, mostly by measuring the link better, and raised those of
-equal and proportional shares a little: ``results/pba/amst``.) The sender is work-conserving:
-shares set the proportions among the jobs that have bytes left to hand out, the window is filled
-whatever the shares sum to, and when no job with a share has bytes left the others are served
-earliest deadline first (an idle link helps no deadline). Keep the window at several round trips,
-or the link idles between pieces: the default (half a step) was chosen at a 100 ms round trip with
-1 s steps, and at 300 ms it did worse than the per-step budgets (``results/pba/amst``).
+out pieces in proportion to the shares enforces them over a few pieces on both runtimes. Why round
+trips: with less than a round trip of the link in flight, the link idles while acknowledgements
+travel, and the measurement, which sees only what is delivered, takes the window's rate for the
+link's, so the forecast and the window shrink together (a window of a sixth of the round trip
+carried a sixth of the link, and fell from there); with more, data is committed that a re-plan
+cannot take back and an urgent job cannot overtake. Why topped up by acknowledgements, not as
+pieces complete: pieces in flight side by side complete together, and the link idled for a round
+trip each time. (The first window was half a step whatever the round trip, topped up as pieces
+completed: better than per-step budgets at 30-100 ms round trips, worse at 300 ms;
+``results/pba/amst``.) The sender is work-conserving: shares set the proportions among the jobs
+that have bytes left to hand out, the window is filled whatever the shares sum to, and when no job
+with a share has bytes left the others are served earliest deadline first (an idle link helps no
+deadline).
 
 A job whose deadline passes before its last byte is confirmed is *missed*: its segments in
 flight are cancelled, its outcome says how much was delivered, and the receiver is told to free
@@ -74,10 +75,15 @@ log = logging.getLogger(__name__)
 DEFAULT_TAG = "pba"
 #: segments smaller than this are not worth a transfer's fixed cost (the last one of a job may be)
 MIN_SEGMENT = 16 * 1024
-#: the window in flight, in steps of the forecast link (see the module doc; chosen with PIECES on the
-#: validation files of ``experiments/pba_allocation.py``'s split at a 100 ms round trip and 1 s
-#: steps, ``experiments/pba_amst.py --split val``; keep it at several round trips)
-WINDOW_STEPS = 0.5
+#: the window in flight is this many round trips of the forecast link (AMST's measure,
+#: ``AMST.round_trip``; with less, the link idles while acknowledgements travel) ...
+ROUND_TRIPS = 2.0
+#: ... or this many steps of it, when that is more (a floor for short round trips, where a window
+#: of a few round trips would cut each job into pieces too small for a transfer's fixed costs).
+#: Both chosen with PIECES on the validation files of ``experiments/pba_allocation.py``'s split at
+#: 30, 100 and 300 ms round trips and 1 s steps (``experiments/pba_amst.py --split val``,
+#: ``results/pba/amst/val``)
+WINDOW_STEPS = 0.1
 #: ... exceeds the forecast by this share, so that a link faster than forecast gets noticed
 HEADROOM = 0.25
 #: ... and is handed out in this many pieces (fewer: shares enforced more coarsely; more: each
@@ -190,7 +196,7 @@ class StepLog:
     """One step: the throughput sample taken at its start (None: the measurement window goes on),
     the forecast it planned with, the streams the allocator asked for (summed over jobs; a small
     segment uses fewer, see ``AllocatedSender._send``), and the bytes handed out while its plan
-    was in force (counted until the next step)."""
+    was in force (counted until the next step), and the window it kept."""
 
     at: float
     forecast_mbps: float
@@ -198,6 +204,8 @@ class StepLog:
     assigned_bytes: int
     streams: int
     measured_mbps: float | None
+    #: the window it kept in flight, in seconds of the forecast link (before the headroom)
+    window_s: float = 0.0
 
 
 def _segment_of(payload: Payload, offset: int, length: int) -> Payload:
@@ -213,9 +221,10 @@ class AllocatedSender:
     ``initial_mbps``: the link's rate before anything was measured (say, the network mode's
     nominal rate). ``predictor`` forecasts when the allocator names none (default EWMA, as the
     environment). ``step`` is the planning step in seconds (the environment's ``dt``): deadlines
-    are counted in steps. ``window`` (seconds of the forecast link, default half a step) and
-    ``pieces``: what is kept in flight, and in how many segments. Spawn :meth:`run` to start
-    sending, :meth:`submit` jobs, :meth:`close` to stop.
+    are counted in steps. What is kept in flight: ``round_trips`` round trips of the forecast link,
+    or ``window`` seconds of it (default :data:`WINDOW_STEPS` steps) when that is more, in
+    ``pieces`` segments. Spawn :meth:`run` to start sending, :meth:`submit` jobs, :meth:`close` to
+    stop.
     """
 
     def __init__(
@@ -231,6 +240,7 @@ class AllocatedSender:
         horizon: int = 5,
         headroom: float = HEADROOM,
         window: float | None = None,
+        round_trips: float = ROUND_TRIPS,
         pieces: int | None = None,
         tag: str = DEFAULT_TAG,
         min_segment: int = MIN_SEGMENT,
@@ -241,18 +251,25 @@ class AllocatedSender:
         window = step * WINDOW_STEPS if window is None else window
         pieces = PIECES if pieces is None else pieces
         if not (
-            step > 0 and horizon >= 1 and headroom >= 0 and window > 0 and pieces >= 1 and min_segment >= 1
+            step > 0
+            and horizon >= 1
+            and headroom >= 0
+            and window > 0
+            and round_trips >= 0
+            and pieces >= 1
+            and min_segment >= 1
         ):
             raise ValueError(
-                "need step > 0, horizon >= 1, headroom >= 0, window > 0, pieces >= 1, min_segment >= 1; "
-                f"got {step}, {horizon}, {headroom}, {window}, {pieces}, {min_segment}"
+                "need step > 0, horizon >= 1, headroom >= 0, window > 0, round_trips >= 0, pieces >= 1, "
+                f"min_segment >= 1; got {step}, {horizon}, {headroom}, {window}, {round_trips}, {pieces}, "
+                f"{min_segment}"
             )
         self.rt, self.amst, self.peer, self.allocator = rt, amst, peer, allocator
         self.initial_mbps = float(initial_mbps)
         self.predictor = allocator.predictor or predictor or EWMA()
         self.forecaster = forecaster
         self.step, self.horizon, self.headroom = float(step), int(horizon), float(headroom)
-        self.window, self.pieces = float(window), int(pieces)
+        self.window, self.round_trips, self.pieces = float(window), float(round_trips), int(pieces)
         self.tag, self.min_segment = tag, int(min_segment)
         # what a sender that runs for days keeps is bounded: the predictors look at recent samples,
         # and the two logs (for analysis) keep their latest entries
@@ -264,7 +281,7 @@ class AllocatedSender:
         self._wake: FutureLike[None] | None = None
         self._closed = False
         # the measurement: bytes acknowledged, and time with segments in flight, since the last sample
-        self._window_bytes = 0
+        self._sample_bytes = 0
         self._busy_time = 0.0
         self._busy_since: float | None = None  # when segments went in flight (None: none is)
         self._in_flight = 0  # segments in flight, all jobs
@@ -361,6 +378,7 @@ class AllocatedSender:
         jobs = list(self._jobs)
         if not jobs:
             return
+        self.amst.probe_round_trip(self.peer)  # for the window of the steps to come
         transfers = [
             Transfer(
                 (job.nbytes - job.acknowledged) * 8 / 1e6,
@@ -374,15 +392,23 @@ class AllocatedSender:
             job.share, job.streams = float(share), int(streams)
             job.retry.extend(job.failed)
             job.failed.clear()
-        self._plan = StepLog(now, float(forecast[0]), len(jobs), 0, int(np.sum(plan.streams)), measured)
+        self._plan = StepLog(
+            now, float(forecast[0]), len(jobs), 0, int(np.sum(plan.streams)), measured, self.window_seconds()
+        )
         self.steps.append(self._plan)
         self._fill()
+
+    def window_seconds(self) -> float:
+        """The window, in seconds of the forecast link: ``window``, or ``round_trips`` round trips
+        when that is more (before AMST has measured one: ``window``)."""
+        rtt = self.amst.round_trip(self.peer)
+        return self.window if rtt is None else max(self.window, self.round_trips * rtt)
 
     def _fill(self) -> None:
         """Top up the window in flight with pieces, each to the job furthest behind its share."""
         if self._closed or self._plan is None:
             return
-        window = self._plan.forecast_mbps * 1e6 / 8 * self.window * (1.0 + self.headroom)
+        window = self._plan.forecast_mbps * 1e6 / 8 * self.window_seconds() * (1.0 + self.headroom)
         piece = max(self.min_segment, int(window / self.pieces))
         for job in self._jobs:  # an empty job is one empty segment (a share of nothing is nothing)
             if job.nbytes == 0 and not job.outstanding and not job.failed:
@@ -430,14 +456,20 @@ class AllocatedSender:
 
         Over busy time, not the whole step: when the forecast is low the link idles between
         segments, and bytes over the step would measure the forecast, which would then never rise.
-        A busy step without acknowledgements happens on a slow link with many streams (each
-        stream's first chunk arrives late): a 0 there would throw the forecast to the floor."""
+        Busy time starts when segments go out, so it counts the first round trip (and new streams'
+        handshakes) of each busy spell, with nothing delivered yet: a sample low by up to a round
+        trip's share, which errs on the safe side. (Clocking it from the first acknowledgement, as
+        TCP's delivery rate, measured the link better and did worse on the validation files: a
+        little better for the EDF-like allocators, much worse for RobustMPC, whose just-in-time
+        plans need the slack; ``results/pba/amst``.) A busy step without acknowledgements happens
+        on a slow link with many streams (each stream's first chunk arrives late): a 0 there would
+        throw the forecast to the floor."""
         busy = self._busy_time + (now - self._busy_since if self._busy_since is not None else 0.0)
-        if self._window_bytes <= 0 or busy < self.step * MIN_BUSY_STEPS:
+        if self._sample_bytes <= 0 or busy < self.step * MIN_BUSY_STEPS:
             return None
-        measured = self._window_bytes * 8 / 1e6 / busy
+        measured = self._sample_bytes * 8 / 1e6 / busy
         self.samples.append(measured)
-        self._window_bytes, self._busy_time = 0, 0.0
+        self._sample_bytes, self._busy_time = 0, 0.0
         self._busy_since = now if self._busy_since is not None else None
         return measured
 
@@ -456,6 +488,7 @@ class AllocatedSender:
             nonlocal acknowledged
             acknowledged += nbytes
             self._credit(job, nbytes)
+            self._fill()
 
         ok = False
         try:
@@ -493,7 +526,7 @@ class AllocatedSender:
     def _credit(self, job: _Job, nbytes: int) -> None:
         job.unacknowledged -= nbytes
         job.acknowledged += nbytes
-        self._window_bytes += nbytes
+        self._sample_bytes += nbytes
 
     def _settle(self, job: _Job, finished: float | None) -> None:
         self._jobs.remove(job)

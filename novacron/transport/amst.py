@@ -41,7 +41,16 @@ from novacron.runtime import (
 from novacron.runtime.buffers import BufferPool
 
 from . import checksum
-from .messages import Chunk, ChunkAck, TransferDone, TransferQuery, TransferStatus
+from .messages import (
+    Chunk,
+    ChunkAck,
+    RoundTripEcho,
+    RoundTripProbe,
+    TransferDone,
+    TransferQuery,
+    TransferStatus,
+)
+from .round_trip import MinFilter
 from .scheduler import ChunkScheduler
 
 log = logging.getLogger(__name__)
@@ -251,6 +260,9 @@ class AMST:
         rt.on_message(TransferDone, self._on_done)
         rt.on_message(TransferQuery, self._on_query)
         rt.on_message(TransferStatus, self._on_status)
+        self._round_trips: dict[str, MinFilter] = {}
+        rt.on_message(RoundTripProbe, lambda src, probe: rt.send(src, RoundTripEcho(probe.sent_at)))
+        rt.on_message(RoundTripEcho, self._on_echo)
 
     def on_receive(self, tag: str, handler: Handler) -> None:
         """Deliver complete payloads sent with ``tag`` to ``handler(src, payload)``.
@@ -286,6 +298,23 @@ class AMST:
         """
         self._places[tag] = place
         self._handlers[tag] = handler
+
+    # -- the round trip (see .round_trip) -----------------------------------------------------
+    def probe_round_trip(self, peer: str) -> None:
+        """Send ``peer`` one probe; its echo updates :meth:`round_trip` (probes are messages:
+        one may be lost, so a caller that relies on the estimate probes now and then)."""
+        self.rt.send(peer, RoundTripProbe(float(self.rt.now())))
+
+    def round_trip(self, peer: str) -> float | None:
+        """The smallest round trip to ``peer`` measured by the probes of the last few seconds
+        (:data:`.round_trip.MEMORY`), in seconds; None before the first echo."""
+        found = self._round_trips.get(peer)
+        return found.value(self.rt.now()) if found is not None else None
+
+    def _on_echo(self, src: str, echo: RoundTripEcho) -> None:
+        now = self.rt.now()
+        if 0 <= echo.sent_at <= now:  # a corrupt or foreign echo says nothing
+            self._round_trips.setdefault(src, MinFilter()).add(now, now - echo.sent_at)
 
     # -- sending --------------------------------------------------------------
     async def send(

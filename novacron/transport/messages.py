@@ -49,3 +49,16 @@ class TransferStatus(Message, tag="amst-status"):
     transfer: str
     missing: list[int]
     unknown: bool = False
+
+
+class RoundTripProbe(Message, tag="amst-probe"):
+    """Asks the peer's AMST to echo ``sent_at`` (the prober's clock: the round trip is measured on
+    one clock, so skew between the nodes never enters it)."""
+
+    sent_at: float
+
+
+class RoundTripEcho(Message, tag="amst-echo"):
+    """The answer to a :class:`RoundTripProbe`."""
+
+    sent_at: float

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from novacron.prediction.allocation import Allocator, EarliestDeadlineFirst, EqualShare
-from novacron.prediction.transfers import AllocatedReceiver, AllocatedSender, Segment
+from novacron.prediction.transfers import HEADROOM, WINDOW_STEPS, AllocatedReceiver, AllocatedSender, Segment
 from novacron.runtime import TransferError, VirtualPayload
 from novacron.sim import Simulation, topologies
 from novacron.transport import AMST
@@ -19,8 +19,8 @@ MB = 1_000_000
 class Link:
     """Two simulated nodes; ``x`` sends jobs to ``y`` over a link replaying ``mbps`` (one per second)."""
 
-    def __init__(self, mbps, allocator=None, seed=0, receiver_options=None, **sender_options):
-        self.sim = Simulation(topologies.pair(rtt=0.01, nic_bandwidth=10e9), seed=seed)
+    def __init__(self, mbps, allocator=None, seed=0, receiver_options=None, rtt=0.01, **sender_options):
+        self.sim = Simulation(topologies.pair(rtt=rtt, nic_bandwidth=10e9), seed=seed)
         self.received: dict[str, object] = {}
         times = np.arange(len(mbps), dtype=float)
         self.sim.faults.replay_bandwidth(self.sim.faults.links_between_sites("a", "b"), times, mbps)
@@ -154,8 +154,8 @@ def test_a_job_without_a_share_gets_the_link_only_when_the_others_have_nothing_l
 
 
 def test_what_is_in_flight_stays_within_the_window():
-    """The bound that lets an urgent job overtake: at most the window (half a step of the forecast
-    link, plus headroom) and one piece is ever handed out and unacknowledged."""
+    """The bound that lets an urgent job overtake: at most the window (here its floor, a tenth of a
+    step of the forecast link, plus headroom) and one piece is ever handed out and unacknowledged."""
     link = Link([8.0] * 30)
     peaks = []
 
@@ -170,8 +170,32 @@ def test_what_is_in_flight_stays_within_the_window():
         await runner
 
     link.sim.run_until_complete("x", go, timeout=120)
-    window = 1e6 / 8 * 8.0 * 0.5 * 1.25  # bytes
+    window = 1e6 / 8 * 8.0 * WINDOW_STEPS * (1 + HEADROOM)  # bytes
     assert max(peaks) <= window * 1.25 + 1 and max(peaks) > window * 0.9
+
+
+@pytest.mark.parametrize(("round_trips", "window"), [(2.0, 0.1), (0.0, 0.6)])
+def test_a_long_round_trip_does_not_leave_the_link_idle(round_trips, window):
+    """Pieces are topped up as their chunks are acknowledged, not as they complete (pieces in
+    flight side by side complete together, and the link idled a round trip each time), and the
+    window holds at least ``round_trips`` round trips of the link (as AMST measures them)."""
+    link = Link([8.0] * 60, rtt=0.3, window=window, round_trips=round_trips)
+    outcomes = link.run([("job", VirtualPayload(20 * MB), 60.0, 1.0)])
+    # 20 MB at 1 MB/s: 20 s, plus a round trip for the last acknowledgement and a step or so for
+    # the forecast to climb from its first sample (which counts the first round trip and the
+    # streams' handshakes as busy time)
+    assert outcomes["job"].finished < 22.0
+    windows = [s.window_s for s in link.sender.steps]
+    assert windows[0] == window  # before the first probe's echo
+    assert windows[1:] == pytest.approx([max(window, round_trips * 0.3)] * (len(windows) - 1), rel=0.01)
+
+
+def test_a_window_short_of_the_round_trip_leaves_the_link_idle():
+    """The other side of the test above: what the round trips are there for. A window of a sixth
+    of the round trip carries a sixth of the link, measures that, and shrinks with the forecast."""
+    link = Link([8.0] * 60, rtt=0.3, window=0.05, round_trips=0.0)
+    outcomes = link.run([("job", VirtualPayload(20 * MB), 60.0, 1.0)])
+    assert not outcomes["job"].met and outcomes["job"].delivered < 5 * MB
 
 
 def test_a_failed_segment_is_sent_again_after_the_next_plan():
@@ -243,16 +267,18 @@ def test_a_step_that_leaves_the_link_idle_is_not_taken_for_its_rate():
 
 
 def test_the_allocators_stream_counts_reach_amst():
-    link = Link([8.0] * 30)
-    link.run([("one", VirtualPayload(4 * MB), 20.0, 1.0)])
-    # a lone job gets the whole link: EDF's share 1 -> 16 streams, each with a chunk of its own
+    """Where pieces are large enough for them (a fast link with a long round trip: where streams
+    pay, each connection's window capping it)."""
+    link = Link([8000.0] * 30, rtt=0.3)
+    link.run([("one", VirtualPayload(2000 * MB), 20.0, 1.0)])
+    # a lone job gets the whole link: EDF's share 1 -> 16 streams, each with chunks of its own
     assert {s.streams for s in link.sender.steps if s.assigned_bytes} == {16}
     assert link.sim.runtime("x").app.amst.streams_opened >= 16
 
 
 @pytest.mark.parametrize(
     ("mbps", "smallest", "largest"),
-    [(2.0, 4096, 4096), (800.0, 100_000, 512 * 1024), (8000.0, 512 * 1024, 512 * 1024)],
+    [(2.0, 4096, 4096), (800.0, 90_000, 512 * 1024), (8000.0, 512 * 1024, 512 * 1024)],
 )
 def test_chunks_carry_at_least_a_millisecond_of_the_link(mbps, smallest, largest):
     """Every chunk costs the same fixed work at both ends: on a fast link small chunks make a

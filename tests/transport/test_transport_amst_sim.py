@@ -291,3 +291,23 @@ def test_progress_reports_the_bytes_of_each_acknowledged_chunk_as_they_come(dupl
     assert 8 * MiB - 4 * chunk <= sum(n for _, n in seen) <= 8 * MiB
     times = [t for t, _ in seen]
     assert times == sorted(times) and times[0] < report.finished - 0.5 * report.duration  # as it goes
+
+
+def test_the_round_trip_to_a_peer_is_measured_by_probes():
+    """``round_trip`` is the path's, not a chunk's time across a busy link: a sender that sizes its
+    window by it must not grow the window with the queue behind it."""
+    sim, _ = amst_sim(pair(rtt=0.08, bandwidth=80e6))
+
+    async def go(rt):
+        before = rt.app.round_trip("y")
+        busy = rt.spawn(rt.app.send("y", VirtualPayload(50 * MiB), streams=8, tag="blob"))
+        await rt.sleep(1.0)
+        rt.app.probe_round_trip("y")  # while 50 MiB share a 10 MB/s link
+        await rt.sleep(0.5)
+        during = rt.app.round_trip("y")
+        busy.cancel()
+        return before, during, rt.app.round_trip("nobody")
+
+    before, during, unknown = sim.run_until_complete("x", go, timeout=60)
+    assert before is None and unknown is None
+    assert during == pytest.approx(0.08, abs=0.005)

@@ -355,3 +355,19 @@ def test_a_placement_can_refuse_a_transfer_at_its_first_chunk(harness):
     assert acked == 0, "no chunk of a refused transfer is acknowledged"
     receiver = harness.runtime("n1").app
     assert receiver.buffers.allocated == 1  # the second transfer's; the refused one took none
+
+
+def test_amst_measures_the_round_trip_to_a_peer(harness):
+    """A probe echoed by the peer's AMST; the estimate is unknown before the first echo."""
+    harness.start(["n0", "n1"], receiver([]))
+
+    async def scenario(rt):
+        before = rt.app.round_trip("n1")
+        for _ in range(3):
+            rt.app.probe_round_trip("n1")
+            await rt.sleep(0.05)
+        return before, rt.app.round_trip("n1")
+
+    before, measured = harness.run("n0", scenario, timeout=30)
+    assert before is None
+    assert measured is not None and 0 <= measured < 0.05
