@@ -30,7 +30,7 @@ Writes ``results/pba/amst/{amst.csv, amst_episodes.csv, amst.png}``. ``--split v
 validation files instead (other arrival seeds), where the sender's settings are chosen
 (``--window``, ``--pieces``; ``results/pba/amst/val``).
 
-    OMP_NUM_THREADS=1 .venv/bin/python experiments/pba_amst.py               # 80 episodes, ~4 min
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/pba_amst.py               # 80 episodes, ~12 min
     .venv/bin/python experiments/pba_amst.py --episodes-per-trace 1 --rtt 0.03
     .venv/bin/python experiments/pba_amst.py --split val --window 0.35 --pieces 2 --out /tmp/w035
     .venv/bin/python experiments/pba_amst.py --rtt 0.3 --out /tmp/r03 \
