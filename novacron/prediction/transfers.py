@@ -196,7 +196,7 @@ class StepLog:
     """One step: the throughput sample taken at its start (None: the measurement window goes on),
     the forecast it planned with, the streams the allocator asked for (summed over jobs; a small
     segment uses fewer, see ``AllocatedSender._send``), and the bytes handed out while its plan
-    was in force (counted until the next step), and the window it kept."""
+    was in force (counted until the next step), and the window it planned with."""
 
     at: float
     forecast_mbps: float
@@ -204,7 +204,8 @@ class StepLog:
     assigned_bytes: int
     streams: int
     measured_mbps: float | None
-    #: the window it kept in flight, in seconds of the forecast link (before the headroom)
+    #: the window in seconds of the forecast link (before the headroom) when the step was planned
+    #: (the sender follows a new round-trip measurement at once, mid-step)
     window_s: float = 0.0
 
 
