@@ -28,7 +28,8 @@ allocator. ``edf_margin`` uses the margin chosen on validation files by ``pba_al
 
 Writes ``results/pba/amst/{amst.csv, amst_episodes.csv, amst.png}``. ``--split val`` runs the
 validation files instead (other arrival seeds), where the sender's settings are chosen
-(``--window``, ``--pieces``; ``results/pba/amst/val``).
+(``--window``, ``--round-trips``, ``--pieces``; ``results/pba/amst/val``). ``--paired-with`` compares
+the run, episode by episode, with another sender's ``amst_episodes.csv`` (``vs_previous.csv``).
 
     OMP_NUM_THREADS=1 .venv/bin/python experiments/pba_amst.py               # 80 episodes, ~12 min
     .venv/bin/python experiments/pba_amst.py --episodes-per-trace 1 --rtt 0.03
