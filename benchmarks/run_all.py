@@ -22,6 +22,7 @@ BENCHMARKS = [
     "bench_consensus_real.py",
     "bench_migration_real.py",
     "bench_placement_decisions.py",
+    "bench_sweep.py",
 ]
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@
   PBFT replicas may get (up to f per seed); ``--broken VARIANT`` runs a
   deliberately broken Raft (``commit-old-terms``: the Figure 8 bug;
   ``vote-any-log``: no election restriction), which the campaign must catch.
+* Seeds run side by side on one process per core (``--workers N``), or on a
+  Ray cluster (``--ray ADDRESS``); the results do not depend on which.
 * Prints one line per failing seed with its violations and the exact command
   that replays it, then a summary table; ``--csv FILE`` saves every seed's row.
   Exit status 1 if any seed failed, 2 for bad arguments.
@@ -64,6 +66,18 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--clients", type=int, help="concurrent clients (default 3)")
     parser.add_argument("--keys", type=int, help="keys the clients use (default 3)")
     parser.add_argument("--csv", type=Path, metavar="FILE", help="write one row per seed to FILE")
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="local processes running seeds side by side (default: one per core; 1: in this process)",
+    )
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the seeds on a Ray cluster ('auto', 'ray://HOST:10001', or 'local' to start one here; "
+        "needs the 'distributed' extra)",
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="print the fault log of failing seeds")
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None)
@@ -84,6 +98,16 @@ def _seed_range(text: str) -> range:
     if a < 0 or b <= a:
         raise argparse.ArgumentTypeError(f"seeds A:B need 0 <= A < B, got {text!r}")
     return range(a, b)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
 
 
 def _kinds(text: str) -> tuple[str, ...]:
@@ -117,7 +141,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"novacron dst: error: {exc}", file=sys.stderr)
         return 2
-    table, failures = run_campaign(config, args.seeds, progress=bool(args.progress) or args.progress is None)
+    try:
+        table, failures = run_campaign(
+            config,
+            args.seeds,
+            progress=bool(args.progress) or args.progress is None,
+            workers=args.workers,
+            ray=args.ray,
+        )
+    except ImportError as exc:  # --ray without the extra
+        print(f"novacron dst: error: {exc}", file=sys.stderr)
+        return 2
     for failure in failures:
         print(f"seed {failure.seed} FAILED:")
         for violation in failure.violations:

@@ -15,6 +15,7 @@ that replays exactly: :meth:`CampaignConfig.replay_command` prints how.
 
 from __future__ import annotations
 
+import functools
 import random
 import shlex
 from collections.abc import Iterable
@@ -236,23 +237,49 @@ def run_seed(config: CampaignConfig, seed: int) -> SeedResult:
     )
 
 
-def run_campaign(config: CampaignConfig, seeds: Iterable[int], *, progress: bool = False):
-    """Run every seed; returns a pandas DataFrame (one row per seed) and the failures."""
+def run_campaign(
+    config: CampaignConfig,
+    seeds: Iterable[int],
+    *,
+    progress: bool = False,
+    workers: int | None = 1,
+    ray: str | None = None,
+):
+    """Run every seed; returns a pandas DataFrame (one row per seed, in the seeds' order) and the
+    failures.
+
+    ``workers``: local processes (1: in this process; None: one per core); ``ray``: a Ray
+    cluster's address instead (:mod:`novacron.sim.sweep`). Seeds are independent runs, so the
+    table is the same for any of these. A seed whose run raises is a failure with an
+    ``exception`` violation (a crash in the protocol or the simulator is a bug the campaign found),
+    and the other seeds still run.
+    """
     import pandas as pd
 
-    seeds = list(seeds)
-    failures: list[SeedResult] = []
-    rows = []
-    iterator = seeds
-    if progress:
-        import sys
+    from novacron.sim.sweep import run_points
 
-        from tqdm.auto import tqdm
+    outcomes = run_points(
+        functools.partial(run_seed, config),
+        [{"seed": seed} for seed in seeds],
+        workers=workers,
+        ray=ray,
+        progress=progress,
+        desc=f"dst {config.protocol}",
+    )
+    results = [o.value if o.ok else _crashed(config, o.point["seed"], o.error or "") for o in outcomes]
+    return pd.DataFrame([r.row() for r in results]), [r for r in results if not r.ok]
 
-        iterator = tqdm(seeds, desc=f"dst {config.protocol}", unit="seed", disable=None, file=sys.stderr)
-    for seed in iterator:
-        result = run_seed(config, seed)
-        rows.append(result.row())
-        if not result.ok:
-            failures.append(result)
-    return pd.DataFrame(rows), failures
+
+def _crashed(config: CampaignConfig, seed: int, error: str) -> SeedResult:
+    return SeedResult(
+        seed=seed,
+        violations=[Violation("exception", error)],
+        operations=0,
+        completed=0,
+        unknown=0,
+        applied=0,
+        leaders=0,
+        faults=[],
+        byzantine={},
+        replay=config.replay_command(seed),
+    )

@@ -1,5 +1,7 @@
 """``novacron dst`` arguments: seeds, fault kinds and bad input."""
 
+import sys
+
 import pytest
 
 from novacron.cli import build_parser
@@ -40,3 +42,27 @@ def test_the_replay_command_round_trips_to_the_same_config():
     assert replay[:2] == ["novacron", "dst"] and "41:42" in replay
     again = build_config(parse(*replay[2:]))
     assert again == config
+
+
+def test_workers_must_be_a_positive_count(capsys):
+    assert parse("--workers", "2").workers == 2
+    assert parse().workers is None  # one per core
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(SystemExit):
+            parse("--workers", bad)
+        assert "--workers" in capsys.readouterr().err
+
+
+def test_ray_without_the_extra_is_a_usage_error_that_says_how_to_install_it(monkeypatch, capsys):
+    from novacron.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    assert main(["dst", "--seeds", "0:2", "--ray", "local", "--no-progress"]) == 2
+    assert "novacron[distributed]" in capsys.readouterr().err
+
+
+def test_seeds_run_side_by_side_from_the_command_line(capsys):
+    from novacron.cli import main
+
+    assert main(["dst", "--seeds", "0:4", "--workers", "2", "--no-progress"]) == 0
+    assert "raft: 4/4 seeds passed (0 failed)" in capsys.readouterr().out

@@ -2,12 +2,14 @@
 schedules with zero violations, a deliberately broken Raft is caught, and a failing seed
 replays exactly."""
 
+import pandas as pd
 import pytest
 
-from novacron.sim.dst import CampaignConfig, run_campaign, run_seed
+from novacron.sim.dst import CampaignConfig, campaign, run_campaign, run_seed
 
 # CI runs 200 Raft and 100 PBFT seeds, in blocks so that each test stays far from the per-test
-# timeout on a slow or busy machine (and a failure names its block).
+# timeout on a slow or busy machine (and a failure names its block), two seeds at a time (CI has
+# two cores; the table does not depend on it, see below).
 RAFT_BLOCKS = [range(start, start + 20) for start in range(0, 200, 20)]
 PBFT_BLOCKS = [range(start, start + 10) for start in range(0, 100, 10)]
 
@@ -24,7 +26,7 @@ def assert_no_failures(failures):
 @pytest.mark.slow
 @pytest.mark.parametrize("seeds", RAFT_BLOCKS, ids=block_id)
 def test_raft_passes_the_campaign_with_zero_violations(seeds):
-    table, failures = run_campaign(CampaignConfig(protocol="raft"), seeds)
+    table, failures = run_campaign(CampaignConfig(protocol="raft"), seeds, workers=2)
     assert_no_failures(failures)
     assert len(table) == len(seeds)
     assert table["completed"].min() > 100  # every seed did real work, not just survived
@@ -34,7 +36,7 @@ def test_raft_passes_the_campaign_with_zero_violations(seeds):
 @pytest.mark.slow
 @pytest.mark.parametrize("seeds", PBFT_BLOCKS, ids=block_id)
 def test_pbft_passes_the_campaign_with_zero_violations_including_byzantine_replicas(seeds):
-    table, failures = run_campaign(CampaignConfig(protocol="pbft"), seeds)
+    table, failures = run_campaign(CampaignConfig(protocol="pbft"), seeds, workers=2)
     assert_no_failures(failures)
     assert (table["byzantine"] != "").sum() >= 2  # several seeds had a traitor
     assert table["completed"].min() > 50
@@ -77,3 +79,32 @@ def test_pbft_seeds_that_once_failed_now_pass(seed):
     # (liveness); 48: amnesia after crash/restart broke safety.
     result = run_seed(CampaignConfig(protocol="pbft"), seed)
     assert result.ok, [str(v) for v in result.violations]
+
+
+def test_seeds_run_side_by_side_give_the_same_table_and_failures():
+    config = CampaignConfig(protocol="raft", broken="vote-any-log")
+    serial, serial_failures = run_campaign(config, range(0, 8), workers=1)
+    parallel, parallel_failures = run_campaign(config, range(0, 8), workers=2)
+    pd.testing.assert_frame_equal(parallel, serial, check_exact=True)
+    assert serial_failures, "the broken Raft should fail some of these seeds"
+    assert [(f.seed, [str(v) for v in f.violations], f.faults) for f in parallel_failures] == [
+        (f.seed, [str(v) for v in f.violations], f.faults) for f in serial_failures
+    ]
+
+
+def test_a_seed_whose_run_raises_is_a_failure_and_the_others_still_run(monkeypatch):
+    real = campaign.run_seed
+
+    def crashes_on_two(config, seed):
+        if seed == 2:
+            raise KeyError("no such replica")
+        return real(config, seed)
+
+    monkeypatch.setattr(campaign, "run_seed", crashes_on_two)
+    config = CampaignConfig(protocol="raft")
+    table, failures = run_campaign(config, range(0, 4), workers=1)
+    assert table["seed"].tolist() == [0, 1, 2, 3]
+    assert table["ok"].tolist() == [True, True, False, True]
+    (failure,) = failures
+    assert failure.seed == 2 and failure.replay == config.replay_command(2)
+    assert [str(v) for v in failure.violations] == ["exception: KeyError: 'no such replica'"]
