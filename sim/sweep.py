@@ -42,6 +42,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import pickle
 import sys
 import traceback
 from collections import deque
@@ -183,9 +184,19 @@ def _evaluate(fn: Callable[..., Any], point: dict[str, Any]) -> Outcome:
         return Outcome(point, None, f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
+def _pickle(fn: Callable[..., Any]) -> bytes:
+    """``fn`` for the workers, with this process's import path. cloudpickle sends closures and
+    the functions of ``__main__`` (a notebook, a script) by value, and those of importable modules
+    by name, which a worker must resolve on the path as it is here now (a process pool's workers
+    are given it by multiprocessing; a Ray worker starts with its own)."""
+    return pickle.dumps((list(sys.path), cloudpickle.dumps(fn)))
+
+
 def _evaluate_pickled(payload: bytes, point: dict[str, Any]) -> Outcome:
-    """In a worker: ``fn`` arrives by value, so that notebook functions and closures work."""
-    return _evaluate(cloudpickle.loads(payload), point)
+    """In a worker: the path first, then ``fn`` (whose unpickling imports its modules)."""
+    path, fn = pickle.loads(payload)
+    sys.path.extend(entry for entry in path if entry not in sys.path)
+    return _evaluate(cloudpickle.loads(fn), point)
 
 
 # -- a local process pool ------------------------------------------------------------------------
@@ -194,7 +205,7 @@ def _run_on_pool(
 ) -> None:
     """Points go out a few per worker at a time; if a worker dies, the points that were out are
     run again one by one (each in a fresh one-process pool), which pins the death on its point."""
-    payload = cloudpickle.dumps(fn)
+    payload = _pickle(fn)
     pending = deque(range(len(points)))
     while pending:
         suspects = _pool_pass(payload, points, pending, workers, done)
@@ -274,16 +285,12 @@ def _run_on_ray(
         ray.init(
             address=None if local else address,
             num_cpus=workers if local else None,
-            # a local cluster's workers import what this process can (as a process pool's do)
-            runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}}
-            if local
-            else None,
             include_dashboard=False,
             log_to_driver=False,
         )
     try:
         remote = ray.remote(_evaluate_pickled)
-        payload = ray.put(cloudpickle.dumps(fn))
+        payload = ray.put(_pickle(fn))
         refs = {remote.remote(payload, point): index for index, point in enumerate(points)}
         try:
             while refs:

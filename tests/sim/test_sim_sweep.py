@@ -108,6 +108,19 @@ def test_functions_defined_on_the_spot_run_on_the_pool():
     assert table["y"].tolist() == [0, 7, 14, 21]
 
 
+def test_a_module_put_on_the_path_after_the_pool_started_is_found_by_its_workers(tmp_path, monkeypatch):
+    """As in a notebook: a sweep, then a folder of one's own code on ``sys.path``, then a sweep of a
+    function from there (sent by name: the workers must import it). Ray's workers, which start
+    with their own path, are checked by the Ray test below (its function lives in this module)."""
+    sweep(noisy_mean, grid(load=[1.0], seed=[0, 1]), workers=2)  # the pool's server is up
+    (tmp_path / "late_helpers_for_sweep.py").write_text("def triple(x):\n    return {'y': 3 * x}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from late_helpers_for_sweep import triple
+
+    table = sweep(triple, grid(x=range(4)), workers=2)
+    assert "error" not in table and table["y"].tolist() == [0, 3, 6, 9]
+
+
 def test_a_result_that_cannot_come_back_is_that_points_error():
     table = sweep(returns_unpicklable, grid(x=range(3)), workers=2)
     assert table["error"].notna().all()
