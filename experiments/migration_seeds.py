@@ -18,13 +18,10 @@ Writes ``seeds.csv`` (one row per run) and ``seeds.md`` (one row per case) under
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
-from multiprocessing import Pool
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -32,24 +29,19 @@ from migration_sweep import CONFIGS, DIRTY_RATES, MIXES, GiB  # noqa: E402
 
 from novacron.migration import UniformWorkload  # noqa: E402
 from novacron.sim.migration import simulate_migration  # noqa: E402
+from novacron.sim.sweep import grid, sweep  # noqa: E402
 
 SEEDED_CONFIGS = ("dwcp", "dwcp-postcopy")
 
 
-def one(case: tuple[int, str, int, str, int]) -> dict:
-    """One WAN migration: (memory GiB, mix, dirty rate, config, seed) -> its row."""
-    memory_gib, mix, rate, config, seed = case
+def one(memory_gib: int, mix: str, dirty_rate: int, config: str, seed: int) -> dict:
+    """One WAN migration's figures."""
     pages = memory_gib * GiB // 4096
-    workload = UniformWorkload(rate, pages // 4) if rate else None
+    workload = UniformWorkload(dirty_rate, pages // 4) if dirty_rate else None
     report = simulate_migration(
         CONFIGS[config], link="wan", memory=memory_gib * GiB, mix=MIXES[mix], workload=workload, seed=seed
     )
     return {
-        "memory_gib": memory_gib,
-        "mix": mix,
-        "dirty_rate": rate,
-        "config": config,
-        "seed": seed,
         "total_time_s": report.total_time,
         "downtime_s": report.downtime,
         "converged": report.converged,
@@ -87,18 +79,18 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (10)")
     parser.add_argument("--memories", default="1,4", help="comma-separated GiB (1,4)")
-    parser.add_argument("--workers", type=int, default=2, help="processes (2)")
+    parser.add_argument("--workers", type=int, help="processes (default: one per core; 1: this one)")
     parser.add_argument("--out", type=Path, default=Path("results/migration"))
     args = parser.parse_args(argv)
     memories = [int(x) for x in args.memories.split(",")]
-    cases = list(itertools.product(memories, MIXES, DIRTY_RATES, SEEDED_CONFIGS, range(args.seeds)))
-    progress = {"total": len(cases), "desc": "migrations", "unit": "run"}
-    if args.workers > 1:
-        with Pool(args.workers) as pool:
-            rows = list(tqdm(pool.imap(one, cases), **progress))
-    else:  # in this process (also what a test can run: runpy's functions do not pickle)
-        rows = [one(case) for case in tqdm(cases, **progress)]
-    runs = pd.DataFrame(rows)
+    cases = grid(
+        memory_gib=memories,
+        mix=list(MIXES),
+        dirty_rate=DIRTY_RATES,
+        config=SEEDED_CONFIGS,
+        seed=range(args.seeds),
+    )
+    runs = sweep(one, cases, workers=args.workers, progress=True, desc="migrations", errors="raise")
     table = spread(runs)
     args.out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(args.out / "seeds.csv", index=False)

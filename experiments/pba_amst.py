@@ -41,10 +41,9 @@ the run, episode by episode, with another sender's ``amst_episodes.csv`` (``vs_p
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
-import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import matplotlib
@@ -59,6 +58,7 @@ from pba_allocation import episode_seeds, splits  # noqa: E402
 from novacron.prediction.allocation import Allocator, EarliestDeadlineFirst, baselines  # noqa: E402
 from novacron.sim.allocation import in_env, over_amst  # noqa: E402
 from novacron.sim.envs.bandwidth import BandwidthAllocationEnv, LearnedAllocator  # noqa: E402
+from novacron.sim.sweep import run_points  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: arrival seeds of pba_allocation.py's test table, and of the validation runs here
@@ -77,8 +77,19 @@ def allocators(models: Path | None = None) -> dict[str, Allocator]:
     return found
 
 
-def _episode(job: tuple) -> list[dict]:
-    traces, trace_index, seed, rtt, models, window_steps, round_trips, pieces = job
+def _episode(
+    traces: list,
+    rtt: float,
+    models: Path | None,
+    window_steps: float | None,
+    round_trips: float | None,
+    pieces: int | None,
+    *,
+    trace_index: int,
+    seed: int,
+) -> list[dict]:
+    """Every allocator on one episode: in the environment, and over AMST with the sender's own
+    forecast and with the true one."""
     env = BandwidthAllocationEnv(traces=traces)
     episode = env.episode(seed, trace_index)
     sender_options = {} if pieces is None else {"pieces": pieces}
@@ -210,31 +221,22 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         type=Path,
         help="another sender's amst_episodes.csv of the same episodes: writes vs_previous.csv",
     )
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, help="processes (default: one per core; 1: this one)")
     parser.add_argument("--out", type=Path, default=ROOT / "results/pba/amst")
     args = parser.parse_args(argv)
     _, val, test = splits(0)
     traces = (test if args.split == "test" else val)[: args.traces]
     base = TEST_SEED_BASE if args.split == "test" else VAL_SEED_BASE
-    jobs = [
-        (traces, i, s, args.rtt, args.models, args.window, args.round_trips, args.pieces)
-        for i, s in episode_seeds(len(traces), args.episodes_per_trace, base)
+    one = functools.partial(
+        _episode, traces, args.rtt, args.models, args.window, args.round_trips, args.pieces
+    )
+    points = [
+        {"trace_index": i, "seed": s} for i, s in episode_seeds(len(traces), args.episodes_per_trace, base)
     ]
-    started, rows = time.time(), []
-
-    def progress(done: int) -> None:
-        print(f"episode {done}/{len(jobs)} ({time.time() - started:.0f} s)", flush=True)
-
-    if args.workers <= 1:  # in this process (also what a test or a notebook can import and run)
-        for done, job in enumerate(jobs, 1):
-            rows.extend(_episode(job))
-            progress(done)
-    else:
-        with ProcessPoolExecutor(args.workers) as pool:
-            for done, result in enumerate(pool.map(_episode, jobs), 1):
-                rows.extend(result)
-                progress(done)
-    episodes = pd.DataFrame(rows)
+    outcomes = run_points(
+        one, points, workers=args.workers, progress=True, desc="episodes", stop_on_error=True
+    )
+    episodes = pd.DataFrame([row for outcome in outcomes for row in outcome.value])
     table = summarise(episodes)
     args.out.mkdir(parents=True, exist_ok=True)
     episodes.to_csv(args.out / "amst_episodes.csv", index=False)
