@@ -1,0 +1,331 @@
+"""ASS on a node: a replicated key-value map that any replica writes, converging by gossip.
+
+:class:`StateSync` runs on every replica. A write (:meth:`StateSync.put`, :meth:`StateSync.delete`)
+is accepted locally, made durable (``rt.storage``, synced before the call returns) and pushed at
+once to ``fanout`` peers; what a replica learns from a push it passes on to ``fanout`` others
+(rumour mongering), so a write reaches everyone in a few hops without anyone waiting for anyone.
+Pushes can be lost; *anti-entropy* repairs that: every ``interval`` a replica compares its map with
+a random peer's, bucket hashes first (:mod:`.store`), and the two exchange what either lacks. So
+every replica that can reach the others ends with the same map, whatever was lost, duplicated,
+reordered, partitioned or crashed on the way; concurrent writes to a key are all kept, as
+siblings, until a write that read them replaces them (:mod:`.versions`).
+
+Why eventual, not consensus: the map holds what every site needs to read locally and write
+through partitions (VM placement records, node inventories, per-region counters); a Raft write
+from one region costs a WAN round trip to a majority and stops in a minority partition. State that
+must be linearizable goes to ``novacron.consensus``'s replicated KV instead.
+
+*Adaptive*: the push fan-out and the anti-entropy period follow the network mode
+(:meth:`SyncSettings.for_mode`): in a datacenter a write goes to every peer directly and repairs
+run every second; across the internet a write goes to two peers that pass it on, and repairs run
+every five seconds (each costs at least a WAN round trip and a digest per peer).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Annotated
+
+import msgspec
+
+from novacron.runtime import Cancellable, Message, Runtime
+
+from .store import BUCKETS, ReplicaStore
+from .versions import Summary, VersionSet, VersionVector, ahead
+
+log = logging.getLogger(__name__)
+
+#: storage keys of the map's entries start with this (the node's storage is shared)
+STORAGE_PREFIX = "ass/"
+#: a key is at most this many bytes (UTF-8), a value this many
+MAX_KEY_BYTES = 1024
+MAX_VALUE_BYTES = 1 << 20
+#: a message carries at most this many bytes of values (the rest goes in the next one)
+MAX_BATCH_BYTES = 1 << 20
+
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_BYTES)]
+
+
+# -- messages ------------------------------------------------------------------------------------
+class SyncPush(Message, tag="ass-push", frozen=True):
+    """Key states the sender has; ``forward``: a rumour, to pass on if it is news."""
+
+    items: tuple[tuple[Key, VersionSet], ...]
+    forward: bool = False
+
+
+class SyncDigest(Message, tag="ass-digest", frozen=True):
+    """Anti-entropy, step 1: the sender's bucket hashes."""
+
+    hashes: tuple[int, ...]
+
+
+class SyncKeys(Message, tag="ass-keys", frozen=True):
+    """Step 2: for the buckets whose hashes differ, every key the sender has there, summarised."""
+
+    buckets: tuple[int, ...]
+    summaries: tuple[tuple[Key, Summary], ...]
+
+
+class SyncPull(Message, tag="ass-pull", frozen=True):
+    """Step 3: the keys whose states the sender wants (the answer is a :class:`SyncPush`)."""
+
+    keys: tuple[Key, ...]
+
+
+# -- settings ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SyncSettings:
+    """How eagerly a replica spreads writes and repairs (see the module doc).
+
+    ``fanout``: peers a write (or a rumour's news) is pushed to, None for all of them;
+    ``forward``: whether a replica passes on news it got from a push; ``interval``: seconds between
+    anti-entropy rounds (each with one random peer); ``buckets``: of the anti-entropy digest (all
+    replicas must agree on it).
+    """
+
+    fanout: int | None = None
+    forward: bool = False
+    interval: float = 1.0
+    buckets: int = BUCKETS
+
+    def __post_init__(self) -> None:
+        if self.fanout is not None and self.fanout < 1:
+            raise ValueError(f"fanout must be >= 1 or None (every peer), got {self.fanout}")
+        if not self.interval > 0:
+            raise ValueError(f"interval must be > 0 seconds, got {self.interval}")
+        if self.buckets < 1:
+            raise ValueError(f"buckets must be >= 1, got {self.buckets}")
+
+    @classmethod
+    def for_mode(cls, mode: str) -> SyncSettings:
+        """datacenter: push to every peer, repair every second; hybrid: push to 3, who pass it on,
+        repair every 2 s; internet: push to 2, who pass it on, repair every 5 s."""
+        presets = {
+            "datacenter": cls(fanout=None, forward=False, interval=1.0),
+            "hybrid": cls(fanout=3, forward=True, interval=2.0),
+            "internet": cls(fanout=2, forward=True, interval=5.0),
+        }
+        try:
+            return presets[str(mode)]
+        except KeyError:
+            raise ValueError(f"unknown mode {mode!r}; known: {', '.join(presets)}") from None
+
+
+@dataclass
+class SyncStats:
+    """What a replica did, for reports and benchmarks."""
+
+    writes: int = 0
+    pushes_sent: int = 0
+    rounds: int = 0  # anti-entropy rounds started
+    rounds_in_sync: int = 0  # ... answered by a peer whose digest matched
+    keys_learnt: int = 0  # keys whose state changed from a peer's
+    rejected: int = 0  # malformed key states refused
+
+
+ChangeCallback = Callable[[str, VersionSet], None]
+
+
+class StateSync:
+    """One replica of the map (see the module doc). ``peers``: the replicas to sync with (default
+    every peer of the runtime); every replica must list the same group."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        peers: Iterable[str] | None = None,
+        settings: SyncSettings | None = None,
+    ) -> None:
+        self.rt = rt
+        self.settings = settings or SyncSettings()
+        self.peers = tuple(p for p in (rt.peers if peers is None else peers) if p != rt.node_id)
+        self.store = ReplicaStore(rt.node_id, buckets=self.settings.buckets)
+        self.stats = SyncStats()
+        self._subscribers: list[ChangeCallback] = []
+        self._timer: Cancellable | None = None
+        self._load()
+        rt.on_message(SyncPush, self._on_push)
+        rt.on_message(SyncDigest, self._on_digest)
+        rt.on_message(SyncKeys, self._on_keys)
+        rt.on_message(SyncPull, self._on_pull)
+        if self.peers:  # a random phase, so that replicas do not repair in lockstep
+            self._timer = rt.call_later(rt.random.uniform(0, self.settings.interval), self._round)
+
+    # -- the map ------------------------------------------------------------------------------
+    def get(self, key: str) -> VersionSet:
+        """The key's state here: ``.values`` (several after concurrent writes, none if absent or
+        deleted) and ``.context``, to hand back to the write that replaces them."""
+        return self.store.get(key)
+
+    def keys(self) -> list[str]:
+        """Keys with a live value here."""
+        return sorted(k for k in self.store.keys() if self.store.get(k).values)
+
+    async def put(self, key: str, value: bytes, context: VersionVector | None = None) -> VersionSet:
+        """Write ``value``, replacing the values ``context`` had read (None: replace nothing);
+        returns once the write is durable here, and pushes it to peers."""
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise TypeError(f"a value is bytes, got {type(value).__name__}")
+        if len(value) > MAX_VALUE_BYTES:
+            raise ValueError(f"a value is at most {MAX_VALUE_BYTES} bytes, got {len(value)}")
+        return await self._write(key, bytes(value), context)
+
+    async def delete(self, key: str, context: VersionVector | None = None) -> VersionSet:
+        """Delete the values ``context`` had read (a tombstone, so the delete wins over them)."""
+        return await self._write(key, None, context)
+
+    def subscribe(self, callback: ChangeCallback) -> Callable[[], None]:
+        """Call ``callback(key, state)`` whenever a key changes here, by a write or from a peer;
+        returns an unsubscribe function."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    def set_mode(self, mode: str) -> None:
+        """Follow a network-mode change (e.g. from ``novacron.mode.ModeDetector.subscribe``)."""
+        self.settings = replace(SyncSettings.for_mode(mode), buckets=self.settings.buckets)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def _write(self, key: str, value: bytes | None, context: VersionVector | None) -> VersionSet:
+        _check_key(key)
+        state = self.store.write(key, value, context)
+        self._persist(key, state)
+        await self.rt.storage.sync()
+        self.stats.writes += 1
+        self._notify(key, state)
+        self._push([(key, state)], exclude=None)
+        return state
+
+    # -- spreading ----------------------------------------------------------------------------
+    def _push(self, items: list[tuple[str, VersionSet]], exclude: str | None) -> None:
+        targets = [p for p in self.peers if p != exclude]
+        fanout = self.settings.fanout
+        if fanout is not None and fanout < len(targets):
+            targets = self.rt.random.sample(targets, fanout)
+        for peer in targets:
+            self._send_states(peer, items, forward=self.settings.forward)
+
+    def _send_states(self, peer: str, items: list[tuple[str, VersionSet]], *, forward: bool) -> None:
+        """Key states to ``peer`` in messages of at most ``MAX_BATCH_BYTES`` of values."""
+        batch: list[tuple[str, VersionSet]] = []
+        size = 0
+        for key, state in items:
+            weight = len(key) + sum(len(v) for v in state.siblings if v is not None)
+            if batch and size + weight > MAX_BATCH_BYTES:
+                self.rt.send(peer, SyncPush(tuple(batch), forward))
+                self.stats.pushes_sent += 1
+                batch, size = [], 0
+            batch.append((key, state))
+            size += weight
+        if batch:
+            self.rt.send(peer, SyncPush(tuple(batch), forward))
+            self.stats.pushes_sent += 1
+
+    def _on_push(self, src: str, msg: SyncPush) -> None:
+        news = []
+        for key, state in msg.items:
+            try:
+                _check_key(key)
+                state.check()
+            except ValueError as exc:
+                self.stats.rejected += 1
+                log.warning("%s: refused the state of key %r from %s: %s", self.rt.node_id, key, src, exc)
+                continue
+            if self.store.join(key, state):
+                joined = self.store.get(key)
+                self._persist(key, joined)
+                self.stats.keys_learnt += 1
+                self._notify(key, joined)
+                news.append((key, joined))
+        if news and msg.forward and self.settings.forward:
+            self._push(news, exclude=src)
+
+    # -- anti-entropy -------------------------------------------------------------------------
+    def _round(self) -> None:
+        self._timer = self.rt.call_later(self.settings.interval, self._round)
+        peer = self.rt.random.choice(self.peers)
+        self.stats.rounds += 1
+        self.rt.send(peer, SyncDigest(self.store.bucket_hashes()))
+
+    def _on_digest(self, src: str, msg: SyncDigest) -> None:
+        ours = self.store.bucket_hashes()
+        if len(msg.hashes) != len(ours):
+            log.warning(
+                "%s: %s sent %d buckets, this replica has %d: the group must agree on buckets",
+                self.rt.node_id,
+                src,
+                len(msg.hashes),
+                len(ours),
+            )
+            return
+        differ = [b for b, (mine, theirs) in enumerate(zip(ours, msg.hashes, strict=True)) if mine != theirs]
+        if not differ:
+            self.stats.rounds_in_sync += 1
+            return
+        self.rt.send(src, SyncKeys(tuple(differ), tuple(self.store.summaries(differ))))
+
+    def _on_keys(self, src: str, msg: SyncKeys) -> None:
+        if any(not 0 <= b < self.store.buckets for b in msg.buckets):
+            log.warning("%s: %s sent buckets out of range: %s", self.rt.node_id, src, msg.buckets)
+            return
+        theirs = dict(msg.summaries)
+        keys = set(theirs)
+        for b in msg.buckets:
+            keys.update(self.store.keys_in(b))
+        push, pull = [], []
+        for key in sorted(keys):
+            mine = self.store.get(key)
+            summary, my_summary = theirs.get(key, Summary()), mine.summary()
+            if ahead(my_summary, summary):
+                push.append((key, mine))
+            if ahead(summary, my_summary):
+                pull.append(key)
+        if push:
+            self._send_states(src, push, forward=False)
+        if pull:
+            self.rt.send(src, SyncPull(tuple(pull)))
+
+    def _on_pull(self, src: str, msg: SyncPull) -> None:
+        items = [(key, self.store.get(key)) for key in msg.keys if key in self.store]
+        if items:
+            self._send_states(src, items, forward=False)
+
+    # -- durability ---------------------------------------------------------------------------
+    def _persist(self, key: str, state: VersionSet) -> None:
+        self.rt.storage.put(STORAGE_PREFIX + key, _encode(state))
+
+    def _load(self) -> None:
+        """The map as this node's storage kept it (after a restart: what was synced)."""
+        for name in self.rt.storage.keys(STORAGE_PREFIX):
+            raw = self.rt.storage.get(name)
+            if raw is None:
+                continue
+            try:
+                state = _decode(raw)
+                state.check()
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+                log.error("%s: stored state of %r is unreadable, skipped: %s", self.rt.node_id, name, exc)
+                continue
+            self.store.join(name[len(STORAGE_PREFIX) :], state)
+
+    def _notify(self, key: str, state: VersionSet) -> None:
+        for callback in list(self._subscribers):
+            callback(key, state)
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"a key is a non-empty string, got {key!r}")
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise ValueError(f"a key is at most {MAX_KEY_BYTES} bytes, got {len(key.encode())}")
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(VersionSet).decode
