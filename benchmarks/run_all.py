@@ -23,6 +23,7 @@ BENCHMARKS = [
     "bench_migration_real.py",
     "bench_placement_decisions.py",
     "bench_sweep.py",
+    "bench_sync.py",
 ]
 
 if __name__ == "__main__":

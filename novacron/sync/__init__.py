@@ -10,7 +10,7 @@ not wall clocks). Start with :class:`StateSync`::
     await sync.put("vm/42", b"host-9", state.context)   # replaces what was read
 
 * :mod:`.versions`: a key's state (``VersionSet``), pure, with the causality rules;
-* :mod:`.store`: one replica's map, with the bucket hashes anti-entropy compares;
+* :mod:`.store`: one replica's map, with the hash tree anti-entropy compares;
 * :mod:`.service`: the protocol on a node (pushes, rumours, anti-entropy, durability).
 """
 
@@ -24,6 +24,7 @@ __all__ = [
     "Summary",
     "SyncDigest",
     "SyncKeys",
+    "SyncLeaves",
     "SyncPull",
     "SyncPush",
     "SyncSettings",

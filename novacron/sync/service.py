@@ -5,7 +5,7 @@ is accepted locally, made durable (``rt.storage``, synced before the call return
 once to ``fanout`` peers; what a replica learns from a push it passes on to ``fanout`` others
 (rumour mongering), so a write reaches everyone in a few hops without anyone waiting for anyone.
 Pushes can be lost; *anti-entropy* repairs that: every ``interval`` a replica compares its map with
-a random peer's, bucket hashes first (:mod:`.store`), and the two exchange what either lacks. So
+a random peer's, a tree of hashes first (:mod:`.store`), and the two exchange what either lacks. So
 every replica that can reach the others ends with the same map, whatever was lost, duplicated,
 reordered, partitioned or crashed on the way; concurrent writes to a key are all kept, as
 siblings, until a write that read them replaces them (:mod:`.versions`).
@@ -32,7 +32,7 @@ import msgspec
 
 from novacron.runtime import Cancellable, Message, Runtime
 
-from .store import BUCKETS, ReplicaStore
+from .store import WIDTH, ReplicaStore
 from .versions import Summary, VersionSet, VersionVector, ahead
 
 log = logging.getLogger(__name__)
@@ -57,20 +57,28 @@ class SyncPush(Message, tag="ass-push", frozen=True):
 
 
 class SyncDigest(Message, tag="ass-digest", frozen=True):
-    """Anti-entropy, step 1: the sender's bucket hashes."""
+    """Anti-entropy, step 1: the sender's top hashes."""
 
     hashes: tuple[int, ...]
 
 
-class SyncKeys(Message, tag="ass-keys", frozen=True):
-    """Step 2: for the buckets whose hashes differ, every key the sender has there, summarised."""
+class SyncLeaves(Message, tag="ass-leaves", frozen=True):
+    """Step 2: for the tops whose hashes differ, the sender's leaf hashes under them."""
 
-    buckets: tuple[int, ...]
+    tops: tuple[int, ...]
+    hashes: tuple[int, ...]
+
+
+class SyncKeys(Message, tag="ass-keys", frozen=True):
+    """Step 3: for the leaves whose hashes differ, every key the sender has there, summarised."""
+
+    leaves: tuple[int, ...]
     summaries: tuple[tuple[Key, Summary], ...]
 
 
 class SyncPull(Message, tag="ass-pull", frozen=True):
-    """Step 3: the keys whose states the sender wants (the answer is a :class:`SyncPush`)."""
+    """Step 4: the keys whose states the sender wants (the answer is a :class:`SyncPush`); the
+    states the sender has news in go in a :class:`SyncPush` beside it."""
 
     keys: tuple[Key, ...]
 
@@ -82,22 +90,22 @@ class SyncSettings:
 
     ``fanout``: peers a write (or a rumour's news) is pushed to, None for all of them;
     ``forward``: whether a replica passes on news it got from a push; ``interval``: seconds between
-    anti-entropy rounds (each with one random peer); ``buckets``: of the anti-entropy digest (all
-    replicas must agree on it).
+    anti-entropy rounds (each with one random peer); ``width``: of the anti-entropy hash tree
+    (``width`` tops over ``width`` leaves each; all replicas must agree on it).
     """
 
     fanout: int | None = None
     forward: bool = False
     interval: float = 1.0
-    buckets: int = BUCKETS
+    width: int = WIDTH
 
     def __post_init__(self) -> None:
         if self.fanout is not None and self.fanout < 1:
             raise ValueError(f"fanout must be >= 1 or None (every peer), got {self.fanout}")
         if not self.interval > 0:
             raise ValueError(f"interval must be > 0 seconds, got {self.interval}")
-        if self.buckets < 1:
-            raise ValueError(f"buckets must be >= 1, got {self.buckets}")
+        if self.width < 1:
+            raise ValueError(f"width must be >= 1, got {self.width}")
 
     @classmethod
     def for_mode(cls, mode: str) -> SyncSettings:
@@ -143,13 +151,14 @@ class StateSync:
         self.rt = rt
         self.settings = settings or SyncSettings()
         self.peers = tuple(p for p in (rt.peers if peers is None else peers) if p != rt.node_id)
-        self.store = ReplicaStore(rt.node_id, buckets=self.settings.buckets)
+        self.store = ReplicaStore(rt.node_id, width=self.settings.width)
         self.stats = SyncStats()
         self._subscribers: list[ChangeCallback] = []
         self._timer: Cancellable | None = None
         self._load()
         rt.on_message(SyncPush, self._on_push)
         rt.on_message(SyncDigest, self._on_digest)
+        rt.on_message(SyncLeaves, self._on_leaves)
         rt.on_message(SyncKeys, self._on_keys)
         rt.on_message(SyncPull, self._on_pull)
         if self.peers:  # a random phase, so that replicas do not repair in lockstep
@@ -186,7 +195,7 @@ class StateSync:
 
     def set_mode(self, mode: str) -> None:
         """Follow a network-mode change (e.g. from ``novacron.mode.ModeDetector.subscribe``)."""
-        self.settings = replace(SyncSettings.for_mode(mode), buckets=self.settings.buckets)
+        self.settings = replace(SyncSettings.for_mode(mode), width=self.settings.width)
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -252,33 +261,45 @@ class StateSync:
         self._timer = self.rt.call_later(self.settings.interval, self._round)
         peer = self.rt.random.choice(self.peers)
         self.stats.rounds += 1
-        self.rt.send(peer, SyncDigest(self.store.bucket_hashes()))
+        self.rt.send(peer, SyncDigest(self.store.top_hashes()))
 
     def _on_digest(self, src: str, msg: SyncDigest) -> None:
-        ours = self.store.bucket_hashes()
+        ours = self.store.top_hashes()
         if len(msg.hashes) != len(ours):
             log.warning(
-                "%s: %s sent %d buckets, this replica has %d: the group must agree on buckets",
+                "%s: %s's hash tree is %d wide, this replica's %d: the group must agree on its width",
                 self.rt.node_id,
                 src,
                 len(msg.hashes),
                 len(ours),
             )
             return
-        differ = [b for b, (mine, theirs) in enumerate(zip(ours, msg.hashes, strict=True)) if mine != theirs]
-        if not differ:
+        tops = _differing(range(len(ours)), ours, msg.hashes)
+        if not tops:
             self.stats.rounds_in_sync += 1
             return
-        self.rt.send(src, SyncKeys(tuple(differ), tuple(self.store.summaries(differ))))
+        self.rt.send(src, SyncLeaves(tuple(tops), tuple(self.store.leaf_hashes(tops))))
+
+    def _on_leaves(self, src: str, msg: SyncLeaves) -> None:
+        tops = list(msg.tops)
+        if (
+            any(not 0 <= t < self.store.width for t in tops)
+            or len(msg.hashes) != len(tops) * self.store.width
+        ):
+            log.warning("%s: %s sent a malformed set of leaves (tops %s)", self.rt.node_id, src, msg.tops)
+            return
+        leaves = _differing(self.store.leaves_under(tops), self.store.leaf_hashes(tops), msg.hashes)
+        if leaves:
+            self.rt.send(src, SyncKeys(tuple(leaves), tuple(self.store.summaries(leaves))))
 
     def _on_keys(self, src: str, msg: SyncKeys) -> None:
-        if any(not 0 <= b < self.store.buckets for b in msg.buckets):
-            log.warning("%s: %s sent buckets out of range: %s", self.rt.node_id, src, msg.buckets)
+        if any(not 0 <= leaf < self.store.width**2 for leaf in msg.leaves):
+            log.warning("%s: %s sent leaves out of range: %s", self.rt.node_id, src, msg.leaves)
             return
         theirs = dict(msg.summaries)
         keys = set(theirs)
-        for b in msg.buckets:
-            keys.update(self.store.keys_in(b))
+        for leaf in msg.leaves:
+            keys.update(self.store.keys_in(leaf))
         push, pull = [], []
         for key in sorted(keys):
             mine = self.store.get(key)
@@ -318,6 +339,10 @@ class StateSync:
     def _notify(self, key: str, state: VersionSet) -> None:
         for callback in list(self._subscribers):
             callback(key, state)
+
+
+def _differing(ids: Iterable[int], ours: Iterable[int], theirs: Iterable[int]) -> list[int]:
+    return [i for i, a, b in zip(ids, ours, theirs, strict=True) if a != b]
 
 
 def _check_key(key: str) -> None:

@@ -1,12 +1,13 @@
 """One replica's map of keys to :class:`~.versions.VersionSet`, indexed for anti-entropy.
 
 Anti-entropy asks "what do you have that I do not?" without sending the whole map. Keys are
-hashed into a fixed number of *buckets*; each bucket has a hash of its keys' summaries, kept up to
-date as keys change (an XOR of per-key hashes: one change costs two hashes, not a pass over the
-bucket). Two replicas compare bucket hashes first, then the summaries of the keys in buckets that
-differ, then send the sets one of them lacks (a two-level Merkle tree, as Dynamo's anti-entropy,
-flattened). With ``B`` buckets and ``d`` differing keys an exchange costs ``O(B + d x keys per
-bucket)``, against ``O(keys)`` for comparing everything.
+hashed into ``width x width`` *leaves*, grouped under ``width`` *tops*; each leaf has a hash of
+its keys' summaries and each top the combination of its leaves', kept up to date as keys change
+(XORs of per-key hashes: one change costs two hashes, not a pass over anything). Two replicas
+compare top hashes, then the leaf hashes under tops that differ, then the summaries of the keys in
+leaves that differ, and send the states one of them lacks: a Merkle tree of depth two, as
+Dynamo's anti-entropy. In sync, a round costs ``width`` hashes; after ``d`` changes it costs about
+``d`` tops' leaves and ``d`` leaves' keys, whatever the size of the map.
 
 Pure: no clock, no network, no storage (the service, :mod:`.service`, persists and sends).
 """
@@ -20,13 +21,14 @@ import xxhash
 
 from .versions import Summary, VersionSet, VersionVector
 
-#: buckets of a store unless told otherwise (a digest of 64 hashes is about 600 bytes)
-BUCKETS = 64
+#: tops of a store's hash tree unless told otherwise, each over as many leaves (64: 4,096 leaves;
+#: a round in sync sends 64 hashes, about 600 bytes)
+WIDTH = 64
 _encode = msgspec.msgpack.Encoder().encode
 
 
-def bucket_of(key: str, buckets: int) -> int:
-    return xxhash.xxh3_64_intdigest(key.encode()) % buckets
+def leaf_of(key: str, width: int) -> int:
+    return xxhash.xxh3_64_intdigest(key.encode()) % (width * width)
 
 
 def _key_hash(key: str, summary: Summary) -> int:
@@ -34,15 +36,16 @@ def _key_hash(key: str, summary: Summary) -> int:
 
 
 class ReplicaStore:
-    """Keys to version sets, with per-bucket hashes of their summaries (see the module doc)."""
+    """Keys to version sets, with the hash tree of their summaries (see the module doc)."""
 
-    def __init__(self, node_id: str, *, buckets: int = BUCKETS) -> None:
-        if buckets < 1:
-            raise ValueError(f"buckets must be >= 1, got {buckets}")
-        self.node_id, self.buckets = node_id, buckets
+    def __init__(self, node_id: str, *, width: int = WIDTH) -> None:
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width}")
+        self.node_id, self.width = node_id, width
         self._sets: dict[str, VersionSet] = {}
-        self._hashes = [0] * buckets
-        self._keys: list[set[str]] = [set() for _ in range(buckets)]
+        self._leaves = [0] * (width * width)
+        self._tops = [0] * width
+        self._keys: list[set[str]] = [set() for _ in range(width * width)]
 
     def __len__(self) -> int:
         return len(self._sets)
@@ -71,22 +74,33 @@ class ReplicaStore:
         return True
 
     # -- anti-entropy ---------------------------------------------------------------------------
-    def bucket_hashes(self) -> tuple[int, ...]:
-        return tuple(self._hashes)
+    def top_hashes(self) -> tuple[int, ...]:
+        return tuple(self._tops)
 
-    def keys_in(self, bucket: int) -> list[str]:
-        return sorted(self._keys[bucket])
+    def leaf_hashes(self, tops: list[int]) -> list[int]:
+        """The leaves' hashes under each of ``tops``, ``width`` per top, in order."""
+        w = self.width
+        return [h for top in tops for h in self._leaves[top * w : (top + 1) * w]]
 
-    def summaries(self, buckets: list[int]) -> list[tuple[str, Summary]]:
-        """Every key of ``buckets`` with its summary, in a stable order."""
-        return [(key, self._sets[key].summary()) for b in buckets for key in self.keys_in(b)]
+    def leaves_under(self, tops: list[int]) -> list[int]:
+        w = self.width
+        return [leaf for top in tops for leaf in range(top * w, (top + 1) * w)]
+
+    def keys_in(self, leaf: int) -> list[str]:
+        return sorted(self._keys[leaf])
+
+    def summaries(self, leaves: list[int]) -> list[tuple[str, Summary]]:
+        """Every key of ``leaves`` with its summary, in a stable order."""
+        return [(key, self._sets[key].summary()) for leaf in leaves for key in self.keys_in(leaf)]
 
     def _replace(self, key: str, new: VersionSet) -> VersionSet:
-        b = bucket_of(key, self.buckets)
+        leaf = leaf_of(key, self.width)
         old = self._sets.get(key)
+        delta = _key_hash(key, new.summary())
         if old is not None:
-            self._hashes[b] ^= _key_hash(key, old.summary())
-        self._hashes[b] ^= _key_hash(key, new.summary())
+            delta ^= _key_hash(key, old.summary())
+        self._leaves[leaf] ^= delta
+        self._tops[leaf // self.width] ^= delta
         self._sets[key] = new
-        self._keys[b].add(key)
+        self._keys[leaf].add(key)
         return new

@@ -195,7 +195,7 @@ def test_the_same_seed_gives_the_same_run():
     [
         ({"fanout": 0}, "fanout must be >= 1"),
         ({"interval": 0.0}, "interval must be > 0"),
-        ({"buckets": 0}, "buckets must be >= 1"),
+        ({"width": 0}, "width must be >= 1"),
     ],
 )
 def test_bad_settings_are_named(settings, message):
