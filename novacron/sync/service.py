@@ -30,6 +30,7 @@ from typing import Annotated
 
 import msgspec
 
+from novacron.mode import ModeDetector
 from novacron.runtime import Cancellable, Message, Runtime
 
 from .store import WIDTH, ReplicaStore
@@ -139,7 +140,9 @@ ChangeCallback = Callable[[str, VersionSet], None]
 
 class StateSync:
     """One replica of the map (see the module doc). ``peers``: the replicas to sync with (default
-    every peer of the runtime); every replica must list the same group."""
+    every peer of the runtime); every replica must list the same group. ``detector``: a
+    ``novacron.mode.ModeDetector`` whose node-level mode the settings follow (:meth:`set_mode`);
+    until it has decided, ``settings`` hold."""
 
     def __init__(
         self,
@@ -147,6 +150,7 @@ class StateSync:
         *,
         peers: Iterable[str] | None = None,
         settings: SyncSettings | None = None,
+        detector: ModeDetector | None = None,
     ) -> None:
         self.rt = rt
         self.settings = settings or SyncSettings()
@@ -163,6 +167,11 @@ class StateSync:
         rt.on_message(SyncPull, self._on_pull)
         if self.peers:  # a random phase, so that replicas do not repair in lockstep
             self._timer = rt.call_later(rt.random.uniform(0, self.settings.interval), self._round)
+        self._unsubscribe = (
+            detector.subscribe(lambda change: self.set_mode(change.new) if change.peer is None else None)
+            if detector is not None
+            else None
+        )
 
     # -- the map ------------------------------------------------------------------------------
     def get(self, key: str) -> VersionSet:
@@ -201,6 +210,9 @@ class StateSync:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
 
     async def _write(self, key: str, value: bytes | None, context: VersionVector | None) -> VersionSet:
         _check_key(key)

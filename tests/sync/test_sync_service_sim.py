@@ -223,3 +223,27 @@ def test_bad_writes_are_refused_before_anything_changes():
         with pytest.raises(error, match=message):
             sim.run_until_complete(node, lambda rt, key=key, value=value: service.put(key, value))
     assert len(service.store) == 0
+
+
+@pytest.mark.parametrize(
+    ("topology", "mode"),
+    [(lambda: topologies.wan(REGIONS[:3]), "internet"), (lambda: topologies.datacenter(3), "datacenter")],
+)
+def test_the_settings_follow_the_detected_network_mode(topology, mode):
+    from novacron.mode import ModeDetector
+    from novacron.runtime import VirtualPayload
+
+    sim = Simulation(topology(), seed=1)
+    services = {}
+
+    def app(rt):
+        detector = ModeDetector(rt, payload=VirtualPayload)
+        services[rt.node_id] = StateSync(rt, detector=detector, settings=SyncSettings(interval=0.5))
+        return services[rt.node_id]
+
+    sim.start(app)
+    sim.run(until=60.0)
+    assert all(s.settings == SyncSettings.for_mode(mode) for s in services.values())
+    sim.runtime(sim.node_ids[0]).spawn(services[sim.node_ids[0]].put("k", b"v"))
+    sim.run(until=70.0)
+    assert all(s.get("k").values == [b"v"] for s in services.values())
