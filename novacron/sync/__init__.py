@@ -11,14 +11,30 @@ not wall clocks). Start with :class:`StateSync`::
 
 * :mod:`.versions`: a key's state (``VersionSet``), pure, with the causality rules;
 * :mod:`.store`: one replica's map, with the hash tree anti-entropy compares;
-* :mod:`.service`: the protocol on a node (pushes, rumours, anti-entropy, durability).
+* :mod:`.service`: the protocol on a node (pushes, rumours, anti-entropy, durability);
+* :mod:`.client`: reads and writes from a process that holds no replica.
 """
 
-from .service import StateSync, SyncDigest, SyncKeys, SyncPull, SyncPush, SyncSettings, SyncStats
+from .client import NoReplicaAnswered, StateClient
+from .service import (
+    StateReply,
+    StateRequest,
+    StateSync,
+    SyncDigest,
+    SyncKeys,
+    SyncPull,
+    SyncPush,
+    SyncSettings,
+    SyncStats,
+)
 from .store import ReplicaStore
 from .versions import Summary, VersionSet, VersionVector, Writer, ahead
 
 __all__ = [
+    "NoReplicaAnswered",
+    "StateClient",
+    "StateReply",
+    "StateRequest",
     "ReplicaStore",
     "StateSync",
     "Summary",

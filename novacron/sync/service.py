@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -82,6 +82,27 @@ class SyncPull(Message, tag="ass-pull", frozen=True):
     states the sender has news in go in a :class:`SyncPush` beside it."""
 
     keys: tuple[Key, ...]
+
+
+class StateRequest(Message, tag="ass-request", frozen=True):
+    """A client's read or write at this replica (:class:`~.client.StateClient`). ``context``: what
+    the write replaces; ``replace_current``: replace whatever this replica holds now instead (a
+    read and a write in one step, for clients that have no context of their own)."""
+
+    request: int
+    op: Literal["get", "put", "delete"]
+    key: Key
+    value: bytes | None = None
+    context: VersionVector | None = None
+    replace_current: bool = False
+
+
+class StateReply(Message, tag="ass-reply", frozen=True):
+    """The key's state at the replica after the request (``error``: why it was refused)."""
+
+    request: int
+    state: VersionSet | None = None
+    error: str = ""
 
 
 # -- settings ------------------------------------------------------------------------------------
@@ -165,6 +186,7 @@ class StateSync:
         rt.on_message(SyncLeaves, self._on_leaves)
         rt.on_message(SyncKeys, self._on_keys)
         rt.on_message(SyncPull, self._on_pull)
+        rt.on_message(StateRequest, self._on_request)
         if self.peers:  # a random phase, so that replicas do not repair in lockstep
             self._timer = rt.call_later(rt.random.uniform(0, self.settings.interval), self._round)
         self._unsubscribe = (
@@ -215,7 +237,7 @@ class StateSync:
             self._unsubscribe = None
 
     async def _write(self, key: str, value: bytes | None, context: VersionVector | None) -> VersionSet:
-        _check_key(key)
+        check_key(key)
         state = self.store.write(key, value, context)
         self._persist(key, state)
         await self.rt.storage.sync()
@@ -253,7 +275,7 @@ class StateSync:
         news = []
         for key, state in msg.items:
             try:
-                _check_key(key)
+                check_key(key)
                 state.check()
             except ValueError as exc:
                 self.stats.rejected += 1
@@ -330,6 +352,27 @@ class StateSync:
         if items:
             self._send_states(src, items, forward=False)
 
+    # -- clients on other processes -----------------------------------------------------------
+    def _on_request(self, src: str, msg: StateRequest) -> None:
+        if msg.op == "get":
+            self.rt.send(src, StateReply(msg.request, self.get(msg.key)))
+        else:
+            self.rt.spawn(self._serve_write(src, msg))
+
+    async def _serve_write(self, src: str, msg: StateRequest) -> None:
+        context = self.get(msg.key).context if msg.replace_current else msg.context
+        try:
+            if msg.op == "put":
+                if msg.value is None:
+                    raise ValueError("a put needs a value")
+                state = await self.put(msg.key, msg.value, context)
+            else:
+                state = await self.delete(msg.key, context)
+        except (TypeError, ValueError) as exc:
+            self.rt.send(src, StateReply(msg.request, error=str(exc)))
+            return
+        self.rt.send(src, StateReply(msg.request, state))
+
     # -- durability ---------------------------------------------------------------------------
     def _persist(self, key: str, state: VersionSet) -> None:
         self.rt.storage.put(STORAGE_PREFIX + key, _encode(state))
@@ -357,7 +400,7 @@ def _differing(ids: Iterable[int], ours: Iterable[int], theirs: Iterable[int]) -
     return [i for i, a, b in zip(ids, ours, theirs, strict=True) if a != b]
 
 
-def _check_key(key: str) -> None:
+def check_key(key: str) -> None:
     if not isinstance(key, str) or not key:
         raise ValueError(f"a key is a non-empty string, got {key!r}")
     if len(key.encode()) > MAX_KEY_BYTES:
