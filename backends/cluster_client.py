@@ -37,17 +37,11 @@ def reply_quorum(manifest: dict) -> int:
 
 
 @contextlib.asynccontextmanager
-async def connect(
-    directory: Path,
-    *,
-    timeout: float = 5.0,
-    retry_interval: float = 0.25,
-    history: History | None = None,
-) -> AsyncIterator[KVClient]:
-    """A :class:`KVClient` on a free client slot of the cluster in ``directory``."""
+async def client_runtime(directory: Path) -> AsyncIterator[tuple[AsyncioRuntime, dict, str]]:
+    """A runtime on a free client slot of the cluster in ``directory``: ``(runtime, manifest,
+    slot id)``; closed on exit."""
     manifest = load_manifest(directory)
     host = manifest["host"]
-    members = [m["id"] for m in manifest["members"]]
     peers = PeerDirectory()
     for member in manifest["members"]:
         peers.register(member["id"], host, member["port"])
@@ -65,14 +59,27 @@ async def connect(
     if rt is None:
         raise RuntimeError(f"every client slot of the cluster is taken ({'; '.join(errors)})")
     try:
+        yield rt, manifest, slot
+    finally:
+        await rt.close()
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    directory: Path,
+    *,
+    timeout: float = 5.0,
+    retry_interval: float = 0.25,
+    history: History | None = None,
+) -> AsyncIterator[KVClient]:
+    """A :class:`KVClient` on a free client slot of the cluster in ``directory``."""
+    async with client_runtime(directory) as (rt, manifest, slot):
         yield KVClient(
             rt,
-            members,
+            [m["id"] for m in manifest["members"]],
             history=history,
             quorum=reply_quorum(manifest),
             timeout=timeout,
             retry_interval=retry_interval,
             client_id=f"{slot}/{rt.random.getrandbits(32):08x}",
         )
-    finally:
-        await rt.close()

@@ -17,7 +17,9 @@ from typing import Any
 from novacron.config import NovaCronConfig
 from novacron.consensus.adaptive import start_member
 from novacron.consensus.kv import KVStore
+from novacron.mode import ModeDetector
 from novacron.monitoring import HeartbeatService
+from novacron.sync import StateSync
 
 from .directory import PeerDirectory
 from .options import RuntimeOptions
@@ -51,7 +53,10 @@ async def serve(
 
     With ``consensus``, the node is a member of a replicated key-value store
     (Raft or PBFT) and serves ``novacron kv`` clients; otherwise it runs
-    heartbeats to its peers.
+    heartbeats to its peers. With ``dwcp.enable_v3_state_sync`` it is also a
+    replica of the ASS map (the consensus members', or its peers'), whose
+    settings follow the network mode (forced, or detected), and serves
+    ``novacron state`` clients.
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -104,6 +109,11 @@ async def serve(
     else:
         heartbeat = HeartbeatService(rt, interval=dwcp.consensus.heartbeat_interval)
         rt.spawn(_watch_peers(rt, heartbeat))
+    state_sync = None
+    if dwcp.enable_v3_state_sync:
+        replicas = consensus.members if consensus is not None else (system.node_id, *rt.peers)
+        state_sync = StateSync(rt, peers=replicas, detector=ModeDetector.from_config(rt, dwcp))
+        log.info("state sync: replica of %s (%d keys stored)", ", ".join(replicas), len(state_sync.store))
     log.info(
         "node %s started: listening on %s:%d, peers %s, bulk transport %s (%s)",
         system.node_id,
@@ -119,6 +129,8 @@ async def serve(
         heartbeat.stop()
     if member is not None:
         member.stop()
+    if state_sync is not None:
+        state_sync.stop()
     try:
         async with asyncio.timeout(system.shutdown_timeout):
             await rt.close()

@@ -207,6 +207,7 @@ def _node_config(manifest: ClusterManifest, member: Member, directory: Path) -> 
         "dwcp:\n"
         "  forced_mode: datacenter\n"
         "  enable_v3_consensus: true\n"
+        "  enable_v3_state_sync: true\n"
         "  consensus:\n"
         f"    protocol: {manifest.protocol}\n"
         f"    heartbeat_interval: {manifest.heartbeat_interval}\n"

@@ -42,3 +42,51 @@ def test_no_cluster_in_the_directory_is_named(tmp_path, capsys):
 def test_the_wrong_number_of_values_is_a_usage_error(argv, tmp_path, capsys):
     assert novacron(["kv", *argv, "--cluster", str(tmp_path)]) == 2
     assert "value(s)" in capsys.readouterr().err
+
+
+def test_a_clusters_members_replicate_the_state_map_to_every_replica(tmp_path, capsys):
+    """``novacron state``: a put at one replica is read at the others (pushed at once in the
+    cluster's datacenter mode; the loop only bounds how long that may take), a blind put stands
+    beside it, a put that replaces what the replica holds resolves both."""
+    directory = str(tmp_path / "raft")
+
+    def state(*argv):
+        return novacron(["state", *argv, "--cluster", directory])
+
+    def values_at(replica):
+        capsys.readouterr()
+        state("get", "vm/1", "--replica", replica)
+        return sorted(capsys.readouterr().out.split())
+
+    try:
+        assert novacron(["cluster", "up", "--dir", directory, "--nodes", "3"]) == 0
+        assert state("get", "vm/1") == 1  # absent
+        assert state("put", "vm/1", "host-a", "--replica", "n1") == 0
+        for _ in range(100):
+            if values_at("n3") == ["host-a"]:
+                break
+        assert values_at("n3") == ["host-a"]
+        assert state("put", "vm/1", "host-b", "--replica", "n2", "--blind") == 0
+        for _ in range(100):
+            if values_at("n1") == ["host-a", "host-b"]:
+                break
+        assert values_at("n1") == ["host-a", "host-b"]  # concurrent: both kept
+        assert state("put", "vm/1", "host-c", "--replica", "n1") == 0  # replaces both
+        capsys.readouterr()
+        for _ in range(100):
+            state("get", "vm/1", "--all")
+            shown = capsys.readouterr().out
+            if shown.count("host-c") == 3:
+                break
+        assert shown.splitlines() == ["n1: host-c", "n2: host-c", "n3: host-c"]
+        assert state("get", "vm/1", "--replica", "n9") == 2
+        assert "no replica 'n9'" in capsys.readouterr().err
+    finally:
+        novacron(["cluster", "down", "--dir", directory, "--grace", "5"])
+
+
+def test_state_usage_errors_are_named(tmp_path, capsys):
+    assert novacron(["state", "put", "k", "--cluster", str(tmp_path)]) == 2
+    assert "put takes one value" in capsys.readouterr().err
+    assert novacron(["state", "get", "k", "--cluster", str(tmp_path)]) == 2
+    assert "no cluster in" in capsys.readouterr().err
