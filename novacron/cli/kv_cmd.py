@@ -42,16 +42,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from novacron.backends import new_event_loop
+    from novacron.cli.client import run_client
 
-    loop = new_event_loop()
-    try:
-        return loop.run_until_complete(_run(args))
-    except ValueError as exc:
-        print(f"novacron kv: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        loop.close()
+    return run_client("novacron kv", lambda: _run(args))
 
 
 async def _run(args: argparse.Namespace) -> int:
