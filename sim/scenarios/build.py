@@ -115,3 +115,15 @@ class NodeResolver:
         if link_class == "intra-region":
             return [n for n in nodes if sites_in_region[topo.region_of(n)] > 1]
         return nodes if len(sites_in_region) > 1 else []
+
+
+#: the network mode a protocol's timing defaults come from, by the link class between its nodes
+MODE_OF_CLASS = {"intra-site": "datacenter", "intra-region": "hybrid", "inter-region": "internet"}
+
+
+def mode_spanning(topology: Topology, nodes: list[str]) -> str:
+    """The mode of the farthest pair of ``nodes``: one site is a datacenter, one region hybrid,
+    several regions the internet (a group's timeouts must suit its slowest link)."""
+    classes = {topology.link_class(a, b) for a in nodes for b in nodes if a != b} or {"intra-site"}
+    modes = list(MODE_OF_CLASS.values())
+    return max((MODE_OF_CLASS[c] for c in classes), key=modes.index)

@@ -97,6 +97,7 @@ def builtin_components() -> list[Component]:
     from .heartbeats import HeartbeatComponent
     from .latency import LatencyComponent
     from .migration import MigrationComponent
+    from .sync import SyncComponent
 
     return [
         LatencyComponent(),
@@ -104,6 +105,7 @@ def builtin_components() -> list[Component]:
         DWCPComponent(),
         HeartbeatComponent(),
         ConsensusComponent(),
+        SyncComponent(),
         MigrationComponent(),
         CpuComponent(),
         FaultComponent(),

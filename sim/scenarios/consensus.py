@@ -18,11 +18,10 @@ from novacron.runtime import Runtime
 from novacron.sim.dst import Recorder, Workload, checks
 from novacron.sim.dst.workload import run_client
 
+from .build import mode_spanning
 from .components import ScenarioRun
 from .fault_schedule import shade_fault_windows
 from .report import ScenarioResult, Section, distribution, new_figure
-
-MODE_OF_CLASS = {"intra-site": "datacenter", "intra-region": "hybrid", "inter-region": "internet"}
 
 
 class TimedRecorder(Recorder):
@@ -49,9 +48,7 @@ class ConsensusComponent:
         clients = run.nodes.select("consensus.clients", spec.clients)
         if not members or not clients:
             return
-        topo = run.sim.topology
-        classes = {topo.link_class(a, b) for a in members for b in members if a != b} or {"intra-site"}
-        mode = spec.mode or max((MODE_OF_CLASS[c] for c in classes), key=list(MODE_OF_CLASS.values()).index)
+        mode = spec.mode or mode_spanning(run.sim.topology, members)
         protocol = spec.protocol if spec.protocol != "auto" else ("raft" if mode == "datacenter" else "pbft")
         if protocol == "pbft" and (len(members) < 4 or (len(members) - 1) % 3):
             run.nodes.problem("consensus.members", f"PBFT needs 3f + 1 >= 4 members, got {len(members)}")

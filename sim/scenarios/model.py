@@ -289,6 +289,23 @@ class ConsensusSpec(Spec):
     op_timeout: Duration = 3.0
 
 
+class SyncSpec(Spec):
+    """ASS (``novacron.sync``): a map replicated on ``replicas``, each of which writes random keys
+    (on average one write cluster-wide every ``every``; a share ``read_first`` of them replaces what
+    the writer read, the rest are blind) until ``stop`` (default: three quarters of the run, so
+    that the end shows the replicas converge). The report gives how long each write took to reach
+    every replica, around the faults."""
+
+    replicas: list[str] = Field(min_length=1)
+    #: push fan-out and anti-entropy period; default from how far apart the replicas are
+    mode: Literal["datacenter", "hybrid", "internet"] | None = None
+    every: Duration = 0.2
+    keys: int = Field(20, ge=1)
+    read_first: float = Field(0.5, ge=0.0, le=1.0)
+    value_size: Size = Field(256, le=1 << 20)
+    stop: Time | None = None
+
+
 class MigrationSpec(Spec):
     """One live migration (``novacron.migration``) of a simulated VM from ``source`` to
     ``destination`` starting at ``at``; the report gives its total time, downtime and rounds."""
@@ -475,6 +492,7 @@ class Scenario(Spec):
     workload: list[BulkTransfers] = Field(default_factory=list)
     dwcp: DWCPSpec | None = None
     consensus: ConsensusSpec | None = None
+    sync: SyncSpec | None = None
     migration: list[MigrationSpec] = Field(default_factory=list)
     faults: list[FaultSpec] = Field(default_factory=list)
     stream_timeout: Duration = 60.0
