@@ -360,6 +360,6 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _progress_bar(total: int, desc: str):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text, also in a notebook (tqdm.auto's widget needs ipywidgets)
 
     return tqdm(total=total, desc=desc, unit="point", disable=None, file=sys.stderr)
