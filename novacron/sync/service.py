@@ -45,6 +45,9 @@ MAX_KEY_BYTES = 1024
 MAX_VALUE_BYTES = 1 << 20
 #: a message carries at most this many bytes of values (the rest goes in the next one)
 MAX_BATCH_BYTES = 1 << 20
+#: ... and at most this many keys' summaries or names (a new replica compares every leaf with a
+#: peer's whole map: one message for it all would outgrow a frame)
+MAX_BATCH_KEYS = 4096
 
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_BYTES)]
 
@@ -256,12 +259,13 @@ class StateSync:
             self._send_states(peer, items, forward=self.settings.forward)
 
     def _send_states(self, peer: str, items: list[tuple[str, VersionSet]], *, forward: bool) -> None:
-        """Key states to ``peer`` in messages of at most ``MAX_BATCH_BYTES`` of values."""
+        """Key states to ``peer`` in messages of at most ``MAX_BATCH_BYTES`` of values and
+        ``MAX_BATCH_KEYS`` keys."""
         batch: list[tuple[str, VersionSet]] = []
         size = 0
         for key, state in items:
             weight = len(key) + sum(len(v) for v in state.siblings if v is not None)
-            if batch and size + weight > MAX_BATCH_BYTES:
+            if batch and (size + weight > MAX_BATCH_BYTES or len(batch) >= MAX_BATCH_KEYS):
                 self.rt.send(peer, SyncPush(tuple(batch), forward))
                 self.stats.pushes_sent += 1
                 batch, size = [], 0
@@ -323,8 +327,19 @@ class StateSync:
             log.warning("%s: %s sent a malformed set of leaves (tops %s)", self.rt.node_id, src, msg.tops)
             return
         leaves = _differing(self.store.leaves_under(tops), self.store.leaf_hashes(tops), msg.hashes)
-        if leaves:
-            self.rt.send(src, SyncKeys(tuple(leaves), tuple(self.store.summaries(leaves))))
+        # whole leaves per message: the receiver takes a key it has and the sender does not list,
+        # in a listed leaf, for a key the sender lacks
+        batch: list[int] = []
+        count = 0
+        for leaf in leaves:
+            size = len(self.store.keys_in(leaf))
+            if batch and count + size > MAX_BATCH_KEYS:
+                self.rt.send(src, SyncKeys(tuple(batch), tuple(self.store.summaries(batch))))
+                batch, count = [], 0
+            batch.append(leaf)
+            count += size
+        if batch:
+            self.rt.send(src, SyncKeys(tuple(batch), tuple(self.store.summaries(batch))))
 
     def _on_keys(self, src: str, msg: SyncKeys) -> None:
         if any(not 0 <= leaf < self.store.width**2 for leaf in msg.leaves):
@@ -344,8 +359,8 @@ class StateSync:
                 pull.append(key)
         if push:
             self._send_states(src, push, forward=False)
-        if pull:
-            self.rt.send(src, SyncPull(tuple(pull)))
+        for start in range(0, len(pull), MAX_BATCH_KEYS):
+            self.rt.send(src, SyncPull(tuple(pull[start : start + MAX_BATCH_KEYS])))
 
     def _on_pull(self, src: str, msg: SyncPull) -> None:
         items = [(key, self.store.get(key)) for key in msg.keys if key in self.store]
