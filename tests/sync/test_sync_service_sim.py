@@ -1,5 +1,5 @@
 """ASS in the simulator: replicas across regions written concurrently through partitions, loss,
-duplication, reordering and crashes converge to one map once the faults heal, and no
+duplication, reordering, crashes and clock skew converge to one map once the faults heal, and no
 acknowledged write is lost unless a write that read it replaced it."""
 
 from dataclasses import dataclass, field
@@ -31,7 +31,7 @@ def run_cluster(
     seed: int,
     *,
     mode: str = "internet",
-    faults: tuple[str, ...] = ("partition", "one_way", "crash", "loss", "duplicate", "reorder"),
+    faults: tuple[str, ...] = ("partition", "one_way", "crash", "loss", "duplicate", "reorder", "skew"),
     writes: int = 25,
     until: float = 40.0,
     faults_stop: float = 20.0,
