@@ -31,7 +31,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from novacron.mode import ModeDetector
-from novacron.runtime import Cancellable, Message, Runtime
+from novacron.runtime import Cancellable, FutureLike, Message, Runtime
 
 from .store import WIDTH, ReplicaStore
 from .versions import Summary, VersionSet, VersionVector, ahead
@@ -183,6 +183,8 @@ class StateSync:
         self.stats = SyncStats()
         self._subscribers: list[ChangeCallback] = []
         self._timer: Cancellable | None = None
+        self._writing: dict[str, FutureLike[None]] = {}  # keys with a local write in progress
+        self._pending: dict[str, VersionSet] = {}  # ... and that write, until it is durable
         self._load()
         rt.on_message(SyncPush, self._on_push)
         rt.on_message(SyncDigest, self._on_digest)
@@ -240,10 +242,26 @@ class StateSync:
             self._unsubscribe = None
 
     async def _write(self, key: str, value: bytes | None, context: VersionVector | None) -> VersionSet:
+        """A local write, seen by nobody (readers, peers) until it is durable: a write that reached
+        a peer and then died in a crash would free its number for the next write here, and the
+        two values under one number would never reconcile. Local writes to a key go one at a time,
+        so that each takes its number after the last is durable."""
         check_key(key)
-        state = self.store.write(key, value, context)
+        while key in self._writing:
+            await self._writing[key]
+        done = self._writing[key] = self.rt.create_future()
+        try:
+            written = self.store.get(key).write(self.rt.node_id, value, context)
+            self._pending[key] = written
+            self._persist(key, written)
+            await self.rt.storage.sync()
+            self.store.join(key, written)  # beside what peers sent meanwhile
+        finally:
+            self._pending.pop(key, None)
+            del self._writing[key]
+            done.set_result(None)
+        state = self.store.get(key)
         self._persist(key, state)
-        await self.rt.storage.sync()
         self.stats.writes += 1
         self._notify(key, state)
         self._push([(key, state)], exclude=None)
@@ -390,7 +408,8 @@ class StateSync:
 
     # -- durability ---------------------------------------------------------------------------
     def _persist(self, key: str, state: VersionSet) -> None:
-        self.rt.storage.put(STORAGE_PREFIX + key, _encode(state))
+        pending = self._pending.get(key)  # a local write on its way to the disk stays on its way
+        self.rt.storage.put(STORAGE_PREFIX + key, _encode(state if pending is None else state.join(pending)))
 
     def _load(self) -> None:
         """The map as this node's storage kept it (after a restart: what was synced)."""

@@ -278,3 +278,29 @@ def test_a_new_replica_catches_up_on_a_large_map_in_bounded_messages():
     assert services[new].store.top_hashes() == services[old].store.top_hashes()
     # 4,096 keys' states or summaries are ~150 kB; all 20,000 in one message would be ~700 kB
     assert largest["bytes"] < 250_000, largest
+
+
+def test_a_write_lost_in_a_crash_before_it_was_durable_never_reaches_a_peer():
+    """A replica's next write to a key takes the next number of its own writes there; if a write
+    that was not yet durable had reached a peer, a crash would let the replica reuse its number
+    for another value, and the two would never reconcile. Here anti-entropy asks the writer for
+    the key while its disk is slow, the writer crashes before the sync, restarts and writes again."""
+    sim = Simulation(topologies.wan(REGIONS[:2]), seed=0)
+    services = {}
+
+    def app(rt):
+        services[rt.node_id] = StateSync(rt, settings=SyncSettings(interval=0.05))
+        return services[rt.node_id]
+
+    sim.start(app)
+    writer, peer = sim.node_ids
+    sim.faults.slow_disk(writer, 2.0, at=0.0, duration=3.0)
+    sim.runtime(writer).spawn(services[writer].put("k", b"lost in the crash"))
+    sim.run(until=1.5)  # many anti-entropy rounds while the write waits for the disk
+    sim.crash(writer)
+    sim.faults.slow_disk(writer, 0.0)
+    sim.restart(writer)
+    sim.runtime(writer).spawn(services[writer].put("k", b"after the restart"))  # before any round
+    sim.run(until=10.0)
+    assert services[peer].get("k").values == [b"after the restart"]
+    assert services[writer].get("k") == services[peer].get("k")
