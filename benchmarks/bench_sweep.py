@@ -12,20 +12,20 @@ Run: .venv/bin/python benchmarks/bench_sweep.py [--protocol raft] [--seeds 40] [
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import pandas as pd
 from common import report
 
 from novacron.sim.dst import CampaignConfig, run_campaign
+from novacron.sim.sweep import default_workers
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocol", choices=("raft", "pbft"), default="raft")
     parser.add_argument("--seeds", type=int, default=40)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument(
         "--ray", action="store_true", help="also on a local Ray instance (the distributed extra)"
     )

@@ -164,7 +164,7 @@ def run_points(
         if ray is not None:
             _run_on_ray(fn, points, ray, workers, done)
         else:
-            n = min(workers or os.cpu_count() or 1, len(points))
+            n = min(workers or default_workers(), len(points))
             if n <= 1:
                 for index, point in enumerate(points):
                     done(index, _evaluate(fn, point))
@@ -174,6 +174,14 @@ def run_points(
         if bar is not None:
             bar.close()
     return [o for o in outcomes if o is not None]
+
+
+def default_workers() -> int:
+    """One worker per core this process may run on (its CPU affinity, which a container or
+    ``taskset`` narrows; ``os.cpu_count()`` counts the whole machine's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 # -- running one point ---------------------------------------------------------------------------

@@ -187,3 +187,10 @@ def test_a_sweep_on_a_local_ray_cluster_gives_the_same_table():
     on_ray = sweep(mean_unless_three, points, ray="local", workers=2)
     pd.testing.assert_frame_equal(on_ray, sweep(mean_unless_three, points, workers=1), check_exact=True)
     assert on_ray["error"].notna().tolist() == [False] * 6 + [True, True] + [False] * 2
+
+
+def test_the_default_is_one_worker_per_core_this_process_may_use(monkeypatch):
+    from novacron.sim import sweep as module
+
+    monkeypatch.setattr(module.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert module.default_workers() == 3
