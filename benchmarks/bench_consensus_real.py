@@ -181,6 +181,12 @@ async def drive_novacron(directory: Path, args: argparse.Namespace) -> Tally:
 
 
 def run_novacron(args: argparse.Namespace) -> Tally:
+    return on_cluster(drive_novacron, args)
+
+
+def on_cluster(drive, args: argparse.Namespace):
+    """``await drive(directory, args)`` against a fresh ``novacron cluster up`` of :data:`NODES`
+    Raft members (8 client slots), taken down after."""
     from novacron.backends import new_event_loop
 
     with tempfile.TemporaryDirectory(prefix="bench-novacron-") as tmp:
@@ -194,7 +200,7 @@ def run_novacron(args: argparse.Namespace) -> Tally:
                 raise RuntimeError(f"novacron cluster up failed:\n{up.stdout}{up.stderr}\n{logs}")
             loop = new_event_loop()
             try:
-                tally = loop.run_until_complete(drive_novacron(directory, args))
+                tally = loop.run_until_complete(drive(directory, args))
             finally:
                 loop.close()
         finally:

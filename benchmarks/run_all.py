@@ -24,6 +24,7 @@ BENCHMARKS = [
     "bench_placement_decisions.py",
     "bench_sweep.py",
     "bench_sync.py",
+    "bench_sync_real.py",
 ]
 
 if __name__ == "__main__":

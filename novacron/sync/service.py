@@ -185,6 +185,8 @@ class StateSync:
         self._timer: Cancellable | None = None
         self._writing: dict[str, FutureLike[None]] = {}  # keys with a local write in progress
         self._pending: dict[str, VersionSet] = {}  # ... and that write, until it is durable
+        self._next_sync: FutureLike[None] | None = None  # the sync the next writes wait for
+        self._syncing = False
         self._load()
         rt.on_message(SyncPush, self._on_push)
         rt.on_message(SyncDigest, self._on_digest)
@@ -254,7 +256,7 @@ class StateSync:
             written = self.store.get(key).write(self.rt.node_id, value, context)
             self._pending[key] = written
             self._persist(key, written)
-            await self.rt.storage.sync()
+            await self._durable()
             self.store.join(key, written)  # beside what peers sent meanwhile
         finally:
             self._pending.pop(key, None)
@@ -407,6 +409,29 @@ class StateSync:
         self.rt.send(src, StateReply(msg.request, state))
 
     # -- durability ---------------------------------------------------------------------------
+    async def _durable(self) -> None:
+        """Return once everything put to storage so far is synced. Writes that arrive while a
+        sync is on its way share the next one (group commit: one fsync for many writes)."""
+        if self._next_sync is None:
+            self._next_sync = self.rt.create_future()
+            if not self._syncing:
+                self._syncing = True
+                self.rt.spawn(self._sync_batches())
+        await self._next_sync
+
+    async def _sync_batches(self) -> None:
+        try:
+            while self._next_sync is not None:
+                batch, self._next_sync = self._next_sync, None
+                try:
+                    await self.rt.storage.sync()
+                except Exception as exc:  # every write of the batch fails with it
+                    batch.set_exception(exc)
+                else:
+                    batch.set_result(None)
+        finally:
+            self._syncing = False
+
     def _persist(self, key: str, state: VersionSet) -> None:
         pending = self._pending.get(key)  # a local write on its way to the disk stays on its way
         self.rt.storage.put(STORAGE_PREFIX + key, _encode(state if pending is None else state.join(pending)))

@@ -304,3 +304,35 @@ def test_a_write_lost_in_a_crash_before_it_was_durable_never_reaches_a_peer():
     sim.run(until=10.0)
     assert services[peer].get("k").values == [b"after the restart"]
     assert services[writer].get("k") == services[peer].get("k")
+
+
+def test_concurrent_writes_share_syncs_and_a_failed_sync_fails_only_its_writes():
+    """Group commit: writes that arrive together share one sync, and those that arrive while it is
+    on its way share the next; a sync that fails fails its writes, and nothing else."""
+    sim = Simulation(topologies.wan(REGIONS[:2]), seed=0)
+    services = {}
+    sim.start(lambda rt: services.setdefault(rt.node_id, StateSync(rt)))
+    node = sim.node_ids[0]
+    storage = sim.storage(node)
+    storage.fsync_latency = 0.01
+    real_sync, calls = storage.sync, []
+
+    def counted_sync():
+        calls.append(sim.now)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real_sync()
+
+    storage.sync = counted_sync
+    rt, service = sim.runtime(node), services[node]
+    first = [rt.spawn(service.put(f"k{i}", b"v")) for i in range(50)]
+    later = []
+    sim.call_at(0.005, lambda: later.extend(rt.spawn(service.put(f"j{i}", b"v")) for i in range(10)))
+    sim.run(until=1.0)
+    assert all(t.done() and not t.exception() for t in first + later)
+    assert calls == [0.0, 0.01]  # one sync for the first 50; the 10 that came during it, the next
+    failing = [rt.spawn(service.put(f"f{i}", b"v")) for i in range(5)]
+    sim.run(until=2.0)
+    assert all(isinstance(t.exception(), OSError) for t in failing)
+    assert all(not service.get(f"f{i}").values for i in range(5))  # not applied
+    assert sim.run_until_complete(node, lambda rt: service.put("after", b"ok")).values == [b"ok"]
