@@ -154,9 +154,9 @@ class SyncStats:
     writes: int = 0
     pushes_sent: int = 0
     rounds: int = 0  # anti-entropy rounds started
-    rounds_in_sync: int = 0  # ... answered by a peer whose digest matched
+    rounds_in_sync: int = 0  # digests received that matched this replica's (nothing to repair)
     keys_learnt: int = 0  # keys whose state changed from a peer's
-    rejected: int = 0  # malformed key states refused
+    rejected: int = 0  # malformed key states, and sync messages from outside the group, refused
 
 
 ChangeCallback = Callable[[str, VersionSet], None]
@@ -188,11 +188,11 @@ class StateSync:
         self._next_sync: FutureLike[None] | None = None  # the sync the next writes wait for
         self._syncing = False
         self._load()
-        rt.on_message(SyncPush, self._on_push)
-        rt.on_message(SyncDigest, self._on_digest)
-        rt.on_message(SyncLeaves, self._on_leaves)
-        rt.on_message(SyncKeys, self._on_keys)
-        rt.on_message(SyncPull, self._on_pull)
+        rt.on_message(SyncPush, self._from_replica(self._on_push))
+        rt.on_message(SyncDigest, self._from_replica(self._on_digest))
+        rt.on_message(SyncLeaves, self._from_replica(self._on_leaves))
+        rt.on_message(SyncKeys, self._from_replica(self._on_keys))
+        rt.on_message(SyncPull, self._from_replica(self._on_pull))
         rt.on_message(StateRequest, self._on_request)
         if self.peers:  # a random phase, so that replicas do not repair in lockstep
             self._timer = rt.call_later(rt.random.uniform(0, self.settings.interval), self._round)
@@ -270,6 +270,25 @@ class StateSync:
         return state
 
     # -- spreading ----------------------------------------------------------------------------
+    def _from_replica(self, handler: Callable[[str, Message], None]) -> Callable[[str, Message], None]:
+        """``handler`` for messages from the group only: a node outside it (a client slot, a
+        misconfigured peer) may read and write through requests, not inject states."""
+        group = frozenset(self.peers)
+
+        def guarded(src: str, msg: Message) -> None:
+            if src in group:
+                handler(src, msg)
+                return
+            self.stats.rejected += 1
+            log.warning(
+                "%s: ignored %s from %s, which is not a replica of this group",
+                self.rt.node_id,
+                type(msg).__name__,
+                src,
+            )
+
+        return guarded
+
     def _push(self, items: list[tuple[str, VersionSet]], exclude: str | None) -> None:
         targets = [p for p in self.peers if p != exclude]
         fanout = self.settings.fanout

@@ -336,3 +336,14 @@ def test_concurrent_writes_share_syncs_and_a_failed_sync_fails_only_its_writes()
     assert all(isinstance(t.exception(), OSError) for t in failing)
     assert all(not service.get(f"f{i}").values for i in range(5))  # not applied
     assert sim.run_until_complete(node, lambda rt: service.put("after", b"ok")).values == [b"ok"]
+
+
+def test_states_from_outside_the_group_are_ignored_with_a_logged_reason(caplog):
+    sim = Simulation(topologies.wan(REGIONS[:3]), seed=0)
+    a, b, outsider = sim.node_ids
+    services = {}
+    sim.start(lambda rt: services.setdefault(rt.node_id, StateSync(rt, peers=[a, b])), nodes=[a, b])
+    sim.runtime(outsider).send(a, SyncPush((("k", VersionSet().write(outsider, b"injected")),)))
+    sim.run(until=1.0)
+    assert "k" not in services[a].store and services[a].stats.rejected == 1
+    assert "not a replica of this group" in caplog.text
