@@ -1,8 +1,10 @@
-"""``novacron dst``: deterministic simulation testing of Raft or PBFT.
+"""``novacron dst``: deterministic simulation testing of Raft, PBFT or ASS.
 
 * ``novacron dst --protocol raft --seeds 0:200`` runs seeds 0..199: each a
   seeded fault schedule against a 5-node cluster (4 replicas for PBFT) with
   client load, then the linearizability, safety and progress checks.
+  ``--protocol ass``: five state-sync replicas writing through the faults,
+  then the convergence and no-lost-write checks (``novacron.sim.dst.sync_target``).
 * ``--faults partition,crash,...`` picks the fault kinds (``none`` for none);
   ``--byzantine equivocate,tamper,silent,replay`` the Byzantine behaviours
   PBFT replicas may get (up to f per seed); ``--broken VARIANT`` runs a
@@ -31,7 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Run seeded fault schedules with a client workload in the simulator and check "
         "linearizability, election safety, state machine safety, log matching and progress.",
     )
-    parser.add_argument("--protocol", choices=("raft", "pbft"), default="raft")
+    parser.add_argument(
+        "--protocol", choices=("raft", "pbft", "ass"), default="raft", help="ass: state synchronisation"
+    )
     parser.add_argument(
         "--seeds",
         type=_seed_range,
@@ -134,6 +138,8 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from novacron.sim.dst import run_campaign
 
     try:
@@ -161,9 +167,10 @@ def run(args: argparse.Namespace) -> int:
                 print(f"    fault: {fault}")
         print(f"  replay: {failure.replay}")
     passed = int(table["ok"].sum())
-    summary = table[["operations", "completed", "unknown", "applied", "leaders", "faults"]].agg(
-        ["mean", "max"]
-    )
+    figures = [
+        c for c in table.columns if c not in ("seed", "ok") and pd.api.types.is_numeric_dtype(table[c])
+    ]
+    summary = table[figures].agg(["mean", "max"])
     print(summary.round(1).to_string())
     print(f"{config.protocol}: {passed}/{len(table)} seeds passed ({len(failures)} failed)")
     if args.csv:

@@ -1,6 +1,8 @@
 """Deterministic simulation testing (DST) of the consensus protocols: seeded fault
 campaigns with a client workload, checked for linearizability and the protocols'
-safety properties. Start with :func:`run_campaign` or ``novacron dst``."""
+safety properties; and of ASS state synchronisation (``protocol="ass"``, :mod:`.sync_target`),
+checked for convergence, no lost write and no resurrection. Start with :func:`run_campaign`
+or ``novacron dst``."""
 
 from .campaign import FAULT_KINDS, CampaignConfig, SeedResult, run_campaign, run_seed
 from .checks import Violation

@@ -30,6 +30,7 @@ from novacron.sim.simulation import Simulation
 from . import checks
 from .checks import Violation
 from .recorder import Recorder
+from .sync_target import SyncSeedResult, run_sync_seed
 from .targets import BROKEN_RAFT, BYZANTINE_KINDS, make_target
 from .workload import Workload, run_client
 
@@ -43,8 +44,8 @@ FAULT_KINDS = ("partition", "one_way", "crash", "loss", "duplicate", "reorder", 
 class CampaignConfig:
     """What every seed of a campaign runs. Times are simulated seconds."""
 
-    protocol: str = "raft"
-    nodes: int | None = None  # default: 5 for Raft, 4 (f = 1) for PBFT
+    protocol: str = "raft"  # raft | pbft | ass (state synchronisation: .sync_target)
+    nodes: int | None = None  # default: 5 for Raft and ASS, 4 (f = 1) for PBFT
     faults: tuple[str, ...] = FAULT_KINDS
     byzantine: tuple[str, ...] = BYZANTINE_KINDS  # PBFT only; up to f replicas per seed
     duration: float = 15.0
@@ -57,8 +58,10 @@ class CampaignConfig:
     rtt: float = 0.004  # between replicas (and clients); jitter is a quarter of it
 
     def __post_init__(self) -> None:
-        if self.protocol not in ("raft", "pbft"):
-            raise ValueError(f"unknown protocol {self.protocol!r}: choose raft or pbft")
+        if self.protocol not in ("raft", "pbft", "ass"):
+            raise ValueError(f"unknown protocol {self.protocol!r}: choose raft, pbft or ass")
+        if self.nodes is not None and self.protocol == "ass" and self.nodes < 2:
+            raise ValueError(f"ASS needs >= 2 replicas, got {self.nodes}")
         unknown = [k for k in self.faults if k not in Nemesis.KNOWN and k not in LEADER_FAULTS]
         if unknown:
             known = ", ".join((*Nemesis.KNOWN, *LEADER_FAULTS))
@@ -171,8 +174,10 @@ def _strike_leader(sim: Simulation, target, members, kind: str, duration: float)
         sim.faults.partition([leader], [n for n in members if n != leader], duration=duration)
 
 
-def run_seed(config: CampaignConfig, seed: int) -> SeedResult:
+def run_seed(config: CampaignConfig, seed: int) -> SeedResult | SyncSeedResult:
     """One deterministic run; returns what the checks found."""
+    if config.protocol == "ass":
+        return run_sync_seed(config, seed, _topology)
     target = config.target()
     members = target.members()
     byzantine_kinds = config.byzantine if config.protocol == "pbft" else ()
@@ -270,7 +275,11 @@ def run_campaign(
     return pd.DataFrame([r.row() for r in results]), [r for r in results if not r.ok]
 
 
-def _crashed(config: CampaignConfig, seed: int, error: str) -> SeedResult:
+def _crashed(config: CampaignConfig, seed: int, error: str) -> SeedResult | SyncSeedResult:
+    if config.protocol == "ass":
+        return SyncSeedResult(
+            seed, [Violation("exception", error)], 0, 0, 0, 0, [], config.replay_command(seed)
+        )
     return SeedResult(
         seed=seed,
         violations=[Violation("exception", error)],

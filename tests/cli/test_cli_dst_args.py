@@ -66,3 +66,11 @@ def test_seeds_run_side_by_side_from_the_command_line(capsys):
 
     assert main(["dst", "--seeds", "0:4", "--workers", "2", "--no-progress"]) == 0
     assert "raft: 4/4 seeds passed (0 failed)" in capsys.readouterr().out
+
+
+def test_an_ass_campaign_from_the_command_line(capsys):
+    from novacron.cli import main
+
+    assert main(["dst", "--protocol", "ass", "--seeds", "0:3", "--workers", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "ass: 3/3 seeds passed (0 failed)" in out and "acknowledged" in out

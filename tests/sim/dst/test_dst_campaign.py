@@ -108,3 +108,33 @@ def test_a_seed_whose_run_raises_is_a_failure_and_the_others_still_run(monkeypat
     (failure,) = failures
     assert failure.seed == 2 and failure.replay == config.replay_command(2)
     assert [str(v) for v in failure.violations] == ["exception: KeyError: 'no such replica'"]
+
+
+ASS_BLOCKS = [range(start, start + 50) for start in range(0, 100, 50)]
+
+
+@pytest.mark.parametrize("seeds", ASS_BLOCKS, ids=block_id)
+def test_ass_replicas_converge_and_lose_no_acknowledged_write_in_the_campaign(seeds):
+    table, failures = run_campaign(CampaignConfig(protocol="ass"), seeds, workers=2)
+    assert_no_failures(failures)
+    assert table["acknowledged"].min() > 1000  # every seed wrote a lot, through the faults
+    assert table["most_siblings"].max() >= 2  # and concurrent writes met
+
+
+def test_the_campaign_catches_an_ass_that_acknowledges_writes_before_they_are_durable(monkeypatch):
+    from novacron.sync import StateSync
+
+    async def not_synced(self):
+        return None
+
+    monkeypatch.setattr(StateSync, "_durable", not_synced)  # in this process: workers=1
+    config = CampaignConfig(protocol="ass")
+    _, failures = run_campaign(config, range(0, 30), workers=1)
+    assert failures, "crashes should lose writes acknowledged before their fsync"
+    assert {v.check for f in failures for v in f.violations} == {"no lost write"}
+    assert failures[0].replay.startswith("novacron dst --protocol ass --seeds")
+
+
+def test_an_ass_seed_replays_exactly():
+    config = CampaignConfig(protocol="ass")
+    assert run_seed(config, 7).row() == run_seed(config, 7).row()
