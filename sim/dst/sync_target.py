@@ -101,7 +101,7 @@ def run_sync_seed(config, seed: int, topology) -> SyncSeedResult:
     sim.run(until=end)
     alive = {n: sim.runtime(n).app for n in replicas if sim.runtime(n).alive}
     maps = {n: {k: s.store.get(k) for k in sorted(s.store.keys())} for n, s in alive.items()}
-    violations = _check(maps, acknowledged)
+    violations = check_replicas(maps, acknowledged)
     final = next(iter(maps.values()), {})
     return SyncSeedResult(
         seed=seed,
@@ -115,7 +115,7 @@ def run_sync_seed(config, seed: int, topology) -> SyncSeedResult:
     )
 
 
-def _check(maps: dict, acknowledged: list) -> list[Violation]:
+def check_replicas(maps: dict, acknowledged: list) -> list[Violation]:
     """Convergence of the replicas' maps, and no acknowledged write lost (see the module doc)."""
     if not maps:
         return [Violation("convergence", "no replica alive at the end")]
