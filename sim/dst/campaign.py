@@ -28,7 +28,7 @@ from novacron.sim.seeds import derive_seed
 from novacron.sim.simulation import Simulation
 
 from . import checks
-from .checks import Violation
+from .checks import Verdict, Violation
 from .recorder import Recorder
 from .sync_target import SyncSeedResult, run_sync_seed
 from .targets import BROKEN_RAFT, BYZANTINE_KINDS, make_target
@@ -102,7 +102,7 @@ class CampaignConfig:
 
 
 @dataclass
-class SeedResult:
+class SeedResult(Verdict):
     seed: int
     violations: list[Violation]
     operations: int
@@ -114,23 +114,17 @@ class SeedResult:
     byzantine: dict[str, str]
     replay: str
 
-    @property
-    def ok(self) -> bool:
-        return not self.violations
-
-    def row(self) -> dict:
+    def figures(self) -> dict:
         return {
-            "seed": self.seed,
-            "ok": self.ok,
-            "violations": "; ".join(v.check for v in self.violations),
             "operations": self.operations,
             "completed": self.completed,
             "unknown": self.unknown,
             "applied": self.applied,
             "leaders": self.leaders,
-            "faults": len(self.faults),
-            "byzantine": ",".join(f"{n}={k}" for n, k in sorted(self.byzantine.items())),
         }
+
+    def row(self) -> dict:
+        return {**super().row(), "byzantine": ",".join(f"{n}={k}" for n, k in sorted(self.byzantine.items()))}
 
 
 def _topology(replicas: list[str], clients: list[str], rtt: float) -> Topology:

@@ -26,6 +26,32 @@ class Violation:
         return f"{self.check}: {self.detail}"
 
 
+class Verdict:
+    """What every campaign seed's result shares (``SeedResult``, ``SyncSeedResult``): it is ``ok``
+    without violations, and its table row is the seed, the verdict, the protocol's own
+    :meth:`figures` and the number of faults."""
+
+    seed: int
+    violations: list[Violation]
+    faults: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def figures(self) -> dict:
+        raise NotImplementedError
+
+    def row(self) -> dict:
+        return {
+            "seed": self.seed,
+            "ok": self.ok,
+            "violations": "; ".join(v.check for v in self.violations),
+            **self.figures(),
+            "faults": len(self.faults),
+        }
+
+
 def election_safety(recorder: Recorder) -> list[Violation]:
     """At most one leader per term (Raft's Election Safety; one primary per view for PBFT)."""
     return [

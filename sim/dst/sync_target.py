@@ -22,14 +22,14 @@ from novacron.sim.faults import Nemesis
 from novacron.sim.simulation import Simulation
 from novacron.sync import StateSync, SyncSettings, VersionVector
 
-from .checks import Violation
+from .checks import Verdict, Violation
 
 #: the settings of a campaign's replicas: rumours and anti-entropy both have work to do
 MODE = "hybrid"
 
 
 @dataclass
-class SyncSeedResult:
+class SyncSeedResult(Verdict):
     seed: int
     violations: list[Violation]
     writes: int  # writes started
@@ -40,20 +40,12 @@ class SyncSeedResult:
     replay: str
     byzantine: dict[str, str] = field(default_factory=dict)  # none here (the campaign's interface)
 
-    @property
-    def ok(self) -> bool:
-        return not self.violations
-
-    def row(self) -> dict:
+    def figures(self) -> dict:
         return {
-            "seed": self.seed,
-            "ok": self.ok,
-            "violations": "; ".join(v.check for v in self.violations),
             "writes": self.writes,
             "acknowledged": self.acknowledged,
             "keys": self.keys,
             "most_siblings": self.most_siblings,
-            "faults": len(self.faults),
         }
 
 
