@@ -76,6 +76,18 @@ class CampaignConfig:
         if self.duration <= 0 or self.recovery <= 0:
             raise ValueError("duration and recovery must be > 0")
 
+    def nemesis(self, kinds: tuple[str, ...], targets: list[str]) -> Nemesis:
+        """The seeded random faults of a run: ``kinds`` striking ``targets`` from 1 s until
+        ``duration``, when everything heals."""
+        return Nemesis(
+            kinds=kinds,
+            mean_interval=self.mean_fault_interval,
+            max_duration=self.max_fault_duration,
+            start=1.0,
+            stop=self.duration,
+            targets=tuple(targets),
+        )
+
     def target(self):
         options = {} if self.nodes is None else {"nodes": self.nodes}
         if self.protocol == "raft":
@@ -188,14 +200,7 @@ def run_seed(config: CampaignConfig, seed: int) -> SeedResult | SyncSeedResult:
     if leader_kinds:
         _schedule_leader_faults(sim, target, members, config, leader_kinds)
     if random_kinds:
-        Nemesis(
-            kinds=random_kinds,
-            mean_interval=config.mean_fault_interval,
-            max_duration=config.max_fault_duration,
-            start=1.0,
-            stop=config.duration,
-            targets=tuple(members),
-        ).schedule(sim)
+        config.nemesis(random_kinds, members).schedule(sim)
     history = History()
     end = config.duration + config.recovery
     for client in clients:

@@ -82,14 +82,7 @@ def run_sync_seed(config, seed: int, topology) -> SyncSeedResult:
     sim.start(app, nodes=replicas)
     kinds = tuple(k for k in config.faults if k in Nemesis.KNOWN)
     if kinds:
-        Nemesis(
-            kinds=kinds,
-            mean_interval=config.mean_fault_interval,
-            max_duration=config.max_fault_duration,
-            start=1.0,
-            stop=config.duration,
-            targets=tuple(replicas),
-        ).schedule(sim)
+        config.nemesis(kinds, replicas).schedule(sim)
     sim.run(until=end)
     alive = {n: sim.runtime(n).app for n in replicas if sim.runtime(n).alive}
     maps = {n: {k: s.store.get(k) for k in sorted(s.store.keys())} for n, s in alive.items()}
