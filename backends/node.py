@@ -109,10 +109,11 @@ async def serve(
     else:
         heartbeat = HeartbeatService(rt, interval=dwcp.consensus.heartbeat_interval)
         rt.spawn(_watch_peers(rt, heartbeat))
-    state_sync = None
+    state_sync = detector = None
     if dwcp.enable_v3_state_sync:
         replicas = consensus.members if consensus is not None else (system.node_id, *rt.peers)
-        state_sync = StateSync(rt, peers=replicas, detector=ModeDetector.from_config(rt, dwcp))
+        detector = ModeDetector.from_config(rt, dwcp)
+        state_sync = StateSync(rt, peers=replicas, detector=detector)
         log.info("state sync: replica of %s (%d keys stored)", ", ".join(replicas), len(state_sync.store))
     log.info(
         "node %s started: listening on %s:%d, peers %s, bulk transport %s (%s)",
@@ -133,6 +134,8 @@ async def serve(
         state_sync.stop()
     try:
         async with asyncio.timeout(system.shutdown_timeout):
+            if detector is not None:
+                await detector.close()  # a probe in progress finishes before the runtime closes
             await rt.close()
     except TimeoutError:
         log.error("node %s did not stop within %gs; forcing", system.node_id, system.shutdown_timeout)
