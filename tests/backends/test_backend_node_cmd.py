@@ -117,3 +117,76 @@ def test_bad_config_and_bad_peers_exit_with_2(tmp_path: Path, capsys: pytest.Cap
     config = _write_config(tmp_path / "n.yaml", node_id="n1", port=9999, data_dir=tmp_path, tls=False)
     assert node_cmd.main(["--config", str(config), "--peers", "n2=nowhere"]) == 2
     assert "--peers" in capsys.readouterr().err
+
+
+async def test_a_node_with_state_sync_is_a_replica_that_keeps_its_map_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    """``dwcp.enable_v3_state_sync``: the node replicates the ASS map with its peers (here an
+    in-test replica), serves ``StateClient`` requests, and finds its map in its storage on restart."""
+    from novacron.sync import StateClient, StateSync, SyncSettings
+
+    port = _free_port()
+    config = _write_config(
+        tmp_path / "node.yaml", node_id="sub", port=port, data_dir=tmp_path / "data", tls=False
+    )
+    sync_on = "dwcp:\n  enable_v3_state_sync: true\n  forced_mode: internet\n"
+    config.write_text(config.read_text().replace("dwcp:\n", sync_on, 1))
+    probe = AsyncioRuntime("probe", directory=PeerDirectory())
+    await probe.start()
+    probe.directory.register("sub", "127.0.0.1", port)
+    replica = StateSync(probe, peers=["sub", "probe"], settings=SyncSettings(fanout=None, interval=0.2))
+    client = StateClient(probe, ["sub"], timeout=1.0)
+
+    async def run_node() -> tuple[asyncio.subprocess.Process, list[str], asyncio.Future]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "novacron.cli.node_cmd",
+            "--config", str(config), "--peers", f"probe=127.0.0.1:{probe.address[1]}",
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        lines: list[str] = []
+
+        async def drain() -> None:
+            async for raw in proc.stderr:
+                lines.append(raw.decode(errors="replace").rstrip())
+
+        reader = asyncio.ensure_future(drain())
+        await wait_until(lambda: any("node sub started" in line for line in lines), 60, "start")
+        return proc, lines, reader
+
+    async def stop(proc, lines, reader) -> None:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0, "\n".join(lines[-20:])
+        await asyncio.wait_for(reader, 10)
+
+    async def value_at_sub(key: str):
+        try:
+            return (await client.get(key)).values
+        except TimeoutError:
+            return None
+
+    proc = None
+    try:
+        proc, lines, reader = await run_node()
+        assert any("state sync: replica of sub, probe (0 keys stored)" in line for line in lines), lines
+        await replica.put("from-probe", b"1")  # pushed to the node
+        for _ in range(100):
+            if await value_at_sub("from-probe") == [b"1"]:
+                break
+            await asyncio.sleep(0.05)
+        assert await value_at_sub("from-probe") == [b"1"]
+        await client.put("from-client", b"2")  # written at the node, pushed to the probe
+        await wait_until(lambda: replica.get("from-client").values == [b"2"], 30, "the node's push")
+        await stop(proc, lines, reader)
+
+        proc, lines, reader = await run_node()
+        assert any("state sync: replica of sub, probe (2 keys stored)" in line for line in lines), lines
+        assert await value_at_sub("from-client") == [b"2"]
+        await stop(proc, lines, reader)
+        assert not any(" ERROR " in line for line in lines), lines
+    finally:
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        replica.stop()
+        await probe.close()
