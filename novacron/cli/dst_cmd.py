@@ -23,6 +23,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from novacron.cli.common import positive, seed_range
+
 EXIT_FAILED = 1
 
 
@@ -38,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--seeds",
-        type=_seed_range,
+        type=seed_range,
         default=range(0, 20),
         metavar="A:B",
         help="seeds A..B-1 (default 0:20); a single N means N:N+1",
@@ -72,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--csv", type=Path, metavar="FILE", help="write one row per seed to FILE")
     parser.add_argument(
         "--workers",
-        type=_positive,
+        type=positive,
         metavar="N",
         help="local processes running seeds side by side (default: one per core; 1: in this process)",
     )
@@ -88,30 +90,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     progress.add_argument("--no-progress", dest="progress", action="store_false")
     parser.set_defaults(func=run)
     return parser
-
-
-def _seed_range(text: str) -> range:
-    try:
-        if ":" in text:
-            a, b = (int(part) for part in text.split(":", 1))
-        else:
-            a = int(text)
-            b = a + 1
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds must be A:B or N (integers), got {text!r}") from None
-    if a < 0 or b <= a:
-        raise argparse.ArgumentTypeError(f"seeds A:B need 0 <= A < B, got {text!r}")
-    return range(a, b)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
 
 
 def _kinds(text: str) -> tuple[str, ...]:

@@ -5,6 +5,9 @@
   and writes CSV, Parquet and PNG files to ``--out`` (default ``results/<scenario>-seed<N>/``).
 * ``--seed`` and ``--duration`` override the scenario's, so a failing seed found elsewhere can be
   replayed with the scenario unchanged.
+* ``--seeds A:B`` runs seeds A..B-1 side by side (``--workers N``, default one process per core;
+  :func:`novacron.sim.scenarios.run_seeds`) and prints each figure's spread over the seeds (mean,
+  std, min, max) instead of one run's tables; ``seeds.csv`` holds one row per seed.
 * ``--json`` prints one JSON object instead of the tables (for scripts); ``--list`` lists the
   built-in scenarios.
 
@@ -23,6 +26,7 @@ import json
 import sys
 from pathlib import Path
 
+from novacron.cli.common import positive, seed_range
 from novacron.config import format_duration, parse_duration
 
 #: exit status for an invalid scenario (argparse uses 2 for invalid arguments as well)
@@ -46,7 +50,20 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="SCENARIO",
         help=f"built-in scenario name or YAML file (default: {DEFAULT_SCENARIO}; see --list)",
     )
-    parser.add_argument("--seed", type=_seed, help="override the scenario's seed (integer >= 0)")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=_seed, help="override the scenario's seed (integer >= 0)")
+    seeds.add_argument(
+        "--seeds",
+        type=seed_range,
+        metavar="A:B",
+        help="run seeds A..B-1 and report the spread of each figure",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive,
+        metavar="N",
+        help="--seeds: processes side by side (default: one per core)",
+    )
     parser.add_argument(
         "--duration", type=_duration, help="override the scenario's duration in simulated time (30s, 2m, 45)"
     )
@@ -54,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--out",
         type=Path,
         metavar="DIR",
-        help="where to write results (default: results/<scenario>-seed<N>/)",
+        help="where to write results (default: results/<scenario>-seed<N>/, or -seeds<A>-<B>/)",
     )
     parser.add_argument(
         "--progress",
@@ -103,6 +120,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         print(f"novacron simulate: invalid scenario:\n{exc}", file=sys.stderr)
         return EXIT_INVALID
     progress = sys.stderr.isatty() if args.progress is None else args.progress
+    if args.seeds is not None:
+        return _run_seeds(args, scenario, progress)
     result = run_scenario(scenario, progress=progress)
     out_dir = args.out if args.out is not None else RESULTS_ROOT / f"{scenario.name}-seed{scenario.seed}"
     written = result.save(out_dir)
@@ -113,3 +132,36 @@ def run_simulate(args: argparse.Namespace) -> int:
     print(f"\nresults: {len(written)} files in {out_dir}/")
     print(f"trace hash: {result.trace_hash}")
     return 0
+
+
+def _run_seeds(args: argparse.Namespace, scenario, progress: bool) -> int:
+    """``--seeds``: one row per seed; printed as the spread of every figure."""
+    from novacron.sim.scenarios import run_seeds
+
+    seeds = args.seeds
+    table = run_seeds(scenario, list(seeds), workers=args.workers, progress=progress)
+    out_dir = (
+        args.out
+        if args.out is not None
+        else RESULTS_ROOT / f"{scenario.name}-seeds{seeds.start}-{seeds.stop - 1}"
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_dir / "seeds.csv", index=False)
+    if args.json:
+        records = json.loads(table.to_json(orient="records"))
+        print(
+            json.dumps(
+                {"scenario": scenario.name, "seeds": list(seeds), "rows": records, "out_dir": str(out_dir)}
+            )
+        )
+        return 0
+    figures = table.drop(columns=["seed"]).select_dtypes(include=["number", "bool"]).astype(float)
+    spread = figures.agg(["mean", "std", "min", "max"]).T
+    print(f"scenario {scenario.name}: seeds {seeds.start}..{seeds.stop - 1}, {len(table)} runs")
+    print(spread.to_string(float_format=lambda v: f"{v:.6g}"))
+    failed = int(table["error"].notna().sum()) if "error" in table else 0
+    print(
+        f"\nresults: {out_dir / 'seeds.csv'}"
+        + (f" ({failed} seeds failed: see its error column)" if failed else "")
+    )
+    return 1 if failed else 0

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from novacron.cli.client import run_client
+    from novacron.cli.common import run_client
 
     return run_client("novacron state", lambda: _run(args))
 

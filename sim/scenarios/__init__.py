@@ -39,7 +39,7 @@ from .model import (
     Scenario,
 )
 from .report import ScenarioResult, Section, new_figure
-from .runner import check_scenario, prepare, run_scenario
+from .runner import check_scenario, prepare, run_scenario, run_seeds
 from .units import parse_bandwidth, parse_size
 
 __all__ = [
@@ -67,6 +67,7 @@ __all__ = [
     "register_component",
     "registered_components",
     "run_scenario",
+    "run_seeds",
     "scenario_from_mapping",
     "scenario_from_yaml",
     "scenario_to_yaml",

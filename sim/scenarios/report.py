@@ -111,6 +111,25 @@ class ScenarioResult:
             },
         }
 
+    def row(self) -> dict[str, Any]:
+        """The run's headline figures as one flat row (for a table over seeds): the seed, the trace
+        hash, and every number or flag of the summary tables, named ``section.column``, or
+        ``section[label].column`` for a table with one row per label (its first column)."""
+        row: dict[str, Any] = {"seed": self.scenario.seed, "trace_hash": self.trace_hash}
+        for section in self.sections:
+            table = section.table
+            if not section.in_summary or table.empty:
+                continue
+            labelled = len(table) > 1 and not pd.api.types.is_numeric_dtype(table.iloc[:, 0])
+            if len(table) > 1 and not labelled:
+                continue  # a list (of faults, say), not figures
+            for _, record in table.iterrows():
+                prefix = f"{section.name}[{record.iloc[0]}]" if labelled else section.name
+                for column, value in record.items():
+                    if isinstance(value, bool | int | float | np.bool_ | np.integer | np.floating):
+                        row[f"{prefix}.{column}"] = value.item() if isinstance(value, np.generic) else value
+        return row
+
     # -- files ----------------------------------------------------------------------------------
     def save(self, out_dir: str | Path) -> list[Path]:
         """Write every table (CSV + Parquet), every plot (PNG), the summary and the scenario.

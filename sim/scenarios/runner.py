@@ -18,6 +18,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import pandas as pd
+
 from novacron.sim import Simulation
 
 from .build import NodeResolver
@@ -73,4 +75,30 @@ def run_scenario(
         trace_events=run.sim.tracer.count,
         wall_seconds=wall,
         sections=sections,
+    )
+
+
+def seed_row(scenario: Scenario, seed: int) -> dict:
+    """:meth:`ScenarioResult.row` of ``scenario`` run with ``seed`` (one point of :func:`run_seeds`)."""
+    return run_scenario(scenario.with_overrides(seed=seed)).row()
+
+
+def run_seeds(
+    scenario: Scenario,
+    seeds: Sequence[int],
+    *,
+    workers: int | None = None,
+    ray: str | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """The scenario once per seed, side by side (:mod:`novacron.sim.sweep`): one row of headline
+    figures per seed, in the seeds' order, the same for any number of workers. A figure from one
+    seed is one draw; this shows how much of it is the seed."""
+    from functools import partial
+
+    from novacron.sim.sweep import grid, sweep
+
+    points = grid(seed=list(seeds))
+    return sweep(
+        partial(seed_row, scenario), points, workers=workers, ray=ray, progress=progress, desc=scenario.name
     )
