@@ -20,6 +20,9 @@ class MigrationBegin(Message, tag="mig-begin", omit_defaults=True):
     #: the source's Runtime.boot_id: a begin with another one from the same source means the
     #: source restarted, and its migrations still arriving here from before are over
     boot: str = ""
+    #: what the source's host says about the VM (its name and shape, see novacron.hosting), opaque
+    #: to the migration itself and handed to the destination's ``vm_factory`` with the rest
+    meta: bytes = b""
 
 
 class MigrationReady(Message, tag="mig-ready"):

@@ -27,7 +27,15 @@ from typing import Any
 import numpy as np
 
 from novacron.encoding import CostModel
-from novacron.runtime import Message, Payload, Runtime, VirtualPayload, node_scoped_id, payload_size
+from novacron.runtime import (
+    Message,
+    Payload,
+    Runtime,
+    VirtualPayload,
+    node_scoped_id,
+    payload_size,
+    wait_done,
+)
 from novacron.transport import AMST
 from novacron.transport.policy import StreamController
 
@@ -153,12 +161,18 @@ class Migrator:
         *,
         amst: AMST | None = None,
         vm_factory: Callable[[MigrationBegin], DestinationVM] | None = None,
+        on_settled: Callable[[Incoming, DestinationVM], None] | None = None,
         mode_of: Callable[[str], str] | None = None,
         cost_model: CostModel | None = None,
     ) -> None:
+        """``on_settled(incoming, vm)`` is called once per incoming migration when it is over
+        (``incoming.state``: finished, aborted or failed), with the VM ``vm_factory`` built for
+        it, which belongs to the callee from then on: to run (finished) or to discard. Without
+        it, the VM is only dropped from the record (whoever built it may still hold it)."""
         self.rt = rt
         self.amst = amst or AMST(rt, query_interval=0.5)
         self.vm_factory = vm_factory
+        self.on_settled = on_settled
         self.mode_of = mode_of or self._mode_from_labels
         self.cost_model = cost_model or CostModel.load()
         self.incoming: dict[str, Incoming] = {}
@@ -189,13 +203,14 @@ class Migrator:
 
     # -- source role --------------------------------------------------------------------------
     async def migrate(
-        self, vm: SourceVM, peer: str, settings: MigrationSettings | None = None
+        self, vm: SourceVM, peer: str, settings: MigrationSettings | None = None, *, meta: bytes = b""
     ) -> MigrationReport:
-        """Move ``vm`` to ``peer``; see :mod:`.precopy` and :mod:`.postcopy` for the engines."""
+        """Move ``vm`` to ``peer``; see :mod:`.precopy` and :mod:`.postcopy` for the engines.
+        ``meta`` reaches the destination's ``vm_factory`` in :attr:`MigrationBegin.meta`."""
         from .source import SourceRun  # the engines import this module's helpers
 
         settings = settings or MigrationSettings.dwcp()
-        run = SourceRun(self, vm, peer, settings, node_scoped_id(self.rt, str(next(self._ids))))
+        run = SourceRun(self, vm, peer, settings, node_scoped_id(self.rt, str(next(self._ids))), meta)
         self._sources[run.id] = run
         try:
             return await run.run()
@@ -242,7 +257,8 @@ class Migrator:
                     raise MigrationError(
                         f"{peer} did not answer {type(request).__name__} within {timeout:g}s"
                     )
-                await _first(rt, future, min(RETRY_INTERVAL, max(0.0, deadline - rt.now())) or RETRY_INTERVAL)
+                wait = min(RETRY_INTERVAL, max(0.0, deadline - rt.now())) or RETRY_INTERVAL
+                await wait_done(rt, future, wait)
             return future.result()
         finally:
             self._waiters.pop(key, None)
@@ -478,9 +494,15 @@ class Migrator:
     def _retire(self, incoming: Incoming, state: str) -> None:
         """The migration is over: keep its record (answers to repeats), not its VM; forget
         the oldest records beyond FINISHED_MEMORY."""
-        if incoming.vm is None:
+        vm = incoming.vm
+        if vm is None:
             return  # retired already
         incoming.state, incoming.vm = state, None
+        if self.on_settled is not None:
+            try:
+                self.on_settled(incoming, vm)
+            except Exception:  # the host's bug must not break the migration protocol's answers
+                log.exception("on_settled failed for migration %s", incoming.id)
         if incoming.retry is not None:
             incoming.retry.cancel()
             incoming.retry = None
@@ -504,21 +526,3 @@ def _attempt(apply: Callable[[], None]) -> BatchError | None:
     except BatchError as exc:
         return exc
     return None
-
-
-async def _first(rt: Runtime, future: Any, timeout: float) -> None:
-    """Wait until ``future`` is done or ``timeout`` passes, whichever is first."""
-    if future.done():
-        return
-    waker = rt.create_future()
-
-    def wake(_: Any = None) -> None:
-        if not waker.done():
-            waker.set_result(None)
-
-    timer = rt.call_later(timeout, wake)
-    future.add_done_callback(wake)
-    try:
-        await waker
-    finally:
-        timer.cancel()

@@ -73,8 +73,11 @@ def _most_used(bytes_by_streams: Counter[int], default: int) -> int:
 
 
 class SourceRun:
-    def __init__(self, svc: Migrator, vm: SourceVM, peer: str, settings: MigrationSettings, id: str) -> None:
+    def __init__(
+        self, svc: Migrator, vm: SourceVM, peer: str, settings: MigrationSettings, id: str, meta: bytes = b""
+    ) -> None:
         self.svc, self.rt, self.vm, self.peer, self.settings, self.id = svc, svc.rt, vm, peer, settings, id
+        self.meta = meta
         self.mode = svc.mode_of(peer)
         if settings.streams is None:  # DWCP: the mode's range, then each count's measured rate
             self.streams = svc.stream_counts.streams_for(peer, self.mode)
@@ -127,7 +130,7 @@ class SourceRun:
         s = self.settings
         try:
             begin = MigrationBegin(
-                self.id, self.vm.page_count, self.vm.page_size, s.engine, boot=self.rt.boot_id
+                self.id, self.vm.page_count, self.vm.page_size, s.engine, boot=self.rt.boot_id, meta=self.meta
             )
             ready: MigrationReady = await self.svc.ask(self.peer, begin, MigrationReady, self.id, s.timeout)
             if not ready.ok:

@@ -21,7 +21,7 @@ from .contract import (
     TransferHandler,
     WriteLog,
 )
-from .helpers import first_completed, node_scoped_id, wait_for
+from .helpers import first_completed, node_scoped_id, wait_done, wait_for
 from .messages import Message, MessageCodec, WireError, codec, encoded_size
 from .types import (
     NodeInfo,
@@ -63,5 +63,6 @@ __all__ = [
     "payload_size",
     "first_completed",
     "node_scoped_id",
+    "wait_done",
     "wait_for",
 ]

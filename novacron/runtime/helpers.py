@@ -44,6 +44,27 @@ async def wait_for(rt: Runtime, aw: Awaitable[T], timeout: float) -> T:
     return task.result()
 
 
+async def wait_done(rt: Runtime, future: Any, timeout: float) -> bool:
+    """Wait until ``future`` is done or ``timeout`` seconds pass, whichever is first; returns
+    whether it is done. Unlike :func:`wait_for`, the future is neither awaited nor cancelled:
+    for a reply that may still come after the caller has re-sent its request."""
+    if future.done():
+        return True
+    waker = rt.create_future()
+
+    def wake(_: Any = None) -> None:
+        if not waker.done():
+            waker.set_result(None)
+
+    timer = rt.call_later(timeout, wake)
+    future.add_done_callback(wake)
+    try:
+        await waker
+    finally:
+        timer.cancel()
+    return future.done()
+
+
 async def first_completed(rt: Runtime, tasks: Collection[Any]) -> list[Any]:
     """Wait until at least one of ``tasks`` is done; return the ones that are, in their order.
 

@@ -1,0 +1,252 @@
+"""The VMs of one node: started, stopped and migrated on request, received from other hosts.
+
+A :class:`VMHost` owns its node's :class:`~novacron.migration.Migrator` and a hypervisor (the
+runtime's: abstract guests in the simulator, real memory on the real backend). It keeps a memory
+budget: a VM starts, or arrives, only if its memory fits in what the host's running, migrating
+and arriving VMs leave free, so a host is never promised more than it has.
+
+A VM is in one state at a time: ``starting`` (its guest being built), ``running``, ``migrating``
+(still here, and running, until the destination took over) or ``arriving`` (the destination's
+side of a migration: its memory and name are taken from the begin message on, so two migrations
+cannot both bring a VM into the last free gigabyte, or two VMs of one name onto one host).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from novacron.migration import MigrationError, MigrationSettings, Migrator
+from novacron.migration.messages import MigrationBegin
+from novacron.migration.service import Incoming
+from novacron.runtime import Runtime
+
+from .messages import HostStatus, MigrationSummary, VMInfo, VMReply, VMRequest
+from .spec import VMSpec
+
+log = logging.getLogger(__name__)
+
+#: answered requests remembered per host, to answer repeats (a client re-sends until answered)
+ANSWERED_MEMORY = 1024
+
+
+class RequestError(ValueError):
+    """A request this host will not carry out; the message says why (it goes back to the client)."""
+
+
+class Hypervisor(Protocol):
+    """How a host makes and removes guests (the runtime's: see ``ModelHypervisor`` and
+    ``novacron.backends.vm.BufferHypervisor``)."""
+
+    async def create(self, spec: VMSpec) -> Any:
+        """A running guest for ``spec`` (a :class:`~novacron.migration.SourceVM`)."""
+
+    def receive(self, spec: VMSpec, begin: MigrationBegin) -> Any:
+        """An empty guest for an incoming migration (a :class:`~novacron.migration.DestinationVM`)."""
+
+    def destroy(self, vm: Any) -> None:
+        """Stop the guest and free its memory."""
+
+
+def default_settings(engine: str) -> MigrationSettings:
+    """DWCP v3 migration settings with the asked engine (``precopy`` or ``postcopy``)."""
+    return MigrationSettings.dwcp(engine=engine)
+
+
+@dataclass
+class Hosted:
+    spec: VMSpec
+    vm: Any  # the hypervisor's guest; None while starting
+    state: str
+    since: float
+    migration: str = ""  # arriving: the incoming migration's id
+
+    def info(self) -> VMInfo:
+        return VMInfo(self.spec, self.state, self.since)  # type: ignore[arg-type]
+
+
+class VMHost:
+    """The VM host of node ``rt`` (module docstring); serves :class:`VMRequest` from clients."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        hypervisor: Hypervisor,
+        *,
+        capacity_mib: int,
+        migrator: Migrator | None = None,
+        settings: Callable[[str], MigrationSettings] = default_settings,
+    ) -> None:
+        if capacity_mib < 1:
+            raise ValueError(f"a host needs capacity_mib >= 1, got {capacity_mib}")
+        self.rt, self.hypervisor, self.capacity_mib, self.settings = rt, hypervisor, capacity_mib, settings
+        self.vms: dict[str, Hosted] = {}
+        self.migrator = migrator or Migrator(rt)
+        self.migrator.vm_factory = self._arriving
+        self.migrator.on_settled = self._settled
+        self._answered: OrderedDict[tuple[str, str, int], VMReply] = OrderedDict()
+        self._working: set[tuple[str, str, int]] = set()
+        rt.on_message(VMRequest, self._on_request)
+
+    # -- what clients see --------------------------------------------------------------------
+    def status(self) -> HostStatus:
+        return HostStatus(
+            self.rt.node_id,
+            self.capacity_mib,
+            self.used_mib,
+            [self.vms[name].info() for name in sorted(self.vms)],
+        )
+
+    @property
+    def used_mib(self) -> int:
+        return sum(h.spec.memory_mib for h in self.vms.values())
+
+    def close(self) -> None:
+        """Destroy every guest (the node is stopping)."""
+        for hosted in self.vms.values():
+            if hosted.vm is not None:
+                self.hypervisor.destroy(hosted.vm)
+        self.vms.clear()
+
+    # -- requests ------------------------------------------------------------------------------
+    def _on_request(self, src: str, request: VMRequest) -> None:
+        key = (src, request.client, request.request)
+        if key in self._answered:
+            self.rt.send(src, self._answered[key])
+        elif key not in self._working:  # a repeat of one in progress is answered when it is done
+            self._working.add(key)
+            self.rt.spawn(self._serve(src, request, key))
+
+    async def _serve(self, src: str, request: VMRequest, key: tuple[str, str, int]) -> None:
+        try:
+            migration = await self._carry_out(request)
+            reply = VMReply(request.request, status=self.status(), migration=migration)
+        except (RequestError, ValueError) as exc:  # ValueError: VMSpecError, SettingsError
+            reply = VMReply(request.request, error=str(exc))
+        except Exception as exc:  # a bug here must not leave the client waiting for ever
+            log.exception("%s: the %s request from %s failed", self.rt.node_id, request.op, src)
+            reply = VMReply(request.request, error=f"internal error: {type(exc).__name__}: {exc}")
+        self._working.discard(key)
+        self._answered[key] = reply
+        while len(self._answered) > ANSWERED_MEMORY:
+            self._answered.popitem(last=False)
+        self.rt.send(src, reply)
+
+    async def _carry_out(self, request: VMRequest) -> MigrationSummary | None:
+        if request.op == "start":
+            if request.spec is None:
+                raise RequestError("start needs a VM description (spec)")
+            await self.start(request.spec)
+        elif request.op == "stop":
+            self.stop(request.name)
+        elif request.op == "migrate":
+            return await self.migrate(request.name, request.to, request.engine)
+        return None  # status: the reply carries it
+
+    # -- the operations (also callable in-process) ---------------------------------------------
+    async def start(self, spec: VMSpec) -> None:
+        spec.check()
+        self._admit(spec)
+        hosted = self.vms[spec.name] = Hosted(spec, None, "starting", self.rt.now())
+        try:
+            hosted.vm = await self.hypervisor.create(spec)
+        except Exception as exc:
+            del self.vms[spec.name]
+            raise RequestError(f"{self.rt.node_id} could not create {spec.name}: {exc}") from None
+        hosted.state, hosted.since = "running", self.rt.now()
+        log.info("%s: started %s (%d MiB)", self.rt.node_id, spec.name, spec.memory_mib)
+
+    def stop(self, name: str) -> None:
+        hosted = self._running(name, "stop")
+        del self.vms[name]
+        self.hypervisor.destroy(hosted.vm)
+        log.info("%s: stopped %s", self.rt.node_id, name)
+
+    async def migrate(self, name: str, to: str, engine: str = "precopy") -> MigrationSummary:
+        """Move VM ``name`` to host ``to``; on failure the VM stays here, running."""
+        settings = self.settings(engine)  # SettingsError (a ValueError) for an unknown engine
+        hosted = self._running(name, "migrate")
+        if to == self.rt.node_id:
+            raise RequestError(f"{name} is already on {to}")
+        if to not in self.rt.peers:
+            raise RequestError(f"no host {to!r} among {self.rt.node_id}'s peers")
+        hosted.state, hosted.since = "migrating", self.rt.now()
+        try:
+            report = await self.migrator.migrate(hosted.vm, to, settings, meta=hosted.spec.encode())
+        except MigrationError as exc:
+            hosted.state, hosted.since = "running", self.rt.now()  # the engine resumed the guest
+            raise RequestError(str(exc)) from None
+        del self.vms[name]
+        self.hypervisor.destroy(hosted.vm)
+        log.info(
+            "%s: migrated %s to %s in %.3fs (downtime %.1f ms)",
+            self.rt.node_id,
+            name,
+            to,
+            report.total_time,
+            report.downtime * 1e3,
+        )
+        return MigrationSummary(
+            report.migration,
+            self.rt.node_id,
+            to,
+            report.engine,
+            report.total_time,
+            report.downtime,
+            report.bytes_sent,
+            report.memory_bytes,
+            len(report.rounds),
+        )
+
+    def _admit(self, spec: VMSpec) -> None:
+        """Raise unless ``spec`` can come here: its name unused, its memory free."""
+        if spec.name in self.vms:
+            state = self.vms[spec.name].state
+            raise RequestError(f"{self.rt.node_id} already has a VM named {spec.name} ({state})")
+        free = self.capacity_mib - self.used_mib
+        if spec.memory_mib > free:
+            raise RequestError(
+                f"{self.rt.node_id} has {free} MiB free of {self.capacity_mib}: "
+                f"not enough for {spec.name} ({spec.memory_mib} MiB)"
+            )
+
+    def _running(self, name: str, op: str) -> Hosted:
+        hosted = self.vms.get(name)
+        if hosted is None:
+            raise RequestError(f"{self.rt.node_id} has no VM named {name!r}")
+        if hosted.state != "running":
+            raise RequestError(f"cannot {op} {name}: it is {hosted.state}")
+        return hosted
+
+    # -- the destination's side of a migration ---------------------------------------------------
+    def _arriving(self, begin: MigrationBegin) -> Any:
+        """The Migrator's ``vm_factory``: what it raises refuses the migration, with the reason."""
+        spec = VMSpec.decode(begin.meta)
+        if spec.pages != begin.pages:
+            raise RequestError(
+                f"{spec.name} has {spec.pages} pages by its description, {begin.pages} by the begin"
+            )
+        self._admit(spec)
+        vm = self.hypervisor.receive(spec, begin)
+        self.vms[spec.name] = Hosted(spec, vm, "arriving", self.rt.now(), begin.migration)
+        return vm
+
+    def _settled(self, incoming: Incoming, vm: Any) -> None:
+        """The Migrator's ``on_settled``: a VM that arrived runs here; one that did not is dropped."""
+        name = next((n for n, h in self.vms.items() if h.migration == incoming.id), None)
+        if name is None:
+            self.hypervisor.destroy(vm)
+            return
+        hosted = self.vms[name]
+        if incoming.state == "finished":
+            hosted.state, hosted.since, hosted.migration = "running", self.rt.now(), ""
+            log.info("%s: %s arrived from %s", self.rt.node_id, name, incoming.src)
+        else:
+            del self.vms[name]
+            self.hypervisor.destroy(vm)
+            log.info(
+                "%s: %s did not arrive from %s (%s)", self.rt.node_id, name, incoming.src, incoming.state
+            )
