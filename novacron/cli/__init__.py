@@ -13,7 +13,7 @@ import importlib
 import sys
 
 #: sub-command modules, in the order ``--help`` lists them
-_COMMANDS = ("simulate", "dst", "cluster", "kv", "state", "pba", "itp", "node", "config")
+_COMMANDS = ("simulate", "dst", "cluster", "kv", "state", "vm", "pba", "itp", "node", "config")
 
 
 def build_parser() -> argparse.ArgumentParser:

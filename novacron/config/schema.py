@@ -195,6 +195,13 @@ class SecurityConfig(Section):
     enable_encryption: bool = Field(True, description="encrypt stored state")
 
 
+class HostingConfig(Section):
+    """VM hosting (``novacron.hosting``): the VMs this node runs and the ones migrated to it."""
+
+    enable: bool = Field(False, description="run VMs here (novacron vm) and accept migrated ones")
+    memory_mib: Count = Field(4096, description="guest memory this node may give its VMs, in MiB")
+
+
 class NovaCronConfig(Section):
     """A node's whole configuration. ``NovaCronConfig()`` is the default configuration."""
 
@@ -204,6 +211,7 @@ class NovaCronConfig(Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+    hosting: HostingConfig = Field(default_factory=HostingConfig)
 
     @model_validator(mode="after")
     def _listeners_on_distinct_ports(self) -> NovaCronConfig:

@@ -112,8 +112,8 @@ def test_a_bad_variable_is_an_error_naming_it(variable: str, expected: str) -> N
 def test_every_bad_variable_is_reported_at_once() -> None:
     message = env_error({"NOVACRON_A__B": "1", "NOVACRON_C__D": "2"})
     assert message.splitlines() == [
-        "NOVACRON_A__B: unknown section 'a' (allowed: system, dwcp, network, storage, monitoring, security)",
-        "NOVACRON_C__D: unknown section 'c' (allowed: system, dwcp, network, storage, monitoring, security)",
+        "NOVACRON_A__B: unknown section 'a' (allowed: system, dwcp, network, storage, monitoring, security, hosting)",
+        "NOVACRON_C__D: unknown section 'c' (allowed: system, dwcp, network, storage, monitoring, security, hosting)",
     ]
 
 

@@ -151,6 +151,7 @@ def test_dump_keeps_schema_order() -> None:
         "storage",
         "monitoring",
         "security",
+        "hosting",
     ]
 
 

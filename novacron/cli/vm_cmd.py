@@ -1,0 +1,138 @@
+"""``novacron vm list|start|stop|migrate``: VMs on a cluster's hosts, live-migrated on request.
+
+Talks to the cluster in ``--cluster DIR`` (what ``novacron cluster up`` wrote; its nodes host VMs)
+through one of its client slots. ``start`` places the VM on the host it fits best (by memory)
+unless ``--on`` names one; ``migrate`` moves it, live, to ``--to`` or to the best-fitting other
+host, and prints what the migration took. Exit status 0 on success, 1 when a host refused (the
+reason is printed), 3 when a host did not answer (what was asked may still have happened), 2 for
+usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_REFUSED = 1
+EXIT_UNKNOWN = 3
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "vm",
+        help="start, stop, list and live-migrate VMs on a cluster's hosts",
+        description=(__doc__ or "").split("\n\n")[1],
+    )
+    parser.add_argument("op", choices=("list", "start", "stop", "migrate"))
+    parser.add_argument("name", nargs="?", help="the VM (start, stop, migrate)")
+    parser.add_argument(
+        "--cluster", type=Path, default=Path("novacron-cluster"), help="the cluster's directory"
+    )
+    parser.add_argument("--memory", type=int, help="start: guest memory in MiB")
+    parser.add_argument(
+        "--dirty-rate", type=float, default=0.0, help="start: pages the guest writes per second (default 0)"
+    )
+    parser.add_argument(
+        "--working-set", type=int, default=0, help="start: MiB those writes fall in (default: all memory)"
+    )
+    parser.add_argument("--on", help="start: the host (default: the best fit)")
+    parser.add_argument("--to", help="migrate: the destination (default: the best-fitting other host)")
+    parser.add_argument("--postcopy", action="store_true", help="migrate: post-copy instead of pre-copy")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds a host has to answer a request")
+    parser.add_argument(
+        "--migration-timeout", type=float, default=600.0, help="seconds a migration may take (default 600)"
+    )
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    problem = _usage_problem(args)
+    if problem:
+        print(f"novacron vm: {problem}", file=sys.stderr)
+        return 2
+    from novacron.cli.common import run_client
+
+    return run_client("novacron vm", lambda: _run(args))
+
+
+def _usage_problem(args: argparse.Namespace) -> str:
+    if (args.op == "list") != (args.name is None):
+        return "list takes no VM name" if args.op == "list" else f"{args.op} needs a VM name"
+    if (args.op == "start") != (args.memory is not None):
+        return "start needs --memory MiB" if args.op == "start" else "--memory is for start"
+    if args.on is not None and args.op != "start":
+        return "--on is for start"
+    if (args.to is not None or args.postcopy) and args.op != "migrate":
+        return "--to and --postcopy are for migrate"
+    return ""
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from novacron.backends.cluster_client import client_runtime
+    from novacron.hosting import HostUnreachable, VMClient, VMNotFound, VMRequestRefused, VMSpec
+
+    async with client_runtime(args.cluster) as (rt, manifest, _):
+        hosts = [m["id"] for m in manifest["members"]]
+        if not manifest.get("hosting"):
+            raise ValueError(
+                f"the nodes of {args.cluster} host no VMs (hosting.enable is off in their configs)"
+            )
+        client = VMClient(rt, hosts, timeout=args.timeout)
+        try:
+            if args.op == "list":
+                _print_cluster(await client.cluster(), rt.now())
+            elif args.op == "start":
+                spec = VMSpec(args.name, args.memory, args.dirty_rate, args.working_set).check()
+                print(f"{args.name} started on {await client.start(spec, host=args.on)}")
+            elif args.op == "stop":
+                print(f"{args.name} stopped on {await client.stop(args.name)}")
+            else:
+                engine = "postcopy" if args.postcopy else "precopy"
+                summary = await client.migrate(
+                    args.name, args.to, engine=engine, timeout=args.migration_timeout
+                )
+                _print_migration(summary)
+        except (VMRequestRefused, VMNotFound, ValueError) as exc:  # ValueError: VMSpecError, NoHostFits
+            print(f"novacron vm: {exc}", file=sys.stderr)
+            return EXIT_REFUSED
+        except HostUnreachable as exc:
+            print(f"novacron vm: {exc}", file=sys.stderr)
+            return EXIT_UNKNOWN
+    return 0
+
+
+def _print_cluster(hosts: dict, now: float) -> None:
+    """One line per host (memory used of its budget), then a table of the VMs."""
+    import pandas as pd
+
+    rows = []
+    for node, status in hosts.items():
+        if status is None:
+            print(f"{node}: did not answer")
+            continue
+        print(f"{node}: {status.used_mib} of {status.capacity_mib} MiB used, {len(status.vms)} VMs")
+        for vm in status.vms:
+            spec = vm.spec
+            rows.append(
+                {
+                    "vm": spec.name,
+                    "host": node,
+                    "memory_mib": spec.memory_mib,
+                    "dirty_rate": spec.dirty_rate,
+                    "working_set_mib": spec.working_set_mib or spec.memory_mib,
+                    "state": vm.state,
+                }
+            )
+    if rows:
+        print()
+        print(pd.DataFrame(rows).sort_values("vm").to_string(index=False))
+
+
+def _print_migration(s) -> None:
+    print(
+        f"{s.migration}: {s.source} -> {s.destination} ({s.engine}) in {s.total_time:.3f} s, "
+        f"downtime {s.downtime * 1e3:.1f} ms, {s.bytes_sent / 2**20:.1f} MiB sent for "
+        f"{s.memory_bytes / 2**20:.0f} MiB of memory, {s.rounds} rounds"
+    )
