@@ -8,7 +8,10 @@ and arriving VMs leave free, so a host is never promised more than it has.
 A VM is in one state at a time: ``starting`` (its guest being built), ``running``, ``migrating``
 (still here, and running, until the destination took over) or ``arriving`` (the destination's
 side of a migration: its memory and name are taken from the begin message on, so two migrations
-cannot both bring a VM into the last free gigabyte, or two VMs of one name onto one host).
+cannot both bring a VM into the last free gigabyte, or two VMs of one name onto one host). A
+migration whose switch-over went unanswered leaves the source's copy ``in-doubt`` (paused: the
+destination may run it; see :class:`~novacron.migration.MigrationInDoubt`) until the source
+learns who runs it, or ``paused`` if it never does.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from novacron.migration import MigrationError, MigrationSettings, Migrator
+from novacron.migration import MigrationError, MigrationInDoubt, MigrationSettings, Migrator
 from novacron.migration.messages import MigrationBegin
 from novacron.migration.service import Incoming
 from novacron.runtime import Runtime
@@ -160,9 +163,9 @@ class VMHost:
         log.info("%s: started %s (%d MiB)", self.rt.node_id, spec.name, spec.memory_mib)
 
     def stop(self, name: str) -> None:
-        hosted = self._running(name, "stop")
-        del self.vms[name]
-        self.hypervisor.destroy(hosted.vm)
+        """Stop a running VM, or throw away the paused copy an unresolved migration left here."""
+        hosted = self._running(name, "stop", also="paused")
+        self._discard(hosted)
         log.info("%s: stopped %s", self.rt.node_id, name)
 
     async def migrate(self, name: str, to: str, engine: str = "precopy") -> MigrationSummary:
@@ -176,11 +179,14 @@ class VMHost:
         hosted.state, hosted.since = "migrating", self.rt.now()
         try:
             report = await self.migrator.migrate(hosted.vm, to, settings, meta=hosted.spec.encode())
+        except MigrationInDoubt as exc:
+            hosted.state, hosted.since = "in-doubt", self.rt.now()  # paused here, maybe running there
+            self.rt.spawn(self._settle_doubt(hosted, exc.resolution))
+            raise RequestError(str(exc)) from None
         except MigrationError as exc:
             hosted.state, hosted.since = "running", self.rt.now()  # the engine resumed the guest
             raise RequestError(str(exc)) from None
-        del self.vms[name]
-        self.hypervisor.destroy(hosted.vm)
+        self._discard(hosted)
         log.info(
             "%s: migrated %s to %s in %.3fs (downtime %.1f ms)",
             self.rt.node_id,
@@ -201,6 +207,25 @@ class VMHost:
             len(report.rounds),
         )
 
+    async def _settle_doubt(self, hosted: Hosted, resolution: Any) -> None:
+        """An in-doubt migration resolved: the destination has the VM (drop this copy), or the
+        source's guest was resumed (it runs here again); unresolved, it stays paused here
+        (``paused``), for an operator to stop once the destination is known to run it."""
+        outcome = await resolution
+        if outcome == "destination":
+            self._discard(hosted)
+        else:
+            hosted.state = "running" if outcome == "source" else "paused"
+            hosted.since = self.rt.now()
+        log.warning(
+            "%s: the in-doubt migration of %s resolved: %s", self.rt.node_id, hosted.spec.name, outcome
+        )
+
+    def _discard(self, hosted: Hosted) -> None:
+        if self.vms.get(hosted.spec.name) is hosted:
+            del self.vms[hosted.spec.name]
+        self.hypervisor.destroy(hosted.vm)
+
     def _admit(self, spec: VMSpec) -> None:
         """Raise unless ``spec`` can come here: its name unused, its memory free."""
         if spec.name in self.vms:
@@ -213,11 +238,11 @@ class VMHost:
                 f"not enough for {spec.name} ({spec.memory_mib} MiB)"
             )
 
-    def _running(self, name: str, op: str) -> Hosted:
+    def _running(self, name: str, op: str, also: str = "") -> Hosted:
         hosted = self.vms.get(name)
         if hosted is None:
             raise RequestError(f"{self.rt.node_id} has no VM named {name!r}")
-        if hosted.state != "running":
+        if hosted.state not in ("running", also):
             raise RequestError(f"cannot {op} {name}: it is {hosted.state}")
         return hosted
 

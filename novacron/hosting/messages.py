@@ -18,8 +18,9 @@ from .spec import VMSpec
 
 Op = Literal["status", "start", "stop", "migrate"]
 #: what a VM is doing on a host: its guest being built, running, being migrated away (and still
-#: running here), or arriving in a migration
-State = Literal["starting", "running", "migrating", "arriving"]
+#: running here), arriving in a migration, or paused here after a switch-over that went
+#: unanswered (``in-doubt`` while the source asks, ``paused`` once it gave up: see host.py)
+State = Literal["starting", "running", "migrating", "arriving", "in-doubt", "paused"]
 
 
 class VMInfo(msgspec.Struct, frozen=True):

@@ -17,7 +17,7 @@ from .autoconverge import AutoConverge
 from .driver import PAGE_SIZE, DestinationVM, ModelPages, RealPages, SourceVM
 from .pages import BatchEncoder, BatchError, decode_real
 from .report import MigrationReport, RoundReport
-from .service import MigrationError, Migrator
+from .service import MigrationError, MigrationInDoubt, Migrator
 from .settings import MigrationSettings, SettingsError
 from .vm import ModelVM
 from .workload import HotColdWorkload, TraceWorkload, UniformWorkload, idle
@@ -30,6 +30,7 @@ __all__ = [
     "DestinationVM",
     "HotColdWorkload",
     "MigrationError",
+    "MigrationInDoubt",
     "MigrationReport",
     "MigrationSettings",
     "Migrator",

@@ -101,6 +101,22 @@ class MigrationError(Exception):
         self.report = report
 
 
+class MigrationInDoubt(MigrationError):
+    """The switch-over was sent and no answer came: the destination may be running the VM.
+
+    So the source's guest stays paused (two running copies of one VM would diverge, each taking
+    writes the other never sees; QEMU's source likewise stays paused after an unconfirmed
+    hand-over). The source keeps asking in the background: ``resolution`` completes with
+    ``"destination"`` (it took over, and a post-copy VM has since received every page: discard
+    the source's copy), ``"source"`` (it did not, and never will: the source's guest was
+    resumed) or ``"unresolved"`` (no answer within ``MigrationSettings.resolve_timeout``: the
+    guest stays paused, for an operator to decide)."""
+
+    def __init__(self, message: str, report: MigrationReport, resolution: Any) -> None:
+        super().__init__(message, report)
+        self.resolution = resolution
+
+
 class UrgentPages(Message, tag="mig-urgent"):
     """Header of a record on the post-copy preempt stream: faulted pages, one batch."""
 
@@ -133,6 +149,8 @@ class Incoming:
     retry: Any = None
     placed_runs: set[tuple[int, int]] = field(default_factory=set)  # page runs landing in place
     pages_in_place: int = 0  # pages received straight into guest memory (no copy)
+    heard: float = 0.0  # when the source last said anything about this migration
+    watchdog: Any = None  # gives up a migration whose source went quiet (Migrator.receive_timeout)
 
     @property
     def done(self) -> bool:
@@ -164,11 +182,20 @@ class Migrator:
         on_settled: Callable[[Incoming, DestinationVM], None] | None = None,
         mode_of: Callable[[str], str] | None = None,
         cost_model: CostModel | None = None,
+        receive_timeout: float = 600.0,
     ) -> None:
         """``on_settled(incoming, vm)`` is called once per incoming migration when it is over
         (``incoming.state``: finished, aborted or failed), with the VM ``vm_factory`` built for
         it, which belongs to the callee from then on: to run (finished) or to discard. Without
-        it, the VM is only dropped from the record (whoever built it may still hold it)."""
+        it, the VM is only dropped from the record (whoever built it may still hold it).
+
+        ``receive_timeout``: an incoming migration not yet switched over whose source says
+        nothing for this long (no batch, no control message) is aborted here, its VM and memory
+        let go: its source crashed or gave up behind a partition and its abort never came. A
+        switch-over arriving after that is refused, so the source resumes its own guest."""
+        if not receive_timeout > 0:
+            raise ValueError(f"receive_timeout must be > 0 seconds, got {receive_timeout}")
+        self.receive_timeout = receive_timeout
         self.rt = rt
         self.amst = amst or AMST(rt, query_interval=0.5)
         self.vm_factory = vm_factory
@@ -215,7 +242,8 @@ class Migrator:
         try:
             return await run.run()
         finally:
-            self._sources.pop(run.id, None)
+            if not run.resolving:  # (an in-doubt run still serves the destination's page faults)
+                self._sources.pop(run.id, None)
 
     def _mode_from_labels(self, peer: str) -> str:
         """Without a mode detector: same site is a datacenter link, same region hybrid, else
@@ -298,7 +326,27 @@ class Migrator:
                 if other.src == src and other.state == "receiving" and other.begin.boot != begin.boot:
                     self._retire(other, "aborted")
             known = self.incoming[begin.migration] = Incoming(begin.migration, src, vm, begin)
+            self._watch(known)
+        self._heard(known)
         self.rt.send(src, MigrationReady(begin.migration, True))
+
+    def _heard(self, incoming: Incoming) -> None:
+        incoming.heard = self.rt.now()
+
+    def _watch(self, incoming: Incoming) -> None:
+        """Check, ``receive_timeout`` after the source was last heard, that it still speaks."""
+        incoming.watchdog = None
+        if incoming.state != "receiving":
+            return
+        heard = max(incoming.heard, self.amst.last_chunk_from.get(incoming.src, 0.0))
+        quiet = self.rt.now() - heard
+        if quiet >= self.receive_timeout * (1 - 1e-9):  # (the timer may land a rounding short)
+            log.warning(
+                "migration %s: nothing from %s for %.1fs: aborted here", incoming.id, incoming.src, quiet
+            )
+            self._retire(incoming, "aborted")
+            return
+        incoming.watchdog = self.rt.call_later(self.receive_timeout - quiet, self._watch, incoming)
 
     def _refuse(self, begin: MigrationBegin) -> str:
         if self.vm_factory is None:
@@ -325,6 +373,7 @@ class Migrator:
         if incoming is None or incoming.src != src or incoming.state not in ("receiving", "running"):
             log.warning("dropping a migration batch from %s: no migration %r in progress", src, migration)
             return None
+        self._heard(incoming)
         return self._take_batch(incoming, src, payload)
 
     def _take_batch(self, incoming: Incoming, src: str, payload: Payload) -> Awaitable[None] | None:
@@ -350,6 +399,7 @@ class Migrator:
         incoming = self.incoming.get(migration)
         if incoming is None or incoming.src != src or incoming.state != "receiving":
             return None
+        self._heard(incoming)  # (a long run on a slow link must not look like a silent source)
         if size != count * incoming.vm.page_size or first + count > incoming.vm.page_count:
             return None
         where = incoming.vm.memory(first, count)
@@ -368,6 +418,7 @@ class Migrator:
         if incoming is None or incoming.src != src or incoming.state not in ("receiving", "running"):
             log.warning("dropping a page run from %s: no migration %s in progress from it", src, migration)
             return None
+        self._heard(incoming)
         vm = incoming.vm
         if isinstance(payload, VirtualPayload):
             return self._take_batch(incoming, src, payload)  # (its meta holds the simulated pages)
@@ -429,6 +480,7 @@ class Migrator:
         if incoming is None:
             self.rt.send(src, MigrationSwitched(switch.migration, False, "unknown migration"))
             return
+        self._heard(incoming)
         if incoming.switched is None:
             incoming.switched = self._switch(incoming, switch)
             if incoming.state in ("finished", "failed", "aborted"):
@@ -503,9 +555,10 @@ class Migrator:
                 self.on_settled(incoming, vm)
             except Exception:  # the host's bug must not break the migration protocol's answers
                 log.exception("on_settled failed for migration %s", incoming.id)
-        if incoming.retry is not None:
-            incoming.retry.cancel()
-            incoming.retry = None
+        for timer in (incoming.retry, incoming.watchdog):
+            if timer is not None:
+                timer.cancel()
+        incoming.retry = incoming.watchdog = None
         self._finished.append(incoming.id)
         while len(self._finished) > FINISHED_MEMORY:
             self.incoming.pop(self._finished.popleft(), None)

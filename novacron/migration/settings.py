@@ -47,6 +47,10 @@ class MigrationSettings:
     as AMST's ``verify_chunks``: the runtime's streams already check every record end to end (the
     contract), so it would be a second pass over the data on each side; compressed and delta
     frames always carry HDE's checksum, which also guards the decoders.
+    ``timeout``: how long a control message may go unanswered before the migration fails (and
+    the source's guest runs on), up to the switch-over. From the switch-over on, failing is not
+    safe, since the destination may have resumed the guest (:class:`~.service.MigrationInDoubt`):
+    the paused source keeps asking for up to ``resolve_timeout`` before an operator must decide.
     """
 
     engine: Engine = "precopy"
@@ -69,6 +73,7 @@ class MigrationSettings:
     postcopy_after: int = 1
     postcopy_push_bytes: int = 16 << 20  # background push batch (post-copy)
     timeout: float = 60.0  # how long a control message may go unanswered
+    resolve_timeout: float = 3600.0  # how long an unanswered switch-over is asked about (see above)
     verify_memory: bool = True  # compare memory digests at switch-over (see the class docstring)
     checksum_raw_pages: bool = False  # see the class docstring
 
@@ -95,6 +100,7 @@ class MigrationSettings:
         need(self.postcopy_after >= 0, "postcopy_after", "must be >= 0")
         need(self.postcopy_push_bytes >= 4096, "postcopy_push_bytes", "must be at least one page")
         need(self.timeout > 0, "timeout", "must be > 0 seconds")
+        need(self.resolve_timeout > 0, "resolve_timeout", "must be > 0 seconds")
 
     @classmethod
     def qemu_defaults(cls, **overrides) -> MigrationSettings:

@@ -44,9 +44,11 @@ from .pages import OFFLOAD_MIN_BYTES, BatchEncoder, BatchError, BatchStats, Enco
 from .report import MigrationReport, RoundReport
 from .service import (
     CRITICAL_COPIES,
+    RETRY_INTERVAL,
     RUN_TAG,
     TAG,
     MigrationError,
+    MigrationInDoubt,
     Migrator,
     PeerRates,
     UrgentPages,
@@ -66,6 +68,13 @@ _CHUNKS_PER_STREAM = 4
 #: (see SourceRun._run_batch_pages).
 _RUN_BATCH_SECONDS = 0.04
 _MAX_RUN_BATCH = 128 << 20
+
+
+_OUTCOMES = {
+    "destination": "the guest runs at the destination",
+    "source": "the destination never took over; the guest runs here again",
+    "unresolved": "no answer; the guest stays paused here for an operator to decide",
+}
 
 
 def _most_used(bytes_by_streams: Counter[int], default: int) -> int:
@@ -124,6 +133,11 @@ class SourceRun:
         self._urgent_wake: Any = None
         self._urgent_pages = 0
         self.postcopy_stats: dict[str, float] = {}
+        #: the switch-over message, once sent: from then on the destination may run the guest,
+        #: so this side must never resume it without the destination's definite "no"
+        self.switch: MigrationSwitch | None = None
+        self.switched = False  # the destination answered the switch-over: it runs the guest
+        self.resolving = False  # in doubt, asking in the background (see MigrationInDoubt)
 
     # -- the whole migration -------------------------------------------------------------------
     async def run(self) -> MigrationReport:
@@ -145,11 +159,76 @@ class SourceRun:
             else:
                 await self._postcopy()
         except (TransferError, MigrationError, BatchError) as exc:
+            if self.switch is not None:
+                raise self._in_doubt(exc) from exc
             self._abort(str(exc))
             raise MigrationError(
                 f"migration {self.id} to {self.peer} failed: {exc}", self._report(f"failed: {exc}")
             ) from exc
         return self._report("completed")
+
+    async def _switch_over(self, switch: MigrationSwitch) -> None:
+        """Hand the guest over: send ``switch`` until answered. A "no" is definite (the
+        destination will never resume this migration's guest), so the source may run its own."""
+        self.switch = switch
+        answer: MigrationSwitched = await self.svc.ask(
+            self.peer, switch, MigrationSwitched, self.id, self.settings.timeout, copies=CRITICAL_COPIES
+        )
+        if not answer.ok:
+            self.switch = None
+            raise MigrationError(f"{self.peer} did not take over the VM: {answer.reason}")
+        self.switched = True
+
+    def _in_doubt(self, exc: Exception) -> MigrationInDoubt:
+        """The migration failed after the switch-over was sent: keep the guest paused and find
+        out in the background who runs it (see :class:`MigrationInDoubt`)."""
+        where = "after the switch-over" if self.switched else "waiting for the switch-over's answer"
+        log.warning(
+            "migration %s to %s: %s %s; the guest stays paused here until %s answers",
+            self.id,
+            self.peer,
+            exc,
+            where,
+            self.peer,
+        )
+        resolution = self.rt.create_future()
+        self.resolving = True
+        self.rt.spawn(self._resolve(resolution))
+        return MigrationInDoubt(
+            f"migration {self.id} to {self.peer} is in doubt ({exc}, {where}): the guest stays paused "
+            f"here until {self.peer} answers",
+            self._report(f"in doubt: {exc}"),
+            resolution,
+        )
+
+    async def _resolve(self, resolution: Any) -> None:
+        """Ask the destination about the switch-over again (it answers a repeat with what it
+        answered, or, if it has given this migration up meanwhile, with a definite no) and, after
+        a post-copy switch, finish pushing the pages it lacks; until ``resolve_timeout``."""
+        rt, s = self.rt, self.settings
+        deadline = rt.now() + s.resolve_timeout
+        outcome = "unresolved"
+        while rt.now() < deadline:
+            try:
+                if not self.switched:
+                    assert self.switch is not None
+                    await self._switch_over(self.switch)
+                if s.engine == "postcopy":
+                    await self._push_missing()
+                outcome = "destination"
+                break
+            except (TransferError, MigrationError, BatchError) as exc:
+                if self.switch is None:  # a definite no: the guest is the source's again
+                    self.vm.set_throttle(0.0)
+                    self.vm.resume()
+                    outcome = "source"
+                    break
+                log.info("migration %s still in doubt: %s", self.id, exc)
+                await rt.sleep(min(4 * RETRY_INTERVAL, max(0.0, deadline - rt.now())))
+        self.resolving = False
+        self.svc._sources.pop(self.id, None)
+        log.warning("migration %s to %s resolved: %s", self.id, self.peer, _OUTCOMES[outcome])
+        resolution.set_result(outcome)
 
     def _abort(self, reason: str) -> None:
         """Leave the source as it was: guest running, unthrottled; tell the destination."""
@@ -218,17 +297,8 @@ class SourceRun:
         stats = await self._send_pages(final, paced=False)
         self._record(len(self.rounds), "stop-and-copy", paused_at, stats, final[:0])
         digest = await self.rt.offload(vm.digest) if self.settings.verify_memory else ""
-        switched: MigrationSwitched = await self.svc.ask(
-            self.peer,
-            MigrationSwitch(self.id, digest),
-            MigrationSwitched,
-            self.id,
-            self.settings.timeout,
-            copies=CRITICAL_COPIES,
-        )
+        await self._switch_over(MigrationSwitch(self.id, digest))
         self.downtime = max(0.0, self.rt.now() - paused_at - self.rtt / 2)
-        if not switched.ok:
-            raise MigrationError(f"{self.peer} did not take over the VM: {switched.reason}")
 
     def _expected_downtime(self, dirty_pages: int) -> float:
         if not self.page_rates:
@@ -452,14 +522,20 @@ class SourceRun:
         bitmap = np.zeros(vm.page_count, dtype=bool)
         bitmap[missing] = True
         switch = MigrationSwitch(self.id, "", postcopy=True, missing=np.packbits(bitmap).tobytes())
-        switched: MigrationSwitched = await self.svc.ask(
-            self.peer, switch, MigrationSwitched, self.id, s.timeout, copies=CRITICAL_COPIES
-        )
-        self.downtime = max(0.0, rt.now() - paused_at - self.rtt / 2)
-        if not switched.ok:
-            raise MigrationError(f"{self.peer} did not start the VM: {switched.reason}")
-        push_started = rt.now()
         self._sent = ~bitmap  # pages the destination holds (or that are on their way)
+        self._missing = len(missing)
+        await self._switch_over(switch)
+        self.downtime = max(0.0, rt.now() - paused_at - self.rtt / 2)
+        await self._push_missing()
+
+    async def _push_missing(self) -> None:
+        """Post-copy, after the switch: push the pages the destination lacks (those its guest
+        faults on first, on their own stream) until it says it has them all. Called again after
+        a failure (see _resolve): the pages of a batch that failed go again (the destination
+        keeps any page its guest has written since, see DestinationVM.apply)."""
+        rt, vm, s = self.rt, self.vm, self.settings
+        assert self.switch is not None
+        push_started = rt.now()
         stream = await rt.open_stream(self.peer, congestion=self.congestion)
         server = rt.spawn(self._serve_faults(stream))
         try:
@@ -471,14 +547,20 @@ class SourceRun:
                     break
                 chunk = left[:per]
                 self._sent[chunk] = True
-                stats.add(await self._send_pages(chunk, per_batch=per))
-            self._record(len(self.rounds), "postcopy", push_started, stats, missing[:0])
-            done: MigrationDone = await self.svc.ask(self.peer, switch, MigrationDone, self.id, s.timeout)
+                try:
+                    stats.add(await self._send_pages(chunk, per_batch=per))
+                except BaseException:
+                    self._sent[chunk] = False
+                    raise
+            self._record(len(self.rounds), "postcopy", push_started, stats, np.empty(0, dtype=np.int64))
+            done: MigrationDone = await self.svc.ask(
+                self.peer, self.switch, MigrationDone, self.id, s.timeout
+            )
         finally:
             server.cancel()
             stream.close()
         self.postcopy_stats = {
-            "missing_pages": float(len(missing)),
+            "missing_pages": float(self._missing),
             "urgent_pages": float(self._urgent_pages),
             "guest_faults": float(done.faults),
             "guest_stalled_s": done.stalled,

@@ -261,6 +261,9 @@ class AMST:
         rt.on_message(TransferQuery, self._on_query)
         rt.on_message(TransferStatus, self._on_status)
         self._round_trips: dict[str, MinFilter] = {}
+        #: per sender, when its last chunk arrived: a long transfer is a peer speaking, for
+        #: whoever would otherwise take its silence for a crash (see Migrator.receive_timeout)
+        self.last_chunk_from: dict[str, float] = {}
         rt.on_message(RoundTripProbe, lambda src, probe: rt.send(src, RoundTripEcho(probe.sent_at)))
         rt.on_message(RoundTripEcho, self._on_echo)
 
@@ -707,6 +710,7 @@ class AMST:
         return memoryview(incoming.buffer)[header.offset : header.offset + header.length]
 
     def _on_chunk(self, src: str, header: Chunk, data: Payload) -> None:
+        self.last_chunk_from[src] = self.rt.now()
         key = (src, header.transfer)
         if key in self._completed or key in self._handling:  # a late duplicate: ack it again
             done = self._completed.get(key)

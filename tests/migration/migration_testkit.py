@@ -19,7 +19,8 @@ def link(rtt: float = 0.001, bandwidth: float = 1e9, loss: float = 0.0) -> Topol
 class SimMigration:
     """A simulation where ``src`` migrates a ModelVM to ``dst``; keeps both VMs for checks."""
 
-    def __init__(self, topo: Topology | None = None, seed: int = 0, dest_workload=None) -> None:
+    def __init__(self, topo: Topology | None = None, seed: int = 0, dest_workload=None, **migrator) -> None:
+        """``migrator``: keyword arguments of both nodes' :class:`Migrator` (e.g. receive_timeout)."""
         self.sim = Simulation(topo or link(), seed=seed)
         self.destinations: dict[str, ModelVM] = {}
         self.source: ModelVM | None = None
@@ -30,7 +31,7 @@ class SimMigration:
                 self.destinations[begin.migration] = vm
                 return vm
 
-            return Migrator(rt, vm_factory=factory)
+            return Migrator(rt, vm_factory=factory, **migrator)
 
         self.sim.start(app)
 
