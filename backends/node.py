@@ -1,8 +1,10 @@
 """One real node in this process: what ``novacron node`` runs.
 
 The command line (:mod:`novacron.cli.node_cmd`) parses and validates; this
-module owns the asyncio side: the runtime, its storage, the heartbeat
-service, signal handling and a bounded shutdown.
+module owns the asyncio side: the runtime, its storage, the protocols it
+runs (heartbeats or a consensus member, state sync), its HTTP endpoints
+(``/healthz``, ``/metrics``: :mod:`.endpoints`), signal handling and a
+bounded shutdown.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from novacron.monitoring import HeartbeatService
 from novacron.sync import StateSync
 
 from .directory import PeerDirectory
+from .endpoints import EndpointBindError, NodeEndpoints
 from .options import RuntimeOptions
 from .rdma import select_transport
 from .runtime import AsyncioRuntime
@@ -94,27 +97,21 @@ async def serve(
         log.error("cannot listen on %s:%d: %s", network.listen_address, network.bind_port, exc)
         storage.close()
         return 1
-    member = None
-    heartbeat = None
-    if consensus is not None:
-        member = rt.app = start_member(
-            rt,
-            consensus.protocol,
-            consensus.members,
-            KVStore(),
-            config=dwcp.consensus,
-            keyring=consensus.keyring,
-        )
-        log.info("consensus: %s member of %s", consensus.protocol, ", ".join(consensus.members))
-    else:
-        heartbeat = HeartbeatService(rt, interval=dwcp.consensus.heartbeat_interval)
-        rt.spawn(_watch_peers(rt, heartbeat))
-    state_sync = detector = None
-    if dwcp.enable_v3_state_sync:
-        replicas = consensus.members if consensus is not None else (system.node_id, *rt.peers)
-        detector = ModeDetector.from_config(rt, dwcp)
-        state_sync = StateSync(rt, peers=replicas, detector=detector)
-        log.info("state sync: replica of %s (%d keys stored)", ", ".join(replicas), len(state_sync.store))
+    parts = _start_components(rt, config, consensus)
+    endpoints = NodeEndpoints(
+        config,
+        rt,
+        heartbeat=parts.heartbeat,
+        consensus=parts.member,
+        state_sync=parts.state_sync,
+        detector=parts.detector,
+    )
+    try:
+        await endpoints.start()
+    except EndpointBindError as exc:
+        log.error("%s", exc)
+        await _shutdown(rt, parts, endpoints, system.shutdown_timeout)
+        return 1
     log.info(
         "node %s started: listening on %s:%d, peers %s, bulk transport %s (%s)",
         system.node_id,
@@ -126,23 +123,73 @@ async def serve(
 
     await stop.wait()
     log.info("node %s stopping (signal received)", system.node_id)
-    if heartbeat is not None:
-        heartbeat.stop()
-    if member is not None:
-        member.stop()
-    if state_sync is not None:
-        state_sync.stop()
+    return 0 if await _shutdown(rt, parts, endpoints, system.shutdown_timeout) else 1
+
+
+@dataclass
+class _Components:
+    """The protocols a node runs on its runtime (``None``: not running)."""
+
+    member: Any = None  # a consensus member (what start_member returns)
+    heartbeat: HeartbeatService | None = None
+    state_sync: StateSync | None = None
+    detector: ModeDetector | None = None
+
+    def stop(self) -> None:
+        for component in (self.heartbeat, self.member, self.state_sync):
+            if component is not None:
+                component.stop()
+
+
+def _start_components(
+    rt: AsyncioRuntime, config: NovaCronConfig, consensus: ConsensusMember | None
+) -> _Components:
+    system, dwcp = config.system, config.dwcp
+    parts = _Components()
+    if consensus is not None:
+        parts.member = rt.app = start_member(
+            rt,
+            consensus.protocol,
+            consensus.members,
+            KVStore(),
+            config=dwcp.consensus,
+            keyring=consensus.keyring,
+        )
+        log.info("consensus: %s member of %s", consensus.protocol, ", ".join(consensus.members))
+    else:
+        parts.heartbeat = HeartbeatService(rt, interval=dwcp.consensus.heartbeat_interval)
+        rt.spawn(_watch_peers(rt, parts.heartbeat))
+    if dwcp.enable_v3_state_sync:
+        replicas = consensus.members if consensus is not None else (system.node_id, *rt.peers)
+        parts.detector = ModeDetector.from_config(rt, dwcp)
+        parts.state_sync = StateSync(rt, peers=replicas, detector=parts.detector)
+        log.info(
+            "state sync: replica of %s (%d keys stored)", ", ".join(replicas), len(parts.state_sync.store)
+        )
+    return parts
+
+
+async def _shutdown(rt: AsyncioRuntime, parts: _Components, endpoints: NodeEndpoints, timeout: float) -> bool:
+    """Stop the node within ``timeout`` seconds; ``False`` if it had to be forced.
+
+    ``/healthz`` turns 503 first and answers until the runtime is closed, so that whoever
+    watches it sees the node going before it is gone.
+    """
+    endpoints.begin_shutdown()
+    parts.stop()
     try:
-        async with asyncio.timeout(system.shutdown_timeout):
-            if detector is not None:
-                await detector.close()  # a probe in progress finishes before the runtime closes
+        async with asyncio.timeout(timeout):
+            if parts.detector is not None:
+                await parts.detector.close()  # a probe in progress finishes before the runtime closes
             await rt.close()
+            await endpoints.close()
     except TimeoutError:
-        log.error("node %s did not stop within %gs; forcing", system.node_id, system.shutdown_timeout)
+        log.error("node %s did not stop within %gs; forcing", rt.node_id, timeout)
         await rt.crash()
-        return 1
-    log.info("node %s stopped", system.node_id)
-    return 0
+        await endpoints.close()
+        return False
+    log.info("node %s stopped", rt.node_id)
+    return True
 
 
 async def _watch_peers(rt: AsyncioRuntime, heartbeat: HeartbeatService) -> None:

@@ -9,67 +9,60 @@ queue to a dead peer is overflowing.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from novacron.monitoring.counters import counter, counter_by
 
 
 @dataclass
 class NetworkStats:
-    #: message frames handed to a socket
-    sent: int = 0
-    #: messages delivered to a handler
-    received: int = 0
-    #: messages dropped because the peer's send queue was full
-    dropped_queue_full: int = 0
-    #: messages to a node id nobody knows
-    dropped_unknown_peer: int = 0
-    #: messages sent while the runtime was not running
-    dropped_not_running: int = 0
-    #: messages lost in a connection that broke under them
-    dropped_connection_lost: int = 0
-    #: valid messages of a type without a handler
-    unhandled: int = 0
-    #: message or transfer handlers that raised
-    handler_errors: int = 0
-    #: spawned tasks and timer callbacks that raised
-    task_errors: int = 0
-    #: outbound message connections established (first ones and reconnections)
-    connects: int = 0
-    #: outbound message connections re-established after one was lost or failed
-    reconnects: int = 0
-    #: failed attempts to open an outbound message connection
-    connect_failures: int = 0
-    transfers_sent: int = 0
-    transfers_received: int = 0
-    #: transfers that failed, on either side
-    transfers_failed: int = 0
-    #: transfers that arrived with a tag nobody handles (still acknowledged)
-    transfers_unhandled: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    #: streams (``open_stream``) this node opened, and accepted from peers
-    streams_opened: int = 0
-    streams_accepted: int = 0
-    #: streams that could not be opened or broke (reset, peer gone, stalled,
-    #: a rejected record), on either end; not those closed on purpose
-    streams_failed: int = 0
-    #: stream records written to a socket, and handed to a handler (or dropped
-    #: for lack of one: see ``records_unhandled``)
-    records_sent: int = 0
-    records_received: int = 0
-    #: valid records whose header type has no ``on_stream`` handler (dropped)
-    records_unhandled: int = 0
-    #: volatile records whose data changed while they were sent: voided and sent again from
-    #: a copy (sender), or discarded unread (receiver); see ``RecordStream.send``
-    records_voided: int = 0
-    #: data bytes of those records (headers not included)
-    record_bytes_sent: int = 0
-    record_bytes_received: int = 0
-    #: inbound frames, records or connections refused, by reason (malformed,
-    #: oversize, truncated, unauthenticated, hello_rejected, bad_preamble,
-    #: tls_handshake, handshake_timeout, too_many_connections, bad_stream,
-    #: checksum_mismatch)
-    rejected: Counter[str] = field(default_factory=Counter)
+    """Each field's help says what one count is; the metrics exporter publishes every field as
+    ``novacron_network_<field>_total`` with that help (see :mod:`novacron.monitoring.counters`)."""
+
+    sent: int = counter("message frames handed to a socket")
+    received: int = counter("messages delivered to a handler")
+    dropped_queue_full: int = counter("messages dropped because the peer's send queue was full")
+    dropped_unknown_peer: int = counter("messages to a node id nobody knows, dropped")
+    dropped_not_running: int = counter("messages sent while the runtime was not running, dropped")
+    dropped_connection_lost: int = counter("messages lost in a connection that broke under them")
+    unhandled: int = counter("valid messages of a type without a handler")
+    handler_errors: int = counter("message or transfer handlers that raised")
+    task_errors: int = counter("spawned tasks and timer callbacks that raised")
+    connects: int = counter("outbound message connections established (first ones and reconnections)")
+    reconnects: int = counter("outbound message connections re-established after one was lost or failed")
+    connect_failures: int = counter("failed attempts to open an outbound message connection")
+    transfers_sent: int = counter("bulk transfers this node sent in full")
+    transfers_received: int = counter("bulk transfers this node received in full")
+    transfers_failed: int = counter("bulk transfers that failed, on either side")
+    transfers_unhandled: int = counter(
+        "transfers that arrived with a tag nobody handles (still acknowledged)"
+    )
+    bytes_sent: int = counter("payload bytes of the bulk transfers sent")
+    bytes_received: int = counter("payload bytes of the bulk transfers received")
+    streams_opened: int = counter("streams (open_stream) this node opened")
+    streams_accepted: int = counter("streams (open_stream) this node accepted from peers")
+    streams_failed: int = counter(
+        "streams that could not be opened or broke (reset, peer gone, stalled, a rejected record), "
+        "on either end; not those closed on purpose"
+    )
+    records_sent: int = counter("stream records written to a socket")
+    records_received: int = counter(
+        "stream records handed to a handler, or dropped for lack of one (see records_unhandled)"
+    )
+    records_unhandled: int = counter("valid records whose header type has no on_stream handler (dropped)")
+    records_voided: int = counter(
+        "volatile records whose data changed while they were sent: voided and sent again from a copy "
+        "(sender), or discarded unread (receiver); see RecordStream.send"
+    )
+    record_bytes_sent: int = counter("data bytes of the stream records sent (headers not included)")
+    record_bytes_received: int = counter("data bytes of the stream records received (headers not included)")
+    rejected: Counter[str] = counter_by(
+        "reason",
+        "inbound frames, records or connections refused, by reason (malformed, oversize, truncated, "
+        "unauthenticated, hello_rejected, bad_preamble, tls_handshake, handshake_timeout, "
+        "too_many_connections, bad_stream, checksum_mismatch)",
+    )
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -2,11 +2,12 @@
 
 ``up`` writes one config per node into ``--dir`` (default ``./novacron-cluster``),
 starts ``novacron node`` processes (each with its SQLite storage and log file
-there), records them in ``cluster.json`` and waits until the cluster serves
-a read. It also reserves client slots: ids and ports the members accept
-connections from, which ``novacron kv`` and benchmark drivers take one at a
-time. ``down`` stops every process (SIGTERM, then SIGKILL after a grace
-period); ``status`` lists them.
+there, and its ``/healthz`` and ``/metrics`` on an HTTP port of its own),
+records them in ``cluster.json`` and waits until the cluster serves a read.
+It also reserves client slots: ids and ports the members accept connections
+from, which ``novacron kv`` and benchmark drivers take one at a time.
+``down`` stops every process (SIGTERM, then SIGKILL after a grace period);
+``status`` lists them.
 
 This is for development, tests and benchmarks on one machine: TLS is off and
 PBFT keys derive from a seed stored in ``cluster.json``.
@@ -35,6 +36,12 @@ class Member:
     port: int
     pid: int = 0
     log: str = ""
+    http_port: int = 0  # /healthz and /metrics (0: a manifest from before they existed)
+
+    def describe(self, host: str) -> str:
+        """The member's addresses, for ``up`` and ``status``."""
+        http = f"  http {host}:{self.http_port}" if self.http_port else ""
+        return f"{self.id}  {host}:{self.port}{http}  pid {self.pid}"
 
 
 @dataclass
@@ -81,7 +88,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     up.add_argument("--nodes", type=int, default=3, help="members (default 3; PBFT needs 3f+1 >= 4)")
     up.add_argument("--protocol", choices=("raft", "pbft"), default="raft")
     up.add_argument("--clients", type=int, default=8, help="client slots to reserve (default 8)")
-    up.add_argument("--base-port", type=int, default=0, help="first port (default: free ports)")
+    up.add_argument(
+        "--base-port",
+        type=int,
+        default=0,
+        help="first port: members' peer ports, client slots', then members' HTTP ports (default: free ports)",
+    )
     up.add_argument("--heartbeat-interval", default="50ms")
     up.add_argument("--election-timeout", default="500ms")
     up.add_argument("--wait", type=float, default=30.0, help="seconds to wait until it serves (0: don't)")
@@ -147,15 +159,17 @@ def up(args: argparse.Namespace) -> int:
     if args.nodes < 1 or args.clients < 1:
         raise ValueError("--nodes and --clients must be >= 1")
     host = "127.0.0.1"
-    count = args.nodes + args.clients
+    nodes, clients = args.nodes, args.clients
+    count = 2 * nodes + clients  # a peer port per member and client slot, an HTTP port per member
     base = args.base_port
     ports = list(range(base, base + count)) if base else _free_ports(count, host)
+    peer_ports, http_ports = ports[: nodes + clients], ports[nodes + clients :]
     directory.mkdir(parents=True, exist_ok=True)
     manifest = ClusterManifest(
         protocol=args.protocol,
         host=host,
-        members=[Member(f"n{i + 1}", ports[i]) for i in range(args.nodes)],
-        clients={f"client{i + 1}": ports[args.nodes + i] for i in range(args.clients)},
+        members=[Member(f"n{i + 1}", peer_ports[i], http_port=http_ports[i]) for i in range(nodes)],
+        clients={f"client{i + 1}": peer_ports[nodes + i] for i in range(clients)},
         keyring_seed=int.from_bytes(os.urandom(4), "big"),
         heartbeat_interval=args.heartbeat_interval,
         election_timeout=args.election_timeout,
@@ -185,7 +199,7 @@ def up(args: argparse.Namespace) -> int:
     manifest.save(directory)
     print(f"started {args.nodes} {args.protocol} nodes in {directory}:")
     for member in manifest.members:
-        print(f"  {member.id}  {host}:{member.port}  pid {member.pid}  log {member.log}")
+        print(f"  {member.describe(host)}  log {member.log}")
     if args.wait > 0:
         from novacron.cli.kv_cmd import wait_until_serving
 
@@ -204,6 +218,7 @@ def _node_config(manifest: ClusterManifest, member: Member, directory: Path) -> 
         f"  data_dir: {directory.resolve()}\n"
         "  log_level: info\n"
         "  shutdown_timeout: 5s\n"
+        f"  health_check_port: {member.http_port}\n"
         "dwcp:\n"
         "  forced_mode: datacenter\n"
         "  enable_v3_consensus: true\n"
@@ -216,6 +231,9 @@ def _node_config(manifest: ClusterManifest, member: Member, directory: Path) -> 
         f"  listen_address: {manifest.host}\n"
         f"  bind_port: {member.port}\n"
         "  enable_tls: false\n"
+        "monitoring:\n"
+        "  enable_metrics: true\n"
+        f"  metrics_port: {member.http_port}  # the health check's: one server answers both\n"
     )
 
 
@@ -241,5 +259,5 @@ def status(directory: Path) -> int:
     manifest = ClusterManifest.load(directory)
     for member in manifest.members:
         state = "running" if _alive(member.pid) else "stopped"
-        print(f"{member.id}  {manifest.host}:{member.port}  pid {member.pid}  {state}")
+        print(f"{member.describe(manifest.host)}  {state}")
     return 0

@@ -4,7 +4,9 @@ The node reads its configuration file (``novacron.config``), opens its durable
 storage at ``<system.data_dir>/<node_id>.sqlite3``, listens on
 ``network.listen_address:network.bind_port`` with the asyncio runtime
 (``novacron.backends``, uvloop when installed), and runs the heartbeat
-protocol against the peers given with ``--peers``. It stops cleanly on
+protocol against the peers given with ``--peers``. It answers health checks
+(``GET /healthz``) on ``system.health_check_port`` and Prometheus scrapes
+(``GET /metrics``) on ``monitoring.metrics_port``. It stops cleanly on
 SIGINT/SIGTERM, within ``system.shutdown_timeout``.
 
 Peers are a static list (``--peers n2=10.0.0.2:9090,n3=10.0.0.3:9090``):
@@ -12,8 +14,9 @@ the node accepts connections only from node ids in that list, and with
 ``network.enable_tls`` only from holders of a certificate, signed by
 ``--tls-ca``, whose common name is that node id.
 
-Exit codes: 0 after a clean shutdown, 1 when the node could not start or
-did not stop in time, 2 for a configuration or usage error.
+Exit codes: 0 after a clean shutdown, 1 when the node could not start (e.g.
+a port it must listen on is taken) or did not stop in time, 2 for a
+configuration or usage error.
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ class SystemConfig(Section):
     data_dir: NonEmptyStr = Field("/var/lib/novacron", description="durable state lives here")
     log_level: LogLevel = Field("info", description="minimum level that is logged")
     max_concurrency: Count = Field(1000, description="upper bound on concurrent tasks")
-    health_check_port: Port = Field(8080, description="HTTP port answering health checks")
+    health_check_port: Port = Field(8080, description="HTTP port answering health checks (GET /healthz)")
     shutdown_timeout: Duration = Field(30.0, description="grace period before a forced stop")
 
 
@@ -182,8 +182,10 @@ class StorageConfig(Section):
 class MonitoringConfig(Section):
     """Metrics and tracing."""
 
-    enable_metrics: bool = Field(True, description="serve Prometheus metrics")
-    metrics_port: Port = Field(9091, description="port of the metrics endpoint")
+    enable_metrics: bool = Field(True, description="serve Prometheus metrics (GET /metrics)")
+    metrics_port: Port = Field(
+        9091, description="port of the metrics endpoint (may be the health check's: one server)"
+    )
     enable_tracing: bool = Field(False, description="emit traces")
 
 
@@ -215,14 +217,16 @@ class NovaCronConfig(Section):
 
     @model_validator(mode="after")
     def _listeners_on_distinct_ports(self) -> NovaCronConfig:
-        # All three listeners live in one process on one host: a shared port fails at bind time,
+        # All listeners live in one process on one host: a shared port fails at bind time,
         # long after the config was "valid". Say so while the file is still open in the editor.
+        # The two HTTP endpoints may share theirs: one server then answers both.
         listeners = {
             "system.health_check_port": self.system.health_check_port,
             "network.bind_port": self.network.bind_port,
         }
-        if self.monitoring.enable_metrics:
-            listeners["monitoring.metrics_port"] = self.monitoring.metrics_port
+        metrics_port = self.monitoring.metrics_port
+        if self.monitoring.enable_metrics and metrics_port != self.system.health_check_port:
+            listeners["monitoring.metrics_port"] = metrics_port
         owner: dict[int, str] = {}
         for name, port in listeners.items():
             if port in owner:

@@ -31,6 +31,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from novacron.mode import ModeDetector
+from novacron.monitoring.counters import counter
 from novacron.runtime import Cancellable, FutureLike, Message, Runtime
 
 from .store import WIDTH, ReplicaStore
@@ -151,12 +152,12 @@ class SyncSettings:
 class SyncStats:
     """What a replica did, for reports and benchmarks."""
 
-    writes: int = 0
-    pushes_sent: int = 0
-    rounds: int = 0  # anti-entropy rounds started
-    rounds_in_sync: int = 0  # digests received that matched this replica's (nothing to repair)
-    keys_learnt: int = 0  # keys whose state changed from a peer's
-    rejected: int = 0  # malformed key states, and sync messages from outside the group, refused
+    writes: int = counter("writes and deletes accepted at this replica")
+    pushes_sent: int = counter("push messages sent: new writes, and what anti-entropy repairs")
+    rounds: int = counter("anti-entropy rounds started")
+    rounds_in_sync: int = counter("digests received that matched this replica's (nothing to repair)")
+    keys_learnt: int = counter("keys whose state changed from a peer's")
+    rejected: int = counter("malformed key states, and sync messages from outside the group, refused")
 
 
 ChangeCallback = Callable[[str, VersionSet], None]

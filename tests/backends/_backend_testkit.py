@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from novacron.runtime import Message, Runtime
 
@@ -77,3 +80,28 @@ def port_is_closed(port: int, host: str = "127.0.0.1") -> bool:
             return False
     except ConnectionRefusedError:
         return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (for configs, which cannot say "any port")."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def http_get(url: str, *, method: str = "GET", timeout: float = 30.0) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers (lower-case names) and body of one request with the standard library's
+    client, blocking (run it in a thread from the event loop). Proxies from the environment are
+    ignored: the tests talk to loopback only."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(url, method=method)
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return response.status, _lower(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, _lower(error.headers), error.read()
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}

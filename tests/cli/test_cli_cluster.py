@@ -1,9 +1,16 @@
 """``novacron cluster`` and ``novacron kv``: a PBFT cluster of real processes serves the
 command-line client, and bad requests are refused with the reason."""
 
+import json
+from pathlib import Path
+from urllib.request import ProxyHandler, build_opener
+
 import pytest
+import yaml
 
 from novacron.cli import main as novacron
+from novacron.cli.cluster_cmd import ClusterManifest, Member, _node_config
+from novacron.config import config_from_mapping
 
 
 def test_a_pbft_cluster_serves_put_get_and_cas(tmp_path, capsys):
@@ -20,11 +27,29 @@ def test_a_pbft_cluster_serves_put_get_and_cas(tmp_path, capsys):
         assert novacron(["kv", "delete", "color", "--cluster", directory]) == 0
         assert novacron(["kv", "get", "color", "--cluster", directory]) == 1  # absent
         assert novacron(["cluster", "status", "--dir", directory]) == 0
-        assert capsys.readouterr().out.count("running") == 4
+        status = capsys.readouterr().out
+        assert status.count("running") == 4
+        direct = build_opener(ProxyHandler({}))  # loopback: never through a proxy from the environment
+        for member in ClusterManifest.load(Path(directory)).members:  # each its own /healthz
+            assert f"http 127.0.0.1:{member.http_port}" in status
+            with direct.open(f"http://127.0.0.1:{member.http_port}/healthz", timeout=30) as reply:
+                answer = json.loads(reply.read())
+            assert answer["node"] == member.id and answer["consensus"]["protocol"] == "pbft"
     finally:
         novacron(["cluster", "down", "--dir", directory, "--grace", "5"])
     novacron(["cluster", "status", "--dir", directory])
     assert capsys.readouterr().out.count("stopped") >= 4
+
+
+def test_each_member_gets_an_http_port_of_its_own_for_health_and_metrics(tmp_path):
+    """Nodes on one host cannot all take the default 8080 and 9091: ``cluster up`` gives each
+    member one more free port (or the next from ``--base-port``), serving both routes."""
+    manifest = ClusterManifest("raft", "127.0.0.1", [Member("n1", 7001, http_port=7101)])
+    text = _node_config(manifest, manifest.members[0], tmp_path)
+    config = config_from_mapping(yaml.safe_load(text), env={})
+    assert config.system.health_check_port == config.monitoring.metrics_port == 7101
+    assert config.monitoring.enable_metrics and config.network.bind_port == 7001
+    assert manifest.members[0].describe("127.0.0.1") == "n1  127.0.0.1:7001  http 127.0.0.1:7101  pid 0"
 
 
 def test_pbft_needs_three_f_plus_one_nodes(tmp_path, capsys):

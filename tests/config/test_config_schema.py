@@ -269,6 +269,14 @@ def test_metrics_port_may_collide_when_metrics_are_off() -> None:
     assert config.network.bind_port == 9091
 
 
+def test_the_health_check_and_metrics_may_share_their_http_port() -> None:
+    """One HTTP server then answers both (``novacron cluster up`` gives each node one port)."""
+    config = build({"system": {"health_check_port": 7000}, "monitoring": {"metrics_port": 7000}})
+    assert config.system.health_check_port == config.monitoring.metrics_port == 7000
+    message = problems_for({"system": {"health_check_port": 7000}, "network": {"bind_port": 7000}})
+    assert "system.health_check_port and network.bind_port are both 7000" in message
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
