@@ -68,6 +68,7 @@ class NodeEndpoints:
         consensus: Any = None,
         state_sync: Any = None,
         detector: Any = None,
+        hosting: Any = None,
     ) -> None:
         self.host = config.network.listen_address
         self.collector = NodeCollector(
@@ -78,6 +79,7 @@ class NodeEndpoints:
             consensus=consensus,
             state_sync=state_sync,
             detector=detector,
+            hosting=hosting,
         )
         self.stats = HttpStats()  # shared by the servers: one set of counters per node
         self.registry = node_registry(self.collector, HttpCollector(self.stats))

@@ -2,7 +2,7 @@
 
 The command line (:mod:`novacron.cli.node_cmd`) parses and validates; this
 module owns the asyncio side: the runtime, its storage, the protocols it
-runs (heartbeats or a consensus member, state sync), its HTTP endpoints
+runs (heartbeats or a consensus member, state sync, VM hosting), its HTTP endpoints
 (``/healthz``, ``/metrics``: :mod:`.endpoints`), signal handling and a
 bounded shutdown.
 """
@@ -19,6 +19,7 @@ from typing import Any
 from novacron.config import NovaCronConfig
 from novacron.consensus.adaptive import start_member
 from novacron.consensus.kv import KVStore
+from novacron.hosting import VMHost
 from novacron.mode import ModeDetector
 from novacron.monitoring import HeartbeatService
 from novacron.sync import StateSync
@@ -30,6 +31,7 @@ from .rdma import select_transport
 from .runtime import AsyncioRuntime
 from .storage import SQLiteStorage
 from .tls import TLSConfig
+from .vm import BufferHypervisor
 
 log = logging.getLogger("novacron.node")
 
@@ -105,6 +107,7 @@ async def serve(
         consensus=parts.member,
         state_sync=parts.state_sync,
         detector=parts.detector,
+        hosting=parts.hosting,
     )
     try:
         await endpoints.start()
@@ -134,11 +137,14 @@ class _Components:
     heartbeat: HeartbeatService | None = None
     state_sync: StateSync | None = None
     detector: ModeDetector | None = None
+    hosting: VMHost | None = None
 
     def stop(self) -> None:
         for component in (self.heartbeat, self.member, self.state_sync):
             if component is not None:
                 component.stop()
+        if self.hosting is not None:
+            self.hosting.close()  # the guests go with the node
 
 
 def _start_components(
@@ -166,6 +172,9 @@ def _start_components(
         log.info(
             "state sync: replica of %s (%d keys stored)", ", ".join(replicas), len(parts.state_sync.store)
         )
+    if config.hosting.enable:
+        parts.hosting = VMHost(rt, BufferHypervisor(), capacity_mib=config.hosting.memory_mib)
+        log.info("hosting VMs: %d MiB of guest memory", config.hosting.memory_mib)
     return parts
 
 

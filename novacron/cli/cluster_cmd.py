@@ -55,6 +55,7 @@ class ClusterManifest:
     keyring_seed: int = 0
     heartbeat_interval: str = "50ms"
     election_timeout: str = "500ms"
+    vm_memory_mib: int = 0  # guest memory each member may give VMs (0: they host none)
 
     @classmethod
     def load(cls, directory: Path) -> ClusterManifest:
@@ -97,6 +98,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     up.add_argument("--heartbeat-interval", default="50ms")
     up.add_argument("--election-timeout", default="500ms")
     up.add_argument("--wait", type=float, default=30.0, help="seconds to wait until it serves (0: don't)")
+    up.add_argument(
+        "--vm-memory",
+        type=int,
+        default=1024,
+        help="MiB of guest memory each node may give VMs (novacron vm; default 1024, 0: host none)",
+    )
     down = sub.add_parser("down", help="stop a cluster")
     down.add_argument("--grace", type=float, default=10.0, help="seconds before SIGKILL")
     sub.add_parser("status", help="list the cluster's processes")
@@ -158,6 +165,8 @@ def up(args: argparse.Namespace) -> int:
         raise ValueError(f"PBFT needs 3f + 1 >= 4 nodes, got {args.nodes}")
     if args.nodes < 1 or args.clients < 1:
         raise ValueError("--nodes and --clients must be >= 1")
+    if args.vm_memory < 0:
+        raise ValueError(f"--vm-memory must be >= 0 MiB, got {args.vm_memory}")
     host = "127.0.0.1"
     nodes, clients = args.nodes, args.clients
     count = 2 * nodes + clients  # a peer port per member and client slot, an HTTP port per member
@@ -173,6 +182,7 @@ def up(args: argparse.Namespace) -> int:
         keyring_seed=int.from_bytes(os.urandom(4), "big"),
         heartbeat_interval=args.heartbeat_interval,
         election_timeout=args.election_timeout,
+        vm_memory_mib=args.vm_memory,
     )
     members = ",".join(m.id for m in manifest.members)
     for member in manifest.members:
@@ -234,6 +244,9 @@ def _node_config(manifest: ClusterManifest, member: Member, directory: Path) -> 
         "monitoring:\n"
         "  enable_metrics: true\n"
         f"  metrics_port: {member.http_port}  # the health check's: one server answers both\n"
+        "hosting:\n"
+        f"  enable: {'true' if manifest.vm_memory_mib else 'false'}\n"
+        f"  memory_mib: {manifest.vm_memory_mib or 4096}\n"
     )
 
 

@@ -49,6 +49,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     problem = _usage_problem(args)
+    if not problem and args.op == "start":
+        from novacron.hosting import VMSpec, VMSpecError
+
+        try:
+            args.spec = VMSpec(args.name, args.memory, args.dirty_rate, args.working_set).check()
+        except VMSpecError as exc:
+            problem = str(exc)
     if problem:
         print(f"novacron vm: {problem}", file=sys.stderr)
         return 2
@@ -71,21 +78,18 @@ def _usage_problem(args: argparse.Namespace) -> str:
 
 async def _run(args: argparse.Namespace) -> int:
     from novacron.backends.cluster_client import client_runtime
-    from novacron.hosting import HostUnreachable, VMClient, VMNotFound, VMRequestRefused, VMSpec
+    from novacron.hosting import OutcomeUnknown, VMClient, VMNotFound, VMRequestRefused
 
     async with client_runtime(args.cluster) as (rt, manifest, _):
         hosts = [m["id"] for m in manifest["members"]]
-        if not manifest.get("hosting"):
-            raise ValueError(
-                f"the nodes of {args.cluster} host no VMs (hosting.enable is off in their configs)"
-            )
+        if not manifest.get("vm_memory_mib"):
+            raise ValueError(f"the nodes of {args.cluster} host no VMs (started with --vm-memory 0)")
         client = VMClient(rt, hosts, timeout=args.timeout)
         try:
             if args.op == "list":
                 _print_cluster(await client.cluster(), rt.now())
             elif args.op == "start":
-                spec = VMSpec(args.name, args.memory, args.dirty_rate, args.working_set).check()
-                print(f"{args.name} started on {await client.start(spec, host=args.on)}")
+                print(f"{args.name} started on {await client.start(args.spec, host=args.on)}")
             elif args.op == "stop":
                 print(f"{args.name} stopped on {await client.stop(args.name)}")
             else:
@@ -94,10 +98,10 @@ async def _run(args: argparse.Namespace) -> int:
                     args.name, args.to, engine=engine, timeout=args.migration_timeout
                 )
                 _print_migration(summary)
-        except (VMRequestRefused, VMNotFound, ValueError) as exc:  # ValueError: VMSpecError, NoHostFits
+        except (VMRequestRefused, VMNotFound, ValueError) as exc:  # ValueError: NoHostFits
             print(f"novacron vm: {exc}", file=sys.stderr)
             return EXIT_REFUSED
-        except HostUnreachable as exc:
+        except OutcomeUnknown as exc:  # a host did not answer, or a migration is in doubt
             print(f"novacron vm: {exc}", file=sys.stderr)
             return EXIT_UNKNOWN
     return 0

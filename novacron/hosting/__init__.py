@@ -14,8 +14,8 @@ moves it, live, to another. Public surface:
 Written against ``novacron.runtime`` only: the same hosts run in the simulator and on real nodes.
 """
 
-from .client import HostUnreachable, VMClient, VMNotFound, VMRequestRefused
-from .host import Hypervisor, RequestError, VMHost, default_settings
+from .client import HostUnreachable, MigrationInDoubt, OutcomeUnknown, VMClient, VMNotFound, VMRequestRefused
+from .host import HostingStats, Hypervisor, InDoubt, RequestError, VMHost, default_settings
 from .hypervisor import ModelHypervisor
 from .messages import HostStatus, MigrationSummary, VMInfo, VMReply, VMRequest
 from .placement import NoHostFits, choose_host
@@ -23,11 +23,15 @@ from .spec import VMSpec, VMSpecError
 
 __all__ = [
     "HostStatus",
+    "HostingStats",
     "HostUnreachable",
     "Hypervisor",
+    "InDoubt",
+    "MigrationInDoubt",
     "MigrationSummary",
     "ModelHypervisor",
     "NoHostFits",
+    "OutcomeUnknown",
     "RequestError",
     "VMClient",
     "VMHost",

@@ -3,7 +3,9 @@
 Each request goes to one host and is re-sent every ``retry`` seconds until that host answers or
 ``timeout`` passes (hosts answer repeats with the same reply, so a request takes effect once).
 A host that does not answer in time raises :class:`HostUnreachable`: the request may still have
-taken effect there. A refusal raises :class:`VMRequestRefused` with the host's reason.
+taken effect there; a migration whose switch-over went unanswered raises :class:`MigrationInDoubt`
+(both are :class:`OutcomeUnknown`). A refusal raises :class:`VMRequestRefused` with the host's
+reason.
 """
 
 from __future__ import annotations
@@ -18,8 +20,17 @@ from .placement import choose_host
 from .spec import VMSpec
 
 
-class HostUnreachable(TimeoutError):
+class OutcomeUnknown(TimeoutError):
+    """What was asked may or may not have happened (yet)."""
+
+
+class HostUnreachable(OutcomeUnknown):
     """A host did not answer in time (what was asked may still have happened there)."""
+
+
+class MigrationInDoubt(OutcomeUnknown):
+    """The migration's switch-over went unanswered: the VM is paused at its source until the
+    source learns whether the destination runs it (``novacron vm list`` shows it ``in-doubt``)."""
 
 
 class VMRequestRefused(RuntimeError):
@@ -134,6 +145,8 @@ class VMClient:
             reply = waiter.result()
         finally:
             self._waiting.pop(number, None)
+        if reply.error and reply.unknown:
+            raise MigrationInDoubt(f"{host}: {reply.error}")
         if reply.error:
             raise VMRequestRefused(f"{host} refused the {op}: {reply.error}")
         return reply

@@ -17,7 +17,7 @@ learns who runs it, or ``paused`` if it never does.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from novacron.migration import MigrationError, MigrationInDoubt, MigrationSettings, Migrator
 from novacron.migration.messages import MigrationBegin
 from novacron.migration.service import Incoming
+from novacron.monitoring.counters import counter_by
 from novacron.runtime import Runtime
 
 from .messages import HostStatus, MigrationSummary, VMInfo, VMReply, VMRequest
@@ -38,6 +39,10 @@ ANSWERED_MEMORY = 1024
 
 class RequestError(ValueError):
     """A request this host will not carry out; the message says why (it goes back to the client)."""
+
+
+class InDoubt(RequestError):
+    """A migration whose outcome is not known yet (see :class:`~novacron.migration.MigrationInDoubt`)."""
 
 
 class Hypervisor(Protocol):
@@ -57,6 +62,27 @@ class Hypervisor(Protocol):
 def default_settings(engine: str) -> MigrationSettings:
     """DWCP v3 migration settings with the asked engine (``precopy`` or ``postcopy``)."""
     return MigrationSettings.dwcp(engine=engine)
+
+
+@dataclass
+class HostingStats:
+    """What a host did, for operators (``/metrics``) and tests."""
+
+    migrations_out: Counter[str] = counter_by(
+        "outcome", "migrations of VMs away from this host, by outcome (completed, failed, in_doubt)"
+    )
+    migrations_in: Counter[str] = counter_by(
+        "outcome", "migrations of VMs to this host, by outcome (finished, aborted, failed)"
+    )
+    requests: Counter[str] = counter_by("op", "client requests carried out or refused, by operation")
+    refused: Counter[str] = counter_by(
+        "op", "client requests refused (the client was told why), by operation"
+    )
+    in_doubt: Counter[str] = counter_by(
+        "resolution",
+        "migrations whose switch-over went unanswered, by how they resolved "
+        "(destination, source, unresolved)",
+    )
 
 
 @dataclass
@@ -87,6 +113,7 @@ class VMHost:
             raise ValueError(f"a host needs capacity_mib >= 1, got {capacity_mib}")
         self.rt, self.hypervisor, self.capacity_mib, self.settings = rt, hypervisor, capacity_mib, settings
         self.vms: dict[str, Hosted] = {}
+        self.stats = HostingStats()
         self.migrator = migrator or Migrator(rt)
         self.migrator.vm_factory = self._arriving
         self.migrator.on_settled = self._settled
@@ -124,14 +151,17 @@ class VMHost:
             self.rt.spawn(self._serve(src, request, key))
 
     async def _serve(self, src: str, request: VMRequest, key: tuple[str, str, int]) -> None:
+        self.stats.requests[request.op] += 1
         try:
             migration = await self._carry_out(request)
             reply = VMReply(request.request, status=self.status(), migration=migration)
         except (RequestError, ValueError) as exc:  # ValueError: VMSpecError, SettingsError
-            reply = VMReply(request.request, error=str(exc))
+            reply = VMReply(request.request, error=str(exc), unknown=isinstance(exc, InDoubt))
         except Exception as exc:  # a bug here must not leave the client waiting for ever
             log.exception("%s: the %s request from %s failed", self.rt.node_id, request.op, src)
             reply = VMReply(request.request, error=f"internal error: {type(exc).__name__}: {exc}")
+        if reply.error:
+            self.stats.refused[request.op] += 1
         self._working.discard(key)
         self._answered[key] = reply
         while len(self._answered) > ANSWERED_MEMORY:
@@ -180,12 +210,15 @@ class VMHost:
         try:
             report = await self.migrator.migrate(hosted.vm, to, settings, meta=hosted.spec.encode())
         except MigrationInDoubt as exc:
+            self.stats.migrations_out["in_doubt"] += 1
             hosted.state, hosted.since = "in-doubt", self.rt.now()  # paused here, maybe running there
             self.rt.spawn(self._settle_doubt(hosted, exc.resolution))
-            raise RequestError(str(exc)) from None
+            raise InDoubt(str(exc)) from None
         except MigrationError as exc:
+            self.stats.migrations_out["failed"] += 1
             hosted.state, hosted.since = "running", self.rt.now()  # the engine resumed the guest
             raise RequestError(str(exc)) from None
+        self.stats.migrations_out["completed"] += 1
         self._discard(hosted)
         log.info(
             "%s: migrated %s to %s in %.3fs (downtime %.1f ms)",
@@ -212,6 +245,7 @@ class VMHost:
         source's guest was resumed (it runs here again); unresolved, it stays paused here
         (``paused``), for an operator to stop once the destination is known to run it."""
         outcome = await resolution
+        self.stats.in_doubt[outcome] += 1
         if outcome == "destination":
             self._discard(hosted)
         else:
@@ -261,6 +295,7 @@ class VMHost:
 
     def _settled(self, incoming: Incoming, vm: Any) -> None:
         """The Migrator's ``on_settled``: a VM that arrived runs here; one that did not is dropped."""
+        self.stats.migrations_in[incoming.state] += 1
         name = next((n for n, h in self.vms.items() if h.migration == incoming.id), None)
         if name is None:
             self.hypervisor.destroy(vm)

@@ -74,3 +74,5 @@ class VMReply(Message, tag="vm-reply", omit_defaults=True):
     error: str = ""
     status: HostStatus | None = None  # every reply but a failed one: the host after the request
     migration: MigrationSummary | None = None
+    #: with ``error``: not a refusal but an outcome not known yet (a migration in doubt)
+    unknown: bool = False

@@ -20,6 +20,7 @@ are listed for operators in the README.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ from .counters import counters
 from .heartbeat import HeartbeatService
 
 if TYPE_CHECKING:
+    from novacron.hosting import VMHost
     from novacron.mode import ModeDetector
     from novacron.sync import StateSync
 
@@ -125,6 +127,7 @@ class NodeCollector(Collector):
         consensus: Any = None,
         state_sync: StateSync | None = None,
         detector: ModeDetector | None = None,
+        hosting: VMHost | None = None,
         started_at: float | None = None,
     ) -> None:
         if consensus is not None and not isinstance(consensus, CONSENSUS_MEMBERS):
@@ -136,6 +139,7 @@ class NodeCollector(Collector):
         self.consensus = consensus
         self.state_sync = state_sync
         self.detector = detector
+        self.hosting = hosting
         self.started_at = rt.now() if started_at is None else started_at
 
     def uptime(self) -> float:
@@ -170,6 +174,8 @@ class NodeCollector(Collector):
             yield from _sync_families(self.state_sync)
         if self.detector is not None:
             yield from _mode_families(self.detector)
+        if self.hosting is not None:
+            yield from _hosting_families(self.hosting)
 
     def _node(self) -> Iterator[Metric]:
         info = self.rt.info
@@ -280,6 +286,29 @@ def _mode_families(detector: ModeDetector) -> Iterator[Metric]:
     yield CounterMetricFamily(
         "novacron_mode_detection_rounds", "mode-detection rounds run", value=detector.rounds
     )
+
+
+def _hosting_families(host: VMHost) -> Iterator[Metric]:
+    states = Counter(hosted.state for hosted in host.vms.values())
+    yield labelled(
+        GaugeMetricFamily,
+        "novacron_vms",
+        "VMs on this host by state (running; migrating away; arriving; in-doubt or paused: left "
+        "paused here by a migration whose switch-over went unanswered)",
+        ("state",),
+        [((state,), n) for state, n in sorted(states.items())],
+    )
+    yield gauge(
+        "novacron_vm_memory_capacity_bytes",
+        "guest memory this host may give its VMs",
+        host.capacity_mib << 20,
+    )
+    yield gauge(
+        "novacron_vm_memory_used_bytes",
+        "guest memory taken by this host's VMs, arriving ones included",
+        host.used_mib << 20,
+    )
+    yield from counter_families("novacron_vm", host.stats)
 
 
 def counter_families(prefix: str, stats: Any) -> Iterator[Metric]:

@@ -9,6 +9,7 @@ import pytest
 
 from novacron.hosting import (
     HostUnreachable,
+    MigrationInDoubt,
     ModelHypervisor,
     NoHostFits,
     VMClient,
@@ -17,7 +18,9 @@ from novacron.hosting import (
     VMRequestRefused,
     VMSpec,
     VMSpecError,
+    default_settings,
 )
+from novacron.migration import MigrationSettings
 from novacron.sim import Simulation, Topology
 
 HOSTS = ("h1", "h2", "h3")
@@ -37,12 +40,16 @@ def topology(rtt: float = 0.002, bandwidth: float = 10e9) -> Topology:
 class Cluster:
     """Hosts with the given memory (MiB) and a client on ``ctl``."""
 
-    def __init__(self, capacity=None, *, seed: int = 0, retry: float = 0.5, topo=None) -> None:
+    def __init__(
+        self, capacity=None, *, seed: int = 0, retry: float = 0.5, topo=None, settings=default_settings
+    ) -> None:
         capacity = capacity or {"h1": 1024, "h2": 2048, "h3": 4096}
         self.sim = Simulation(topo or topology(), seed=seed)
-        hosts = {
-            h: (lambda rt, c=c: VMHost(rt, ModelHypervisor(rt), capacity_mib=c)) for h, c in capacity.items()
-        }
+
+        def host(rt, c):
+            return VMHost(rt, ModelHypervisor(rt), capacity_mib=c, settings=settings)
+
+        hosts = {h: (lambda rt, c=c: host(rt, c)) for h, c in capacity.items()}
         self.sim.start(hosts)
         self.sim.start({"ctl": lambda rt: VMClient(rt, HOSTS, retry=retry)})
 
@@ -226,3 +233,51 @@ def test_the_same_seed_gives_the_same_run():
 
     assert once(1) == once(1)
     assert once(1) != once(2)
+
+
+def quick(engine: str, **changes) -> MigrationSettings:
+    """Settings that give up on an unanswered message after 5 s (the default is a minute)."""
+    return MigrationSettings.dwcp(engine=engine, timeout=5.0, **changes)
+
+
+def partition_when_h3_switches(c: Cluster, duration: float) -> None:
+    """h3 resumes the guest, then loses the network before its answer gets out."""
+    migrator = c.host("h3").migrator
+    switch = migrator._switch
+
+    def switch_then_cut(incoming, message):
+        answer = switch(incoming, message)
+        c.sim.faults.partition(["h3"], None, duration=duration)
+        return answer
+
+    migrator._switch = switch_then_cut
+
+
+def test_a_vm_whose_switch_over_went_unanswered_is_in_doubt_and_ends_up_on_one_host():
+    c = Cluster(settings=quick)
+    c.run(lambda cl: cl.start(VMSpec("web1", 128, dirty_rate=1000), host="h1"))
+    partition_when_h3_switches(c, duration=30.0)
+    with pytest.raises(MigrationInDoubt, match="in doubt"):
+        c.run(lambda cl: cl.migrate("web1", "h3"))
+    source, arrived = c.host("h1").vms["web1"], c.host("h3").vms["web1"]
+    assert source.state == "in-doubt" and not source.vm.running and arrived.vm.running
+    assert c.host("h1").used_mib == 128  # its memory stays taken until the doubt is settled
+    c.run(lambda cl: cl.rt.sleep(60.0))  # the partition heals; the source asks again
+    assert "web1" not in c.host("h1").vms and c.host("h3").vms["web1"].state == "running"
+    assert c.host("h1").stats.in_doubt == {"destination": 1}
+    assert c.host("h1").stats.migrations_out == {"in_doubt": 1}
+
+
+def test_an_unresolved_copy_stays_paused_until_an_operator_stops_it():
+    c = Cluster(settings=lambda engine: quick(engine, resolve_timeout=20.0))
+    c.run(lambda cl: cl.start(VMSpec("web1", 128), host="h1"))
+    partition_when_h3_switches(c, duration=1000.0)
+    with pytest.raises(MigrationInDoubt):
+        c.run(lambda cl: cl.migrate("web1", "h3"))
+    c.run(lambda cl: cl.rt.sleep(30.0))
+    paused = c.host("h1").vms["web1"]
+    assert paused.state == "paused" and not paused.vm.running
+    with pytest.raises(VMRequestRefused, match="cannot migrate web1: it is paused"):
+        c.run(lambda cl: cl._ask("h1", "migrate", name="web1", to="h2"))
+    c.run(lambda cl: cl._ask("h1", "stop", name="web1"))
+    assert "web1" not in c.host("h1").vms and c.host("h1").used_mib == 0
