@@ -1,10 +1,13 @@
-"""``novacron dst``: deterministic simulation testing of Raft, PBFT or ASS.
+"""``novacron dst``: deterministic simulation testing of Raft, PBFT, ASS or VM migration.
 
 * ``novacron dst --protocol raft --seeds 0:200`` runs seeds 0..199: each a
   seeded fault schedule against a 5-node cluster (4 replicas for PBFT) with
   client load, then the linearizability, safety and progress checks.
   ``--protocol ass``: five state-sync replicas writing through the faults,
   then the convergence and no-lost-write checks (``novacron.sim.dst.sync_target``).
+  ``--protocol vm``: three VM hosts and a controller starting, stopping and live-migrating
+  VMs through the faults, then the one-running-copy and no-lost-VM checks
+  (``novacron.sim.dst.hosting_target``).
 * ``--faults partition,crash,...`` picks the fault kinds (``none`` for none);
   ``--byzantine equivocate,tamper,silent,replay`` the Byzantine behaviours
   PBFT replicas may get (up to f per seed); ``--broken VARIANT`` runs a
@@ -36,7 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "linearizability, election safety, state machine safety, log matching and progress.",
     )
     parser.add_argument(
-        "--protocol", choices=("raft", "pbft", "ass"), default="raft", help="ass: state synchronisation"
+        "--protocol",
+        choices=("raft", "pbft", "ass", "vm"),
+        default="raft",
+        help="ass: state synchronisation; vm: VM hosting and live migration",
     )
     parser.add_argument(
         "--seeds",

@@ -37,6 +37,7 @@ from novacron.runtime import (
     wait_done,
 )
 from novacron.transport import AMST
+from novacron.transport.amst import TransferRefused
 from novacron.transport.policy import StreamController
 
 from .driver import DestinationVM, ModelPages, RealPages, SourceVM
@@ -371,8 +372,7 @@ class Migrator:
         migration = meta.decode(errors="replace")
         incoming = self.incoming.get(migration)
         if incoming is None or incoming.src != src or incoming.state not in ("receiving", "running"):
-            log.warning("dropping a migration batch from %s: no migration %r in progress", src, migration)
-            return None
+            raise TransferRefused(_not_in_progress(migration, incoming))  # the source stops sending
         self._heard(incoming)
         return self._take_batch(incoming, src, payload)
 
@@ -416,8 +416,7 @@ class Migrator:
             return None
         incoming = self.incoming.get(migration)
         if incoming is None or incoming.src != src or incoming.state not in ("receiving", "running"):
-            log.warning("dropping a page run from %s: no migration %s in progress from it", src, migration)
-            return None
+            raise TransferRefused(_not_in_progress(migration, incoming))
         self._heard(incoming)
         vm = incoming.vm
         if isinstance(payload, VirtualPayload):
@@ -569,6 +568,11 @@ class Migrator:
             self._retire(incoming, "aborted")
             log.info("migration %s aborted by %s: %s", abort.migration, src, abort.reason)
         self.rt.send(src, MigrationAborted(abort.migration))  # (every time: the answer may be lost)
+
+
+def _not_in_progress(migration: str, incoming: Incoming | None) -> str:
+    state = "unknown here" if incoming is None else incoming.state
+    return f"no migration {migration!r} in progress from this source ({state})"
 
 
 def _attempt(apply: Callable[[], None]) -> BatchError | None:

@@ -66,7 +66,8 @@ PlacedHandler = Callable[[str, bytes, Payload], "Awaitable[None] | None"]
 class TransferRefused(Exception):
     """Raised by an ``on_placed`` placement to refuse a transfer at its first chunk (the reason is
     the exception's message): the sender's :meth:`AMST.send` fails with it at once, instead of
-    after sending the whole payload for the handler to refuse."""
+    after sending the whole payload for the handler to refuse. A receive handler may raise it
+    too, for a payload it will not take (the sender's send then fails with the reason)."""
 
 
 DEFAULT_CHUNK = 512 * 1024
@@ -854,8 +855,11 @@ class AMST:
                     incoming.id, False, f"no receiver for tag {incoming.tag!r} on {self.rt.node_id}"
                 )
             else:
-                pending = handler(incoming.src, incoming.meta, payload)
-                done = TransferDone(incoming.id, True)
+                try:
+                    pending = handler(incoming.src, incoming.meta, payload)
+                    done = TransferDone(incoming.id, True)
+                except TransferRefused as exc:  # the receiver wants none of it: the sender hears why
+                    done = TransferDone(incoming.id, False, f"refused by {self.rt.node_id}: {exc}")
         finally:
             if pending is None:
                 self._release(incoming, payload)

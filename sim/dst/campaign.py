@@ -29,6 +29,7 @@ from novacron.sim.simulation import Simulation
 
 from . import checks
 from .checks import Verdict, Violation
+from .hosting_target import VMSeedResult, run_vm_seed
 from .recorder import Recorder
 from .sync_target import SyncSeedResult, run_sync_seed
 from .targets import BROKEN_RAFT, BYZANTINE_KINDS, make_target
@@ -38,13 +39,14 @@ from .workload import Workload, run_client
 #: leader changes, and a random node is the leader only 1/n of the time)
 LEADER_FAULTS = ("crash_leader", "isolate_leader")
 FAULT_KINDS = ("partition", "one_way", "crash", "loss", "duplicate", "reorder", "skew", *LEADER_FAULTS)
+PROTOCOLS = ("raft", "pbft", "ass", "vm")
 
 
 @dataclass(frozen=True)
 class CampaignConfig:
     """What every seed of a campaign runs. Times are simulated seconds."""
 
-    protocol: str = "raft"  # raft | pbft | ass (state synchronisation: .sync_target)
+    protocol: str = "raft"  # raft | pbft | ass (state sync: .sync_target) | vm (hosting: .hosting_target)
     nodes: int | None = None  # default: 5 for Raft and ASS, 4 (f = 1) for PBFT
     faults: tuple[str, ...] = FAULT_KINDS
     byzantine: tuple[str, ...] = BYZANTINE_KINDS  # PBFT only; up to f replicas per seed
@@ -58,10 +60,10 @@ class CampaignConfig:
     rtt: float = 0.004  # between replicas (and clients); jitter is a quarter of it
 
     def __post_init__(self) -> None:
-        if self.protocol not in ("raft", "pbft", "ass"):
-            raise ValueError(f"unknown protocol {self.protocol!r}: choose raft, pbft or ass")
-        if self.nodes is not None and self.protocol == "ass" and self.nodes < 2:
-            raise ValueError(f"ASS needs >= 2 replicas, got {self.nodes}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.protocol!r}: choose {', '.join(PROTOCOLS)}")
+        if self.nodes is not None and self.protocol in ("ass", "vm") and self.nodes < 2:
+            raise ValueError(f"{self.protocol} needs >= 2 nodes, got {self.nodes}")
         unknown = [k for k in self.faults if k not in Nemesis.KNOWN and k not in LEADER_FAULTS]
         if unknown:
             known = ", ".join((*Nemesis.KNOWN, *LEADER_FAULTS))
@@ -180,10 +182,12 @@ def _strike_leader(sim: Simulation, target, members, kind: str, duration: float)
         sim.faults.partition([leader], [n for n in members if n != leader], duration=duration)
 
 
-def run_seed(config: CampaignConfig, seed: int) -> SeedResult | SyncSeedResult:
+def run_seed(config: CampaignConfig, seed: int) -> SeedResult | SyncSeedResult | VMSeedResult:
     """One deterministic run; returns what the checks found."""
     if config.protocol == "ass":
         return run_sync_seed(config, seed, _topology)
+    if config.protocol == "vm":
+        return run_vm_seed(config, seed, _topology)
     target = config.target()
     members = target.members()
     byzantine_kinds = config.byzantine if config.protocol == "pbft" else ()
@@ -274,7 +278,9 @@ def run_campaign(
     return pd.DataFrame([r.row() for r in results]), [r for r in results if not r.ok]
 
 
-def _crashed(config: CampaignConfig, seed: int, error: str) -> SeedResult | SyncSeedResult:
+def _crashed(config: CampaignConfig, seed: int, error: str) -> SeedResult | SyncSeedResult | VMSeedResult:
+    if config.protocol == "vm":
+        return VMSeedResult(seed, [Violation("exception", error)], config.replay_command(seed))
     if config.protocol == "ass":
         return SyncSeedResult(
             seed, [Violation("exception", error)], 0, 0, 0, 0, [], config.replay_command(seed)

@@ -74,3 +74,11 @@ def test_an_ass_campaign_from_the_command_line(capsys):
     assert main(["dst", "--protocol", "ass", "--seeds", "0:3", "--workers", "1", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "ass: 3/3 seeds passed (0 failed)" in out and "acknowledged" in out
+
+
+def test_a_vm_campaign_from_the_command_line(capsys):
+    from novacron.cli import main
+
+    assert main(["dst", "--protocol", "vm", "--seeds", "0:3", "--workers", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "vm: 3/3 seeds passed (0 failed)" in out and "migrations" in out

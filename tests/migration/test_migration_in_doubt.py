@@ -162,3 +162,22 @@ def type_of_switch():
     from novacron.migration.messages import MigrationSwitch
 
     return MigrationSwitch
+
+
+def test_batches_for_a_migration_the_destination_gave_up_are_refused_and_the_source_runs_on():
+    """A partition outlasts the destination's patience mid round 0: when it heals, the source's
+    next batch is refused with the reason, so it stops at once (before any switch-over) and its
+    guest runs on; the destination holds nothing."""
+    m = SimMigration(receive_timeout=5.0)
+
+    async def cut(rt):
+        await rt.sleep(0.02)  # mid round 0
+        m.sim.faults.partition(["src"], ["dst"], duration=8.0)
+
+    error, probe = run_with(m, MigrationSettings.dwcp(timeout=30.0), cut)
+    assert isinstance(error, MigrationError) and not isinstance(error, MigrationInDoubt)
+    assert "no migration 'src/1' in progress from this source (aborted)" in str(error)
+    assert m.sim.now < 20.0  # it stopped at the first refused batch, not at a timeout
+    assert m.source.running and not m.destination.running and probe.both == []
+    (record,) = m.sim.runtime("dst").app.incoming.values()
+    assert record.state == "aborted" and record.vm is None

@@ -357,6 +357,34 @@ def test_a_placement_can_refuse_a_transfer_at_its_first_chunk(harness):
     assert receiver.buffers.allocated == 1  # the second transfer's; the refused one took none
 
 
+def test_a_receive_handler_can_refuse_a_payload_and_the_sender_hears_why(harness):
+    """(A destination refusing the batches of a migration it has given up: the source stops at
+    its next batch instead of sending the rest of its rounds into the void.)"""
+    got = []
+
+    def app(rt):
+        amst = AMST(rt, chunk_size=256 * 1024)
+
+        def handler(src, meta, payload):
+            if meta == b"no":
+                raise TransferRefused("that job is over here")
+            got.append(bytes(meta))
+
+        amst.on_receive_meta("job", handler)
+        return amst
+
+    harness.start(["n0", "n1"], app)
+
+    async def scenario(rt):
+        with pytest.raises(TransferError, match="refused by n1: that job is over here"):
+            await rt.app.send("n1", rt.random.randbytes(MiB), streams=2, tag="job", meta=b"no")
+        await rt.app.send("n1", rt.random.randbytes(MiB), streams=2, tag="job", meta=b"yes")
+
+    harness.run("n0", scenario, timeout=60)
+    assert got == [b"yes"]
+    assert harness.runtime("n1").app.buffers.allocated == 1  # the refused payload's buffer came back
+
+
 def test_amst_measures_the_round_trip_to_a_peer(harness):
     """A probe echoed by the peer's AMST; the estimate is unknown before the first echo."""
     harness.start(["n0", "n1"], receiver([]))

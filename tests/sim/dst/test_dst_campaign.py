@@ -138,3 +138,37 @@ def test_the_campaign_catches_an_ass_that_acknowledges_writes_before_they_are_du
 def test_an_ass_seed_replays_exactly():
     config = CampaignConfig(protocol="ass")
     assert run_seed(config, 7).row() == run_seed(config, 7).row()
+
+
+VM_BLOCKS = [range(start, start + 50) for start in range(0, 100, 50)]
+
+
+@pytest.mark.parametrize("seeds", VM_BLOCKS, ids=block_id)
+def test_vms_never_run_twice_and_none_is_lost_in_the_migration_campaign(seeds):
+    table, failures = run_campaign(CampaignConfig(protocol="vm"), seeds, workers=2)
+    assert_no_failures(failures)
+    assert table["migrations"].sum() > 2 * len(seeds)  # VMs did move, through the faults
+    assert table["in_doubt"].sum() >= len(seeds) // 3  # and switch-overs did go unanswered
+
+
+def test_the_campaign_catches_a_source_that_resumes_after_an_unanswered_switch_over(monkeypatch):
+    """The bug NovaCron's migration had until the VM hosting work: a switch-over whose answer was
+    lost failed the migration, and the source resumed a guest the destination was running."""
+    from novacron.migration.service import MigrationError
+    from novacron.migration.source import SourceRun
+
+    def resume_anyway(self, exc):
+        self._abort(str(exc))
+        return MigrationError(str(exc), self._report(f"failed: {exc}"))
+
+    monkeypatch.setattr(SourceRun, "_in_doubt", resume_anyway)  # in this process: workers=1
+    _, failures = run_campaign(CampaignConfig(protocol="vm"), range(0, 10), workers=1)
+    assert failures, "switch-overs cut by partitions should leave a VM running twice"
+    assert "one running copy" in {v.check for f in failures for v in f.violations}
+    assert failures[0].replay.startswith("novacron dst --protocol vm --seeds")
+
+
+def test_a_vm_seed_replays_exactly():
+    config = CampaignConfig(protocol="vm")
+    first = run_seed(config, 3)
+    assert first.row() == run_seed(config, 3).row() and first.faults == run_seed(config, 3).faults
