@@ -7,7 +7,7 @@ import pytest
 from harness import AsyncioHarness
 
 from novacron.backends.vm import BufferHypervisor, BufferVM
-from novacron.hosting import VMClient, VMHost, VMRequestRefused, VMSpec
+from novacron.hosting import MigrationInDoubt, VMClient, VMHost, VMRequestRefused, VMSpec
 
 HOSTS = ["n0", "n1"]
 
@@ -69,3 +69,60 @@ def test_a_migration_to_a_host_without_room_is_refused_and_the_vm_runs_on(cluste
         run(cluster, lambda c: c.migrate("big", "n1"))
     hosted = cluster.runtime("n0").app.vms["big"]
     assert hosted.state == "running" and hosted.vm.running
+
+
+def test_a_switch_over_whose_answers_are_lost_leaves_one_running_copy_on_real_hosts(tmp_path):
+    """The destination's answers to the switch-over are lost for 3 s (longer than the source's
+    1 s patience): the source keeps its guest paused, in doubt, and hands the VM over once an
+    answer gets through; at no point do both guests run."""
+    import asyncio
+
+    from novacron.migration import MigrationSettings
+    from novacron.migration.messages import MigrationSwitched
+
+    harness = AsyncioHarness(tmp_path)
+
+    def app(rt):
+        if rt.node_id == "ctl":
+            return VMClient(rt, HOSTS, timeout=10)
+        settings = lambda engine: MigrationSettings.dwcp(engine=engine, timeout=1.0)  # noqa: E731
+        return VMHost(rt, BufferHypervisor(), capacity_mib=64, settings=settings)
+
+    harness.start(["n0", "n1", "ctl"], app)
+    try:
+        destination = harness.runtime("n1")
+        send, lose_until = destination.send, [float("inf")]
+
+        def lossy_send(dst, message):
+            if isinstance(message, MigrationSwitched) and destination.now() < lose_until[0]:
+                if lose_until[0] == float("inf"):
+                    lose_until[0] = destination.now() + 3.0
+                return
+            send(dst, message)
+
+        destination.send = lossy_send
+        run(harness, lambda c: c.start(VMSpec("web1", 16, dirty_rate=1000), host="n0"))
+        both = []
+
+        async def migrate_and_watch(client):
+            source, target = harness.runtime("n0").app, harness.runtime("n1").app
+            task = asyncio.ensure_future(client.migrate("web1", "n1"))
+            while True:
+                ours, theirs = source.vms.get("web1"), target.vms.get("web1")
+                if ours and theirs and ours.vm.running and theirs.vm.running:
+                    both.append(client.rt.now())
+                if "web1" not in source.vms:
+                    break
+                await asyncio.sleep(0.001)
+            return task
+
+        task = run(harness, migrate_and_watch, timeout=60)
+        with pytest.raises(MigrationInDoubt):
+            task.result()
+        assert both == []
+        assert harness.runtime("n1").app.vms["web1"].state == "running"
+        assert harness.runtime("n0").app.stats.in_doubt == {"destination": 1}
+    finally:
+        for node in HOSTS:
+            harness.runtime(node).app.close()
+        harness.close()
