@@ -12,6 +12,7 @@ not wall clocks). Start with :class:`StateSync`::
 * :mod:`.versions`: a key's state (``VersionSet``), pure, with the causality rules;
 * :mod:`.store`: one replica's map, with the hash tree anti-entropy compares;
 * :mod:`.service`: the protocol on a node (pushes, rumours, anti-entropy, durability);
+* :mod:`.reaper`: forgetting deleted keys once every replica holds their tombstone;
 * :mod:`.client`: reads and writes from a process that holds no replica.
 """
 

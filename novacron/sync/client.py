@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 from novacron.runtime import FutureLike, Runtime
 
-from .service import StateReply, StateRequest, check_key
+from .keys import check_key
+from .service import StateReply, StateRequest
 from .versions import VersionSet, VersionVector
 
 

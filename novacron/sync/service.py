@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Annotated, Literal
+from typing import Literal
 
 import msgspec
 
@@ -34,6 +34,8 @@ from novacron.mode import ModeDetector
 from novacron.monitoring.counters import counter
 from novacron.runtime import Cancellable, FutureLike, Message, Runtime
 
+from .keys import Key, check_key
+from .reaper import Reaper
 from .store import WIDTH, ReplicaStore
 from .versions import Summary, VersionSet, VersionVector, ahead
 
@@ -41,16 +43,13 @@ log = logging.getLogger(__name__)
 
 #: storage keys of the map's entries start with this (the node's storage is shared)
 STORAGE_PREFIX = "ass/"
-#: a key is at most this many bytes (UTF-8), a value this many
-MAX_KEY_BYTES = 1024
+#: a value is at most this many bytes (a key at most MAX_KEY_BYTES, see .keys)
 MAX_VALUE_BYTES = 1 << 20
 #: a message carries at most this many bytes of values (the rest goes in the next one)
 MAX_BATCH_BYTES = 1 << 20
 #: ... and at most this many keys' summaries or names (a new replica compares every leaf with a
 #: peer's whole map: one message for it all would outgrow a frame)
 MAX_BATCH_KEYS = 4096
-
-Key = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_BYTES)]
 
 
 # -- messages ------------------------------------------------------------------------------------
@@ -118,12 +117,17 @@ class SyncSettings:
     ``forward``: whether a replica passes on news it got from a push; ``interval``: seconds between
     anti-entropy rounds (each with one random peer); ``width``: of the anti-entropy hash tree
     (``width`` tops over ``width`` leaves each; all replicas must agree on it).
+    ``tombstone_grace``: seconds a replica holds a deleted key's tombstone before it asks the
+    others to forget it, and ``reap_interval`` how often it looks for such tombstones (None:
+    never; see :mod:`.reaper`). These two are not the network mode's: a mode change keeps them.
     """
 
     fanout: int | None = None
     forward: bool = False
     interval: float = 1.0
     width: int = WIDTH
+    tombstone_grace: float = 600.0
+    reap_interval: float | None = 30.0
 
     def __post_init__(self) -> None:
         if self.fanout is not None and self.fanout < 1:
@@ -132,6 +136,10 @@ class SyncSettings:
             raise ValueError(f"interval must be > 0 seconds, got {self.interval}")
         if self.width < 1:
             raise ValueError(f"width must be >= 1, got {self.width}")
+        if not self.tombstone_grace >= 0:
+            raise ValueError(f"tombstone_grace must be >= 0 seconds, got {self.tombstone_grace}")
+        if self.reap_interval is not None and not self.reap_interval > 0:
+            raise ValueError(f"reap_interval must be > 0 seconds or None (never), got {self.reap_interval}")
 
     @classmethod
     def for_mode(cls, mode: str) -> SyncSettings:
@@ -158,6 +166,7 @@ class SyncStats:
     rounds_in_sync: int = counter("digests received that matched this replica's (nothing to repair)")
     keys_learnt: int = counter("keys whose state changed from a peer's")
     rejected: int = counter("malformed key states, and sync messages from outside the group, refused")
+    tombstones_reaped: int = counter("deleted keys forgotten here, every replica having their tombstone")
 
 
 ChangeCallback = Callable[[str, VersionSet], None]
@@ -188,6 +197,7 @@ class StateSync:
         self._pending: dict[str, VersionSet] = {}  # ... and that write, until it is durable
         self._next_sync: FutureLike[None] | None = None  # the sync the next writes wait for
         self._syncing = False
+        self.reaper = Reaper(self)
         self._load()
         rt.on_message(SyncPush, self._from_replica(self._on_push))
         rt.on_message(SyncDigest, self._from_replica(self._on_digest))
@@ -197,6 +207,7 @@ class StateSync:
         rt.on_message(StateRequest, self._on_request)
         if self.peers:  # a random phase, so that replicas do not repair in lockstep
             self._timer = rt.call_later(rt.random.uniform(0, self.settings.interval), self._round)
+        self.reaper.start()
         self._unsubscribe = (
             detector.subscribe(lambda change: self.set_mode(change.new) if change.peer is None else None)
             if detector is not None
@@ -234,9 +245,16 @@ class StateSync:
 
     def set_mode(self, mode: str) -> None:
         """Follow a network-mode change (e.g. from ``novacron.mode.ModeDetector.subscribe``)."""
-        self.settings = replace(SyncSettings.for_mode(mode), width=self.settings.width)
+        s = self.settings
+        self.settings = replace(
+            SyncSettings.for_mode(mode),
+            width=s.width,
+            tombstone_grace=s.tombstone_grace,
+            reap_interval=s.reap_interval,
+        )
 
     def stop(self) -> None:
+        self.reaper.stop()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -254,7 +272,7 @@ class StateSync:
             await self._writing[key]
         done = self._writing[key] = self.rt.create_future()
         try:
-            written = self.store.get(key).write(self.rt.node_id, value, context)
+            written = self.store.get(key).write(self.rt.node_id, value, context, floor=self.reaper.floor)
             self._pending[key] = written
             self._persist(key, written)
             await self._durable()
@@ -266,6 +284,7 @@ class StateSync:
         state = self.store.get(key)
         self._persist(key, state)
         self.stats.writes += 1
+        self.reaper.note(key, state)
         self._notify(key, state)
         self._push([(key, state)], exclude=None)
         return state
@@ -329,6 +348,7 @@ class StateSync:
                 joined = self.store.get(key)
                 self._persist(key, joined)
                 self.stats.keys_learnt += 1
+                self.reaper.note(key, joined)
                 self._notify(key, joined)
                 news.append((key, joined))
         if news and msg.forward and self.settings.forward:
@@ -468,7 +488,19 @@ class StateSync:
             except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
                 log.error("%s: stored state of %r is unreadable, skipped: %s", self.rt.node_id, name, exc)
                 continue
-            self.store.join(name[len(STORAGE_PREFIX) :], state)
+            key = name[len(STORAGE_PREFIX) :]
+            self.store.join(key, state)
+            self.reaper.note(key, self.store.get(key))
+
+    def writing(self, key: str) -> bool:
+        """Whether a local write to ``key`` is on its way to the disk."""
+        return key in self._writing
+
+    def _forget(self, key: str) -> None:
+        """A reaped tombstone (see :mod:`.reaper`): the key is gone here, from memory and disk."""
+        self.store.remove(key)
+        self.rt.storage.delete(STORAGE_PREFIX + key)
+        self._notify(key, VersionSet())
 
     def _notify(self, key: str, state: VersionSet) -> None:
         for callback in list(self._subscribers):
@@ -477,13 +509,6 @@ class StateSync:
 
 def _differing(ids: Iterable[int], ours: Iterable[int], theirs: Iterable[int]) -> list[int]:
     return [i for i, a, b in zip(ids, ours, theirs, strict=True) if a != b]
-
-
-def check_key(key: str) -> None:
-    if not isinstance(key, str) or not key:
-        raise ValueError(f"a key is a non-empty string, got {key!r}")
-    if len(key.encode()) > MAX_KEY_BYTES:
-        raise ValueError(f"a key is at most {MAX_KEY_BYTES} bytes, got {len(key.encode())}")
 
 
 _encode = msgspec.msgpack.Encoder().encode

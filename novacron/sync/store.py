@@ -60,9 +60,23 @@ class ReplicaStore:
         """The key's state here (an empty set if it was never written)."""
         return self._sets.get(key, VersionSet())
 
-    def write(self, key: str, value: bytes | None, context: VersionVector | None = None) -> VersionSet:
-        """A write accepted by this replica (``value`` None: a delete); returns the key's new state."""
-        return self._replace(key, self.get(key).write(self.node_id, value, context))
+    def write(
+        self, key: str, value: bytes | None, context: VersionVector | None = None, *, floor: int = 0
+    ) -> VersionSet:
+        """A write accepted by this replica (``value`` None: a delete); returns the key's new state.
+        ``floor``: see :meth:`VersionSet.write`."""
+        return self._replace(key, self.get(key).write(self.node_id, value, context, floor=floor))
+
+    def remove(self, key: str) -> None:
+        """Forget ``key`` (a reaped tombstone, see :mod:`.reaper`)."""
+        old = self._sets.pop(key, None)
+        if old is None:
+            return
+        leaf = leaf_of(key, self.width)
+        delta = _key_hash(key, old.summary())
+        self._leaves[leaf] ^= delta
+        self._tops[leaf // self.width] ^= delta
+        self._keys[leaf].discard(key)
 
     def join(self, key: str, incoming: VersionSet) -> bool:
         """Merge a peer's state of ``key``; whether this replica learnt anything."""

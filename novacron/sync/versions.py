@@ -93,6 +93,12 @@ class VersionSet(msgspec.Struct, frozen=True, array_like=True):
         return [v for w in self.writers for v in w.values]
 
     @property
+    def is_tombstone(self) -> bool:
+        """Deleted: every value not replaced is a delete (and there is at least one)."""
+        siblings = self.siblings
+        return bool(siblings) and all(v is None for v in siblings)
+
+    @property
     def values(self) -> list[bytes]:
         """The live values (tombstones left out): empty when the key is absent or deleted."""
         return [v for v in self.siblings if v is not None]
@@ -117,14 +123,24 @@ class VersionSet(msgspec.Struct, frozen=True, array_like=True):
         return w is not None and w.replaced_up_to < number <= w.counter
 
     # -- changing -------------------------------------------------------------------------------
-    def write(self, node: str, value: bytes | None, context: VersionVector | None = None) -> VersionSet:
+    def write(
+        self, node: str, value: bytes | None, context: VersionVector | None = None, *, floor: int = 0
+    ) -> VersionSet:
         """A write at replica ``node`` by a client that had read ``context`` (None: a blind write,
         which replaces nothing): the values ``context`` had seen are replaced by ``value`` under a
-        new dot of ``node``; values written concurrently stay beside it."""
+        new dot of ``node``; values written concurrently stay beside it.
+
+        ``floor``: a number the new dot must exceed when ``node`` holds no value of the key here
+        (a jump claims the skipped numbers replaced, which is harmless: none of them is a live
+        write of this key). A replica that has reaped a key's tombstone (:mod:`.reaper`) passes
+        the highest number it ever gave a write, so that a dot of the forgotten history is never
+        given again: a replica still holding the old tombstone would take the new write for one
+        it had seen replaced."""
         seen = VersionSet(tuple(Writer(n, c) for n, c in (context or VersionVector()).entries))
         merged = {w.node: w for w in self.join(seen).writers}
         mine = merged.get(node, Writer(node, 0))
-        merged[node] = Writer(node, mine.counter + 1, (value, *mine.values))
+        start = mine.counter if mine.values else max(mine.counter, floor)
+        merged[node] = Writer(node, start + 1, (value, *mine.values))
         return VersionSet(tuple(merged[n] for n in sorted(merged)))
 
     def join(self, other: VersionSet) -> VersionSet:

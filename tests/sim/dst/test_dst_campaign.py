@@ -131,7 +131,8 @@ def test_the_campaign_catches_an_ass_that_acknowledges_writes_before_they_are_du
     config = CampaignConfig(protocol="ass")
     _, failures = run_campaign(config, range(0, 30), workers=1)
     assert failures, "crashes should lose writes acknowledged before their fsync"
-    assert {v.check for f in failures for v in f.violations} == {"no lost write"}
+    found = {v.check for f in failures for v in f.violations}
+    assert "no lost write" in found and found <= {"no lost write", "no resurrection"}
     assert failures[0].replay.startswith("novacron dst --protocol ass --seeds")
 
 
