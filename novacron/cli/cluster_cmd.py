@@ -26,7 +26,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-DEFAULT_DIR = Path("novacron-cluster")
+from novacron.cli.common import CLUSTER_DIR
+
+DEFAULT_DIR = CLUSTER_DIR
 MANIFEST = "cluster.json"
 
 

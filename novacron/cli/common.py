@@ -6,9 +6,19 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 #: exit status for bad arguments or a request the cluster refused as malformed
 EXIT_USAGE = 2
+#: exit status of a cluster client whose request got no answer (it may still have taken effect)
+EXIT_UNKNOWN = 3
+#: where ``novacron cluster up`` puts a cluster unless told otherwise
+CLUSTER_DIR = Path("novacron-cluster")
+
+
+def add_cluster_argument(parser: argparse.ArgumentParser) -> None:
+    """``--cluster DIR``: the cluster a client command talks to (what ``cluster up`` wrote)."""
+    parser.add_argument("--cluster", type=Path, default=CLUSTER_DIR, help="the cluster's directory")
 
 
 def run_client(prog: str, main: Callable[[], Awaitable[int]]) -> int:

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-EXIT_UNKNOWN = 3
+from novacron.cli.common import EXIT_UNKNOWN, add_cluster_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -26,9 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("op", choices=("get", "put", "delete", "cas"))
     parser.add_argument("key")
     parser.add_argument("values", nargs="*", help="put: VALUE; cas: EXPECTED NEW (EXPECTED '-' means absent)")
-    parser.add_argument(
-        "--cluster", type=Path, default=Path("novacron-cluster"), help="the cluster's directory"
-    )
+    add_cluster_argument(parser)
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds before the outcome is unknown")
     parser.set_defaults(func=run)
     return parser

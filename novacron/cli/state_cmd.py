@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-EXIT_UNKNOWN = 3
+from novacron.cli.common import EXIT_UNKNOWN, add_cluster_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,9 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("op", choices=("get", "put", "delete"))
     parser.add_argument("key")
     parser.add_argument("value", nargs="?", help="put: the value")
-    parser.add_argument(
-        "--cluster", type=Path, default=Path("novacron-cluster"), help="the cluster's directory"
-    )
+    add_cluster_argument(parser)
     parser.add_argument("--replica", help="the replica to ask first (default: the members in order)")
     parser.add_argument(
         "--blind", action="store_true", help="put/delete: replace nothing (a concurrent write)"

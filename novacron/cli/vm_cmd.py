@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from novacron.cli.common import EXIT_UNKNOWN, add_cluster_argument
 
 EXIT_REFUSED = 1
-EXIT_UNKNOWN = 3
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -26,9 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument("op", choices=("list", "start", "stop", "migrate"))
     parser.add_argument("name", nargs="?", help="the VM (start, stop, migrate)")
-    parser.add_argument(
-        "--cluster", type=Path, default=Path("novacron-cluster"), help="the cluster's directory"
-    )
+    add_cluster_argument(parser)
     parser.add_argument("--memory", type=int, help="start: guest memory in MiB")
     parser.add_argument(
         "--dirty-rate", type=float, default=0.0, help="start: pages the guest writes per second (default 0)"
