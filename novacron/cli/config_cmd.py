@@ -1,8 +1,10 @@
 """``novacron config``: check configuration files and show the configuration a node would run.
 
-* ``novacron config validate FILE...`` prints ``FILE: ok (summary)`` for each valid file and exits
-  0; otherwise it prints the problems to stderr and exits 2 (the usual "bad input" status, as
-  argparse uses for bad arguments).
+* ``novacron config validate FILE...`` prints ``FILE: ok (summary)`` for each valid file, then
+  the settings a real node would not honour (warnings, ignored knobs: see
+  :mod:`novacron.config.support`), and exits 0; otherwise (a schema error, or a setting the node
+  refuses) it prints the problems to stderr and exits 2 (the usual "bad input" status, as argparse
+  uses for bad arguments).
 * ``novacron config show [FILE | --example NAME]`` prints the effective configuration as YAML:
   defaults < file or example < ``NOVACRON_*`` environment. ``--list-examples`` lists the
   shipped examples.
@@ -30,6 +32,7 @@ from novacron.config import (
     load_config,
     load_example,
 )
+from novacron.config.support import check_support
 
 #: exit status for an invalid configuration (argparse uses 2 for invalid arguments as well)
 EXIT_INVALID = 2
@@ -90,7 +93,15 @@ def run_validate(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             status = EXIT_INVALID
             continue
+        support = check_support(config)
+        if support.refused:
+            for problem in support.refused:
+                print(f"{path}: {problem}", file=sys.stderr)
+            status = EXIT_INVALID
+            continue
         print(f"{path}: ok ({summary(config)})")
+        for line in support.lines():
+            print(f"  {line}")
     return status
 
 

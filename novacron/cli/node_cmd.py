@@ -75,11 +75,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run(args: argparse.Namespace) -> int:
     from novacron.backends import PeerDirectory, new_event_loop
     from novacron.config import ConfigError, load_config
+    from novacron.config.support import check_support
 
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"novacron node: {exc}", file=sys.stderr)
+        return 2
+    support = check_support(config)  # what the config asks that this node cannot do
+    if support.refused:
+        for problem in support.refused:
+            print(f"novacron node: {args.config}: {problem}", file=sys.stderr)
         return 2
     try:
         peers = PeerDirectory.parse(args.peers)
@@ -96,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for warning in support.warnings:
+        logging.getLogger("novacron.node").warning("%s", warning)
+    for ignored in support.ignored:
+        logging.getLogger("novacron.node").info("%s", ignored)
     from novacron.backends.node import serve
 
     try:
