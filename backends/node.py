@@ -22,6 +22,9 @@ from novacron.consensus.kv import KVStore
 from novacron.hosting import VMHost
 from novacron.mode import ModeDetector
 from novacron.monitoring import HeartbeatService
+from novacron.runtime import Storage
+from novacron.security import EncryptedStorage, StorageKeyError, load_key
+from novacron.security.storage import CANARY
 from novacron.sync import StateSync
 
 from .directory import PeerDirectory
@@ -70,12 +73,10 @@ async def serve(
 
     system, network, dwcp = config.system, config.network, config.dwcp
     choice = select_transport(dwcp.transport.enable_rdma)
-    data_dir = Path(system.data_dir)
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        storage = SQLiteStorage(data_dir / f"{system.node_id}.sqlite3")
-    except OSError as exc:
-        log.error("cannot open storage in %s: %s", data_dir, exc)
+        storage = open_storage(config)
+    except (OSError, StorageKeyError) as exc:
+        log.error("cannot open storage in %s: %s", system.data_dir, exc)
         return 1
     options = RuntimeOptions(
         max_connections=network.max_connections,
@@ -127,6 +128,30 @@ async def serve(
     await stop.wait()
     log.info("node %s stopping (signal received)", system.node_id)
     return 0 if await _shutdown(rt, parts, endpoints, system.shutdown_timeout) else 1
+
+
+def open_storage(config: NovaCronConfig) -> Storage:
+    """The node's SQLite file in ``system.data_dir``, encrypted at rest when
+    ``security.enable_encryption`` has a key file (:mod:`novacron.security.storage`)."""
+    system, security = config.system, config.security
+    data_dir = Path(system.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    storage = SQLiteStorage(data_dir / f"{system.node_id}.sqlite3")
+    if not (security.enable_encryption and security.encryption_key_file):
+        if storage.get(CANARY) is not None:
+            storage.close()
+            raise StorageKeyError(
+                "this storage is encrypted: the node needs security.enable_encryption and its "
+                "security.encryption_key_file"
+            )
+        return storage
+    try:
+        encrypted = EncryptedStorage(storage, load_key(security.encryption_key_file))
+    except StorageKeyError:
+        storage.close()
+        raise
+    log.info("storage encrypted at rest (key from %s)", security.encryption_key_file)
+    return encrypted
 
 
 @dataclass

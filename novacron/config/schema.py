@@ -194,7 +194,10 @@ class SecurityConfig(Section):
 
     enable_auth: bool = Field(True, description="authenticate peers")
     auth_method: AuthMethod = Field("mtls", description="how peers authenticate")
-    enable_encryption: bool = Field(True, description="encrypt stored state")
+    enable_encryption: bool = Field(True, description="encrypt stored state (needs encryption_key_file)")
+    encryption_key_file: str = Field(
+        "", description="32-byte key (raw or hex) encrypting stored state; keep it off the data disk"
+    )
 
 
 class HostingConfig(Section):

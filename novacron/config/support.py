@@ -70,10 +70,16 @@ def check_support(config: NovaCronConfig) -> SupportReport:
             "security.enable_auth is on but network.enable_tls is off: peers are NOT authenticated "
             "(mTLS is the only authentication; turn TLS on, or set security.enable_auth: false to say so)"
         )
-    if security.enable_encryption:
+    if security.enable_encryption and not security.encryption_key_file:
         report.warnings.append(
-            "security.enable_encryption: state at rest is NOT encrypted by this node (not implemented); "
-            "use an encrypted volume for system.data_dir, or set security.enable_encryption: false"
+            "security.enable_encryption: state at rest is NOT encrypted: no security.encryption_key_file "
+            "(make one with `head -c 32 /dev/urandom > FILE`, away from system.data_dir), or set "
+            "security.enable_encryption: false"
+        )
+    if security.encryption_key_file and not security.enable_encryption:
+        report.ignored.append(
+            f"security.encryption_key_file: {security.encryption_key_file!r} has no effect: "
+            "security.enable_encryption is off"
         )
     defaults = NovaCronConfig()
     for path, why in IGNORED.items():  # a default asks for nothing (the feature flags are off)

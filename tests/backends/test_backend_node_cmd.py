@@ -166,11 +166,13 @@ def test_bad_config_and_bad_peers_exit_with_2(tmp_path: Path, capsys: pytest.Cap
     assert "--peers" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
 async def test_a_node_with_state_sync_is_a_replica_that_keeps_its_map_across_a_restart(
-    tmp_path: Path,
+    tmp_path: Path, encrypted: bool
 ) -> None:
     """``dwcp.enable_v3_state_sync``: the node replicates the ASS map with its peers (here an
-    in-test replica), serves ``StateClient`` requests, and finds its map in its storage on restart."""
+    in-test replica), serves ``StateClient`` requests, and finds its map in its storage on restart;
+    with ``security.encryption_key_file``, none of it is on the disk in the clear."""
     from novacron.sync import StateClient, StateSync, SyncSettings
 
     port = free_port()
@@ -179,6 +181,9 @@ async def test_a_node_with_state_sync_is_a_replica_that_keeps_its_map_across_a_r
     )
     sync_on = "dwcp:\n  enable_v3_state_sync: true\n  forced_mode: internet\n"
     config.write_text(config.read_text().replace("dwcp:\n", sync_on, 1))
+    if encrypted:
+        (tmp_path / "node.key").write_bytes(bytes(range(32)))
+        config.write_text(config.read_text() + f"security:\n  encryption_key_file: {tmp_path / 'node.key'}\n")
     probe = AsyncioRuntime("probe", directory=PeerDirectory())
     await probe.start()
     probe.directory.register("sub", "127.0.0.1", port)
@@ -200,21 +205,24 @@ async def test_a_node_with_state_sync_is_a_replica_that_keeps_its_map_across_a_r
     try:
         node = await run_node()
         assert node.said("state sync: replica of sub, probe (0 keys stored)"), node.lines
-        await replica.put("from-probe", b"1")  # pushed to the node
+        await replica.put("from-probe", b"value-one")  # pushed to the node
         for _ in range(100):
-            if await value_at_sub("from-probe") == [b"1"]:
+            if await value_at_sub("from-probe") == [b"value-one"]:
                 break
             await asyncio.sleep(0.05)
-        assert await value_at_sub("from-probe") == [b"1"]
-        await client.put("from-client", b"2")  # written at the node, pushed to the probe
-        await wait_until(lambda: replica.get("from-client").values == [b"2"], 30, "the node's push")
+        assert await value_at_sub("from-probe") == [b"value-one"]
+        await client.put("from-client", b"value-two")  # written at the node, pushed to the probe
+        await wait_until(lambda: replica.get("from-client").values == [b"value-two"], 30, "the node's push")
         assert await node.stop() == 0, "\n".join(node.lines[-20:])
 
         node = await run_node()
         assert node.said("state sync: replica of sub, probe (2 keys stored)"), node.lines
-        assert await value_at_sub("from-client") == [b"2"]
+        assert await value_at_sub("from-client") == [b"value-two"]
         assert await node.stop() == 0, "\n".join(node.lines[-20:])
         assert not node.said(" ERROR "), node.lines
+        assert node.said("storage encrypted at rest") == encrypted
+        on_disk = b"".join(p.read_bytes() for p in (tmp_path / "data").iterdir())
+        assert (b"value-two" in on_disk) != encrypted
     finally:
         if node is not None:
             await node.kill()

@@ -63,7 +63,12 @@ EXPECTED_DEFAULTS: dict[str, Any] = {
     },
     "storage": {"backend": "sqlite", "max_connections": 100, "enable_cache": True},
     "monitoring": {"enable_metrics": True, "metrics_port": 9091, "enable_tracing": False},
-    "security": {"enable_auth": True, "auth_method": "mtls", "enable_encryption": True},
+    "security": {
+        "enable_auth": True,
+        "auth_method": "mtls",
+        "enable_encryption": True,
+        "encryption_key_file": "",
+    },
     "hosting": {"enable": False, "memory_mib": 4096},
 }
 
