@@ -184,17 +184,18 @@ def run_novacron(args: argparse.Namespace) -> Tally:
     return on_cluster(drive_novacron, args)
 
 
-def on_cluster(drive, args: argparse.Namespace):
+def on_cluster(drive, args: argparse.Namespace, *up_args: str):
     """``await drive(directory, args)`` against a fresh ``novacron cluster up`` of :data:`NODES`
-    Raft members (8 client slots), taken down after."""
+    Raft members (8 client slots; ``up_args``: more options), taken down after."""
     from novacron.backends import new_event_loop
 
     with tempfile.TemporaryDirectory(prefix="bench-novacron-") as tmp:
         directory = Path(tmp)
         try:
             up = novacron_cli(
-                "cluster", "up", "--dir", tmp, "--nodes", str(NODES), "--protocol", "raft", "--clients", "8"
-            )
+                "cluster", "up", "--dir", tmp, "--nodes", str(NODES), "--protocol", "raft", "--clients", "8",
+                *up_args,
+            )  # fmt: skip
             if up.returncode:
                 logs = "".join(p.read_text()[-1500:] for p in sorted(directory.glob("n*.log")))
                 raise RuntimeError(f"novacron cluster up failed:\n{up.stdout}{up.stderr}\n{logs}")

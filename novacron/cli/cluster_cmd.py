@@ -58,6 +58,7 @@ class ClusterManifest:
     heartbeat_interval: str = "50ms"
     election_timeout: str = "500ms"
     vm_memory_mib: int = 0  # guest memory each member may give VMs (0: they host none)
+    storage_key: str = ""  # the key file encrypting the members' storage ("": not encrypted)
 
     @classmethod
     def load(cls, directory: Path) -> ClusterManifest:
@@ -100,6 +101,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     up.add_argument("--heartbeat-interval", default="50ms")
     up.add_argument("--election-timeout", default="500ms")
     up.add_argument("--wait", type=float, default=30.0, help="seconds to wait until it serves (0: don't)")
+    up.add_argument(
+        "--encrypt",
+        action="store_true",
+        help="encrypt the members' storage at rest (a key made in --dir: to try it, not to keep secrets)",
+    )
     up.add_argument(
         "--vm-memory",
         type=int,
@@ -186,6 +192,11 @@ def up(args: argparse.Namespace) -> int:
         election_timeout=args.election_timeout,
         vm_memory_mib=args.vm_memory,
     )
+    if args.encrypt:
+        key = directory / "storage.key"
+        key.write_bytes(os.urandom(32))
+        key.chmod(0o600)
+        manifest.storage_key = str(key.resolve())
     members = ",".join(m.id for m in manifest.members)
     for member in manifest.members:
         config = directory / f"{member.id}.yaml"
@@ -246,6 +257,10 @@ def _node_config(manifest: ClusterManifest, member: Member, directory: Path) -> 
         "monitoring:\n"
         "  enable_metrics: true\n"
         f"  metrics_port: {member.http_port}  # the health check's: one server answers both\n"
+        "security:\n"
+        "  enable_auth: false  # TLS is off: peers are not authenticated, and the config says so\n"
+        f"  enable_encryption: {'true' if manifest.storage_key else 'false'}\n"
+        f"  encryption_key_file: '{manifest.storage_key}'\n"
         "hosting:\n"
         f"  enable: {'true' if manifest.vm_memory_mib else 'false'}\n"
         f"  memory_mib: {manifest.vm_memory_mib or 4096}\n"
