@@ -105,7 +105,13 @@ class EncryptedStorage:
 
     def append(self, records: Sequence[bytes]) -> int:
         first = self.inner.last_index + 1
-        return self.inner.append([self._seal(bytes(r), _log(first + i)) for i, r in enumerate(records)])
+        nonces = os.urandom(NONCE_BYTES * len(records))  # one system call for the batch
+        return self.inner.append(
+            [
+                self._seal(bytes(r), _log(first + i), nonces[i * NONCE_BYTES : (i + 1) * NONCE_BYTES])
+                for i, r in enumerate(records)
+            ]
+        )
 
     def entries(self, start: int, end: int | None = None) -> list[bytes]:
         sealed = self.inner.entries(start, end)
@@ -127,8 +133,8 @@ class EncryptedStorage:
         return getattr(self.inner, name)
 
     # -- sealing -------------------------------------------------------------------------------
-    def _seal(self, plain: bytes, where: bytes) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
+    def _seal(self, plain: bytes, where: bytes, nonce: bytes | None = None) -> bytes:
+        nonce = nonce or os.urandom(NONCE_BYTES)
         return MAGIC + nonce + self._aead.encrypt(nonce, plain, where)
 
     def _open(self, sealed: bytes, where: bytes, what: str) -> bytes:
