@@ -72,7 +72,8 @@ def test_the_wrong_number_of_values_is_a_usage_error(argv, tmp_path, capsys):
 def test_a_clusters_members_replicate_the_state_map_to_every_replica(tmp_path, capsys):
     """``novacron state``: a put at one replica is read at the others (pushed at once in the
     cluster's datacenter mode; the loop only bounds how long that may take), a blind put stands
-    beside it, a put that replaces what the replica holds resolves both."""
+    beside it, a put that replaces what the replica holds resolves both. (The members' storage is
+    encrypted at rest, ``--encrypt``: none of the values is on their disks in the clear.)"""
     directory = str(tmp_path / "raft")
 
     def state(*argv):
@@ -84,7 +85,7 @@ def test_a_clusters_members_replicate_the_state_map_to_every_replica(tmp_path, c
         return sorted(capsys.readouterr().out.split())
 
     try:
-        assert novacron(["cluster", "up", "--dir", directory, "--nodes", "3"]) == 0
+        assert novacron(["cluster", "up", "--dir", directory, "--nodes", "3", "--encrypt"]) == 0
         assert state("get", "vm/1") == 1  # absent
         assert state("put", "vm/1", "host-a", "--replica", "n1") == 0
         for _ in range(100):
@@ -108,6 +109,9 @@ def test_a_clusters_members_replicate_the_state_map_to_every_replica(tmp_path, c
         assert "no replica 'n9'" in capsys.readouterr().err
     finally:
         novacron(["cluster", "down", "--dir", directory, "--grace", "5"])
+    on_disk = b"".join(p.read_bytes() for p in Path(directory).glob("n*.sqlite3*"))
+    assert on_disk and b"host-" not in on_disk
+    assert all("storage encrypted at rest" in p.read_text() for p in Path(directory).glob("n*.log"))
 
 
 def test_state_usage_errors_are_named(tmp_path, capsys):
