@@ -77,6 +77,11 @@ _OUTCOMES = {
 }
 
 
+def _heeded(task: Any) -> None:
+    """A done callback that marks a task's outcome as looked after (so that the simulator does not
+    log its failure as unheeded: the code that spawned it takes the outcome)."""
+
+
 def _most_used(bytes_by_streams: Counter[int], default: int) -> int:
     return bytes_by_streams.most_common(1)[0][0] if bytes_by_streams else default
 
@@ -398,13 +403,19 @@ class SourceRun:
                 if paced:
                     await self._pace(batch.stats.bytes_out)
                 self._round_busy.start(rt.now())
-                in_flight.append(rt.spawn(self._send_batch(batch, round_stats, self.streams, rt.now())))
+                task = rt.spawn(self._send_batch(batch, round_stats, self.streams, rt.now()))
+                task.add_done_callback(_heeded)  # its failure is the round's, raised below
+                in_flight.append(task)
                 size = per if per_batch or batch.run is None else self._run_batch_pages(per)
             while in_flight:
                 await in_flight.pop(0)
         finally:
-            for task in in_flight:
-                task.cancel()
+            for task in in_flight:  # a round that failed: the others' outcomes no longer matter
+                if task.done():
+                    if not task.cancelled():
+                        task.exception()  # (taken, so the runtime does not log it as unheeded)
+                else:
+                    task.cancel()
         return round_stats
 
     def _staggered(self, pages: int, index: int) -> int:
