@@ -39,7 +39,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from common import machine, report
-from consensus_load import LoadResult, Tally, run_async
+from consensus_load import LoadResult, Tally, add_load_arguments, run_async
 
 HERE = Path(__file__).resolve().parent
 NODES = 3
@@ -218,10 +218,7 @@ SYSTEMS = {"novacron": ("NovaCron Raft", run_novacron), "pysyncobj": ("PySyncObj
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=32, help="concurrent closed-loop clients (32)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds discarded first (2)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds (10)")
-    parser.add_argument("--timeout", type=float, default=5.0, help="per-command timeout, seconds (5)")
+    add_load_arguments(parser)
     parser.add_argument(
         "--repeats", type=int, default=1, help="runs per system, alternating; pooled in the table (1)"
     )

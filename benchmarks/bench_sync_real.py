@@ -18,7 +18,7 @@ import argparse
 
 from bench_consensus_real import NODES, drive_novacron, on_cluster
 from common import report
-from consensus_load import LoadResult, Tally, run_async
+from consensus_load import LoadResult, Tally, add_load_arguments, run_async
 
 
 async def drive_both(directory, args: argparse.Namespace) -> dict[str, Tally]:
@@ -38,10 +38,7 @@ async def drive_both(directory, args: argparse.Namespace) -> dict[str, Tally]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=32, help="concurrent closed-loop clients (32)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds discarded first (2)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds (10)")
-    parser.add_argument("--timeout", type=float, default=5.0, help="per-command timeout, seconds (5)")
+    add_load_arguments(parser)
     args = parser.parse_args()
     tallies = on_cluster(drive_both, args)
     rows = [

@@ -25,6 +25,7 @@ several processes is summarised exactly as load from one.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import threading
 import time
@@ -239,3 +240,11 @@ def run_callbacks(
         end = time.perf_counter()
         tally.stuck = sum(1 for t in sent_at.values() if t and end - t > timeout)
         return Tally(list(tally.latencies_ms), tally.errors, tally.timeouts, tally.stuck)
+
+
+def add_load_arguments(parser: argparse.ArgumentParser) -> None:
+    """The closed-loop load's options, as every loopback-cluster benchmark takes them."""
+    parser.add_argument("--clients", type=int, default=32, help="concurrent closed-loop clients (32)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds discarded first (2)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds (10)")
+    parser.add_argument("--timeout", type=float, default=5.0, help="per-command timeout, seconds (5)")
