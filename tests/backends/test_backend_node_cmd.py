@@ -195,11 +195,16 @@ async def test_a_node_with_state_sync_is_a_replica_that_keeps_its_map_across_a_r
         await node.wait_for("node sub started")
         return node
 
-    async def value_at_sub(key: str):
-        try:
-            return (await client.get(key)).values
-        except TimeoutError:
-            return None
+    async def value_at_sub(key: str, *, answered_within: float = 30.0):
+        """The node's values of ``key``, asking again while it does not answer (a restarted
+        node's connection to the probe comes back after a reconnection backoff)."""
+        deadline = asyncio.get_running_loop().time() + answered_within
+        while True:
+            try:
+                return (await client.get(key)).values
+            except TimeoutError:
+                if asyncio.get_running_loop().time() > deadline:
+                    return None
 
     node = None
     try:
