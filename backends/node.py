@@ -198,7 +198,9 @@ def _start_components(
             "state sync: replica of %s (%d keys stored)", ", ".join(replicas), len(parts.state_sync.store)
         )
     if config.hosting.enable:
-        parts.hosting = VMHost(rt, BufferHypervisor(), capacity_mib=config.hosting.memory_mib)
+        parts.hosting = VMHost(
+            rt, BufferHypervisor(), capacity_mib=config.hosting.memory_mib, inventory=parts.state_sync
+        )
         log.info("hosting VMs: %d MiB of guest memory", config.hosting.memory_mib)
     return parts
 

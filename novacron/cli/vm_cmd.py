@@ -1,11 +1,12 @@
-"""``novacron vm list|start|stop|migrate``: VMs on a cluster's hosts, live-migrated on request.
+"""``novacron vm list|start|stop|migrate|where``: VMs on a cluster's hosts, live-migrated on request.
 
 Talks to the cluster in ``--cluster DIR`` (what ``novacron cluster up`` wrote; its nodes host VMs)
 through one of its client slots. ``start`` places the VM on the host it fits best (by memory)
 unless ``--on`` names one; ``migrate`` moves it, live, to ``--to`` or to the best-fitting other
-host, and prints what the migration took. Exit status 0 on success, 1 when a host refused (the
-reason is printed), 3 when a host did not answer (what was asked may still have happened), 2 for
-usage errors.
+host, and prints what the migration took; ``where`` reads the VM's record in the inventory the
+hosts keep in the replicated state map (any node answers, its host need not). Exit status 0 on
+success, 1 when a host refused (the reason is printed) or ``where`` found no record, 3 when a host
+did not answer (what was asked may still have happened), 2 for usage errors.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="start, stop, list and live-migrate VMs on a cluster's hosts",
         description=(__doc__ or "").split("\n\n")[1],
     )
-    parser.add_argument("op", choices=("list", "start", "stop", "migrate"))
-    parser.add_argument("name", nargs="?", help="the VM (start, stop, migrate)")
+    parser.add_argument("op", choices=("list", "start", "stop", "migrate", "where"))
+    parser.add_argument("name", nargs="?", help="the VM (start, stop, migrate, where)")
     add_cluster_argument(parser)
     parser.add_argument("--memory", type=int, help="start: guest memory in MiB")
     parser.add_argument(
@@ -90,6 +91,8 @@ async def _run(args: argparse.Namespace) -> int:
                 print(f"{args.name} started on {await client.start(args.spec, host=args.on)}")
             elif args.op == "stop":
                 print(f"{args.name} stopped on {await client.stop(args.name)}")
+            elif args.op == "where":
+                return await _where(rt, hosts, args)
             else:
                 engine = "postcopy" if args.postcopy else "precopy"
                 summary = await client.migrate(
@@ -102,6 +105,26 @@ async def _run(args: argparse.Namespace) -> int:
         except OutcomeUnknown as exc:  # a host did not answer, or a migration is in doubt
             print(f"novacron vm: {exc}", file=sys.stderr)
             return EXIT_UNKNOWN
+    return 0
+
+
+async def _where(rt, hosts: list[str], args: argparse.Namespace) -> int:
+    """The VM's record in the inventory (the ASS map the hosts write), read at the first replica
+    that answers: it answers even when the VM's host does not."""
+    from novacron.hosting.inventory import hosts_in, key_of
+    from novacron.sync import NoReplicaAnswered, StateClient
+
+    try:
+        state = await StateClient(rt, hosts, timeout=args.timeout).get(key_of(args.name))
+    except NoReplicaAnswered as exc:
+        print(f"novacron vm: {exc}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    where = hosts_in(state.values)
+    if not where:
+        print(f"{args.name}: no record")
+        return EXIT_REFUSED
+    note = " (recorded by several hosts: a conflict, or a hand-over still settling)" if len(where) > 1 else ""
+    print(f"{args.name}: {' and '.join(where)}{note}")
     return 0
 
 

@@ -27,7 +27,9 @@ from novacron.migration.messages import MigrationBegin
 from novacron.migration.service import Incoming
 from novacron.monitoring.counters import counter_by
 from novacron.runtime import Runtime
+from novacron.sync import StateSync
 
+from .inventory import Inventory
 from .messages import HostStatus, MigrationSummary, VMInfo, VMReply, VMRequest
 from .spec import VMSpec
 
@@ -108,10 +110,14 @@ class VMHost:
         capacity_mib: int,
         migrator: Migrator | None = None,
         settings: Callable[[str], MigrationSettings] = default_settings,
+        inventory: StateSync | None = None,
     ) -> None:
+        """``inventory``: the node's ASS replica, to record there where this host's VMs run
+        (:mod:`.inventory`)."""
         if capacity_mib < 1:
             raise ValueError(f"a host needs capacity_mib >= 1, got {capacity_mib}")
         self.rt, self.hypervisor, self.capacity_mib, self.settings = rt, hypervisor, capacity_mib, settings
+        self.inventory = Inventory(rt, inventory) if inventory is not None else None
         self.vms: dict[str, Hosted] = {}
         self.stats = HostingStats()
         self.migrator = migrator or Migrator(rt)
@@ -190,6 +196,8 @@ class VMHost:
             del self.vms[spec.name]
             raise RequestError(f"{self.rt.node_id} could not create {spec.name}: {exc}") from None
         hosted.state, hosted.since = "running", self.rt.now()
+        if self.inventory is not None:
+            self.inventory.started(spec.name)
         log.info("%s: started %s (%d MiB)", self.rt.node_id, spec.name, spec.memory_mib)
 
     def stop(self, name: str) -> None:
@@ -258,6 +266,8 @@ class VMHost:
     def _discard(self, hosted: Hosted) -> None:
         if self.vms.get(hosted.spec.name) is hosted:
             del self.vms[hosted.spec.name]
+            if self.inventory is not None:
+                self.inventory.gone(hosted.spec.name)
         self.hypervisor.destroy(hosted.vm)
 
     def _admit(self, spec: VMSpec) -> None:
@@ -303,6 +313,8 @@ class VMHost:
         hosted = self.vms[name]
         if incoming.state == "finished":
             hosted.state, hosted.since, hosted.migration = "running", self.rt.now(), ""
+            if self.inventory is not None:
+                self.inventory.arrived(name, incoming.src)
             log.info("%s: %s arrived from %s", self.rt.node_id, name, incoming.src)
         else:
             del self.vms[name]

@@ -26,6 +26,11 @@ def metrics(port: int) -> dict[str, dict]:
     }
 
 
+def eventually(check, attempts: int = 200) -> bool:
+    """``check()`` until it holds (the inventory is written in the background and replicated)."""
+    return any(check() for _ in range(attempts))
+
+
 def test_vms_start_where_they_fit_best_migrate_live_and_stop(tmp_path, capsys):
     directory = str(tmp_path / "cluster")
 
@@ -62,7 +67,9 @@ def test_vms_start_where_they_fit_best_migrate_live_and_stop(tmp_path, capsys):
         assert n3["novacron_vm_migrations_in"][(("outcome", "finished"),)] == 1
         assert metrics(ports["n1"])["novacron_vm_migrations_out"][(("outcome", "completed"),)] == 1
 
+        assert eventually(lambda: vm("where", "web1") == 0 and "web1: n3" in capsys.readouterr().out)
         assert vm("stop", "web1") == 0 and "web1 stopped on n3" in capsys.readouterr().out
+        assert eventually(lambda: vm("where", "web1") == 1 and "web1: no record" in capsys.readouterr().out)
         assert vm("migrate", "web1") == 1
         assert "no host has a VM named 'web1'" in capsys.readouterr().err
         direct = build_opener(ProxyHandler({}))
