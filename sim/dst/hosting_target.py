@@ -12,7 +12,9 @@ seconds of calm, and the checks:
 * **settled**: after the calm, no VM is still arriving, migrating or in doubt, and every hosted
   guest runs;
 * **no lost VM**: a VM whose start was acknowledged, and that nobody asked to stop, is on exactly
-  one host; any other VM is on at most one.
+  one host; any other VM is on at most one;
+* **inventory agrees**: every host's replica of the VM inventory (:mod:`novacron.hosting.inventory`,
+  in the ASS map, hybrid settings) records each VM on the host that has it, and nothing more.
 
 Crashes are left out: the built-in hypervisor's guests live in the node process, so a crash loses
 them by design (a hypervisor outliving its management daemon would not). Names are never reused:
@@ -34,10 +36,12 @@ from novacron.hosting import (
     VMRequestRefused,
     VMSpec,
 )
+from novacron.hosting.inventory import PREFIX, hosts_in
 from novacron.migration import MigrationSettings, Migrator
 from novacron.sim.faults import Nemesis
 from novacron.sim.seeds import derive_seed
 from novacron.sim.simulation import Simulation
+from novacron.sync import StateSync, SyncSettings
 
 from .checks import Verdict, Violation
 
@@ -106,8 +110,14 @@ def run_vm_seed(config, seed: int, topology) -> VMSeedResult:
 
     def host(rt) -> VMHost:
         migrator = Migrator(rt, receive_timeout=8.0)
+        inventory = StateSync(rt, peers=hosts, settings=SyncSettings.for_mode("hybrid"))
         return VMHost(
-            rt, ModelHypervisor(rt), capacity_mib=CAPACITY_MIB, migrator=migrator, settings=settings
+            rt,
+            ModelHypervisor(rt),
+            capacity_mib=CAPACITY_MIB,
+            migrator=migrator,
+            settings=settings,
+            inventory=inventory,
         )
 
     sim.start(host, nodes=hosts)
@@ -125,6 +135,7 @@ def run_vm_seed(config, seed: int, topology) -> VMSeedResult:
     placed = {h: sim.runtime(h).app.vms for h in hosts}
     violations = [Violation("one running copy", detail) for detail in twice[:5]]
     violations += check_hosts(placed, controller)
+    violations += check_inventory(placed, {h: sim.runtime(h).app.inventory.sync for h in hosts})
     return VMSeedResult(
         seed=seed,
         violations=violations,
@@ -249,4 +260,21 @@ def check_hosts(placed: dict[str, dict], controller: Controller) -> list[Violati
     for name in sorted(controller.stopped):
         if name in where:
             violations.append(Violation("no lost VM", f"{name} was stopped, yet is on {where[name][0]}"))
+    return violations
+
+
+def check_inventory(placed: dict[str, dict], replicas: dict[str, StateSync]) -> list[Violation]:
+    """Every replica's inventory records each VM on the host that has it, and nothing else."""
+    truth = {name: [node] for node, vms in placed.items() for name in vms}
+    violations = []
+    for replica, sync in replicas.items():
+        recorded = {
+            key.removeprefix(PREFIX): hosts_in(sync.get(key).values)
+            for key in sync.store.keys()
+            if key.startswith(PREFIX) and sync.get(key).values
+        }
+        if recorded != truth:
+            wrong = sorted(n for n in set(recorded) | set(truth) if recorded.get(n) != truth.get(n))
+            detail = ", ".join(f"{n}: {recorded.get(n, [])} for {truth.get(n, [])}" for n in wrong[:3])
+            violations.append(Violation("inventory agrees", f"{replica} records {detail}"))
     return violations
