@@ -118,6 +118,8 @@ class VMHost:
             raise ValueError(f"a host needs capacity_mib >= 1, got {capacity_mib}")
         self.rt, self.hypervisor, self.capacity_mib, self.settings = rt, hypervisor, capacity_mib, settings
         self.inventory = Inventory(rt, inventory) if inventory is not None else None
+        if self.inventory is not None:
+            self.inventory.forget_all_but(set())  # a host starts with no guests
         self.vms: dict[str, Hosted] = {}
         self.stats = HostingStats()
         self.migrator = migrator or Migrator(rt)

@@ -13,7 +13,8 @@ conflicts instead of hiding them:
   two sides of a partition shows as two hosts, siblings, for an operator to settle);
 * a VM that arrived here by migration replaces its source's record (when this replica has seen it;
   if not, the two stand side by side until the source removes its own);
-* a VM gone from here (stopped, or handed over) removes this host's record only.
+* a VM gone from here (stopped, or handed over) removes this host's record only, and a host that
+  restarts removes its records of the guests that died with its process.
 
 Records are written in the background (each a durable ASS write at this node); ``novacron vm
 where NAME`` reads them at any replica.
@@ -45,6 +46,14 @@ class Inventory:
 
     def __init__(self, rt: Runtime, sync: StateSync) -> None:
         self.rt, self.sync = rt, sync
+
+    def forget_all_but(self, names: set[str]) -> None:
+        """Remove this host's records of VMs it does not have: after a restart, the records its
+        replica kept of guests that died with the process (a built-in guest lives in it)."""
+        me = self.rt.node_id.encode()
+        for key in sorted(self.sync.store.keys()):
+            if key.startswith(PREFIX) and key[len(PREFIX) :] not in names and me in self.sync.get(key).values:
+                self.gone(key[len(PREFIX) :])
 
     def started(self, name: str) -> None:
         self._write(name, present=True, replaces=())

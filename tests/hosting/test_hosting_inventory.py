@@ -68,3 +68,17 @@ def test_a_name_started_on_both_sides_of_a_partition_shows_as_a_conflict():
     c.sim.run_until_complete(z, lambda rt: rt.app.migrate("db", b), timeout=120)
     c.wait(20.0)
     assert c.records("db") == {h: sorted([a, b]) for h in c.hosts}  # z's record moved, a's stays
+
+
+def test_a_restarted_host_removes_its_records_of_the_guests_that_died_with_it():
+    c = Cluster()
+    a, b, z = c.hosts
+    c.client_run(lambda cl: cl.start(VMSpec("web1", 256), host=b))
+    c.client_run(lambda cl: cl.start(VMSpec("web2", 256), host=z))
+    c.wait(15.0)
+    c.sim.crash(b)
+    c.sim.restart(b)  # its replica reloads the map from disk, records of web1 included
+    c.replicas[b] = c.host(b).inventory.sync
+    c.wait(20.0)
+    assert c.records("web1") == {h: [] for h in c.hosts}
+    assert c.records("web2") == {h: [z] for h in c.hosts}
