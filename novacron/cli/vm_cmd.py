@@ -148,11 +148,15 @@ def _print_cluster(hosts: dict, now: float) -> None:
                     "dirty_rate": spec.dirty_rate,
                     "working_set_mib": spec.working_set_mib or spec.memory_mib,
                     "state": vm.state,
+                    "detail": vm.detail,
                 }
             )
     if rows:
         print()
-        print(pd.DataFrame(rows).sort_values("vm").to_string(index=False))
+        table = pd.DataFrame(rows).sort_values("vm")
+        if not table["detail"].any():
+            table = table.drop(columns="detail")
+        print(table.to_string(index=False))
 
 
 def _print_migration(s) -> None:

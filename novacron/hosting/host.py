@@ -95,9 +95,6 @@ class Hosted:
     since: float
     migration: str = ""  # arriving: the incoming migration's id
 
-    def info(self) -> VMInfo:
-        return VMInfo(self.spec, self.state, self.since)  # type: ignore[arg-type]
-
 
 class VMHost:
     """The VM host of node ``rt`` (module docstring); serves :class:`VMRequest` from clients."""
@@ -135,8 +132,19 @@ class VMHost:
             self.rt.node_id,
             self.capacity_mib,
             self.used_mib,
-            [self.vms[name].info() for name in sorted(self.vms)],
+            [self._info(self.vms[name]) for name in sorted(self.vms)],
         )
+
+    def _info(self, hosted: Hosted) -> VMInfo:
+        detail = ""
+        incoming = self.migrator.incoming.get(hosted.migration) if hosted.migration else None
+        if incoming is not None and incoming.state == "running" and incoming.vm is not None:
+            detail = f"post-copy: runs here, {incoming.vm.missing_count()} pages still at {incoming.src}"
+        elif incoming is not None:
+            detail = f"migration {incoming.id} from {incoming.src}"
+        elif hosted.state in ("in-doubt", "paused"):
+            detail = "paused here: the destination may run it (its switch-over went unanswered)"
+        return VMInfo(hosted.spec, hosted.state, hosted.since, detail)  # type: ignore[arg-type]
 
     @property
     def used_mib(self) -> int:

@@ -27,6 +27,9 @@ class VMInfo(msgspec.Struct, frozen=True):
     spec: VMSpec
     state: State
     since: float  # the host's clock when the VM entered ``state``
+    #: what an operator should know beyond the state (an arriving post-copy guest that already runs
+    #: here while pages are still at its source, a migration's id...)
+    detail: str = ""
 
 
 class HostStatus(msgspec.Struct, frozen=True):

@@ -281,3 +281,21 @@ def test_an_unresolved_copy_stays_paused_until_an_operator_stops_it():
         c.run(lambda cl: cl._ask("h1", "migrate", name="web1", to="h2"))
     c.run(lambda cl: cl._ask("h1", "stop", name="web1"))
     assert "web1" not in c.host("h1").vms and c.host("h1").used_mib == 0
+
+
+def test_the_status_says_what_an_operator_should_know_about_a_vm_between_two_hosts():
+    c = Cluster(settings=lambda engine: quick(engine, postcopy_after=0))
+    c.run(lambda cl: cl.start(VMSpec("web1", 128, dirty_rate=1000), host="h1"))
+    partition_when_h3_switches(c, duration=30.0)
+    with pytest.raises(MigrationInDoubt):
+        c.run(lambda cl: cl.migrate("web1", "h3", engine="postcopy"))
+    (source,) = c.host("h1").status().vms
+    (arriving,) = c.host("h3").status().vms
+    assert source.state == "in-doubt" and "paused here" in source.detail
+    assert arriving.state == "arriving"
+    assert arriving.detail.startswith("post-copy: runs here,") and arriving.detail.endswith(
+        "pages still at h1"
+    )
+    c.run(lambda cl: cl.rt.sleep(60.0))
+    (settled,) = c.host("h3").status().vms
+    assert (settled.state, settled.detail) == ("running", "")
