@@ -42,6 +42,9 @@ class MigrationSwitched(Message, tag="mig-switched"):
     migration: str
     ok: bool
     reason: str = ""
+    #: False: the destination does not know the migration (it restarted, or forgot it long after):
+    #: a "no" that says nothing of whether its guest ran there, so not one the source may resume on
+    known: bool = True
 
 
 class PageRequest(Message, tag="mig-pagereq"):

@@ -110,8 +110,9 @@ class MigrationInDoubt(MigrationError):
     hand-over). The source keeps asking in the background: ``resolution`` completes with
     ``"destination"`` (it took over, and a post-copy VM has since received every page: discard
     the source's copy), ``"source"`` (it did not, and never will: the source's guest was
-    resumed) or ``"unresolved"`` (no answer within ``MigrationSettings.resolve_timeout``: the
-    guest stays paused, for an operator to decide)."""
+    resumed) or ``"unresolved"`` (no answer within ``MigrationSettings.resolve_timeout``, or an
+    answer that cannot tell: a destination that restarted, or forgot the migration long after, may
+    or may not have run the guest; it stays paused, for an operator to decide)."""
 
     def __init__(self, message: str, report: MigrationReport, resolution: Any) -> None:
         super().__init__(message, report)
@@ -477,7 +478,8 @@ class Migrator:
     def _on_switch(self, src: str, switch: MigrationSwitch) -> None:
         incoming = self.incoming.get(switch.migration)
         if incoming is None:
-            self.rt.send(src, MigrationSwitched(switch.migration, False, "unknown migration"))
+            unknown = "unknown migration (this node restarted since, or forgot it long ago)"
+            self.rt.send(src, MigrationSwitched(switch.migration, False, unknown, known=False))
             return
         self._heard(incoming)
         if incoming.switched is None:

@@ -73,7 +73,7 @@ _MAX_RUN_BATCH = 128 << 20
 _OUTCOMES = {
     "destination": "the guest runs at the destination",
     "source": "the destination never took over; the guest runs here again",
-    "unresolved": "no answer; the guest stays paused here for an operator to decide",
+    "unresolved": "no answer, or one that cannot tell; the guest stays paused here for an operator to decide",
 }
 
 
@@ -142,6 +142,7 @@ class SourceRun:
         #: so this side must never resume it without the destination's definite "no"
         self.switch: MigrationSwitch | None = None
         self.switched = False  # the destination answered the switch-over: it runs the guest
+        self.unknowable = False  # the destination forgot the migration: nobody here can tell
         self.resolving = False  # in doubt, asking in the background (see MigrationInDoubt)
 
     # -- the whole migration -------------------------------------------------------------------
@@ -179,6 +180,9 @@ class SourceRun:
         answer: MigrationSwitched = await self.svc.ask(
             self.peer, switch, MigrationSwitched, self.id, self.settings.timeout, copies=CRITICAL_COPIES
         )
+        if not answer.ok and not answer.known:
+            self.unknowable = True  # it may have run the guest before it forgot: only an operator knows
+            raise MigrationError(f"{self.peer} cannot say whether it took over the VM: {answer.reason}")
         if not answer.ok:
             self.switch = None
             raise MigrationError(f"{self.peer} did not take over the VM: {answer.reason}")
@@ -228,6 +232,8 @@ class SourceRun:
                     self.vm.resume()
                     outcome = "source"
                     break
+                if self.unknowable:
+                    break  # unresolved: asking again will not tell more
                 log.info("migration %s still in doubt: %s", self.id, exc)
                 await rt.sleep(min(4 * RETRY_INTERVAL, max(0.0, deadline - rt.now())))
         self.resolving = False

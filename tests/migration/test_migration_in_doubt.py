@@ -181,3 +181,38 @@ def test_batches_for_a_migration_the_destination_gave_up_are_refused_and_the_sou
     assert m.source.running and not m.destination.running and probe.both == []
     (record,) = m.sim.runtime("dst").app.incoming.values()
     assert record.state == "aborted" and record.vm is None
+
+
+def test_a_destination_that_restarted_after_the_switch_over_leaves_the_source_paused_not_resumed():
+    """It may have run the guest before it crashed (its writes since would be lost with a resumed
+    source copy, the world having seen them), or not: it cannot say, so an operator decides."""
+    m = SimMigration()
+    receiver = m.sim.runtime("dst").app
+    switch = receiver._switch
+
+    def switch_then_crash(incoming, message):
+        answer = switch(incoming, message)
+        m.sim.faults.crash("dst", restart_after=1.0)  # before its answer leaves
+        return answer
+
+    receiver._switch = switch_then_crash
+    error, probe = run_with(m, MigrationSettings.dwcp(timeout=5.0), nothing)
+    assert isinstance(error, MigrationInDoubt)
+    m.sim.run(until=m.sim.now + 10.0)
+    assert error.resolution.result() == "unresolved"  # at once: asking again would not tell more
+    assert not m.source.running and probe.both == []
+
+
+def test_a_destination_that_forgot_a_finished_migration_does_not_get_the_source_resumed(monkeypatch):
+    """Its record went (FINISHED_MEMORY later migrations) while its answer was lost: "unknown
+    migration" would once have been taken for "I never switched", and the source resumed beside
+    the guest the destination runs."""
+    from novacron.migration import service
+
+    monkeypatch.setattr(service, "FINISHED_MEMORY", 0)  # forgotten as soon as it is finished
+    m = SimMigration()
+    partition_when_the_destination_switches(m, heal_after=20.0)
+    error, probe = run_with(m, MigrationSettings.dwcp(timeout=5.0), nothing)
+    m.sim.run(until=m.sim.now + 40.0)
+    assert error.resolution.result() == "unresolved"
+    assert m.destination.running and not m.source.running and probe.both == []
