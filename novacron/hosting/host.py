@@ -211,7 +211,14 @@ class VMHost:
         log.info("%s: started %s (%d MiB)", self.rt.node_id, spec.name, spec.memory_mib)
 
     def stop(self, name: str) -> None:
-        """Stop a running VM, or throw away the paused copy an unresolved migration left here."""
+        """Stop a running VM; or throw away the paused copy an unresolved migration left here, or
+        a post-copy guest still waiting for pages (its source may be gone with them)."""
+        hosted = self.vms.get(name)
+        incoming = self.migrator.incoming.get(hosted.migration) if hosted and hosted.migration else None
+        if hosted is not None and incoming is not None and incoming.state == "running":
+            self.migrator.abandon(incoming.id)  # on_settled drops it (as a migration that failed)
+            log.info("%s: stopped %s, a post-copy guest still missing pages", self.rt.node_id, name)
+            return
         hosted = self._running(name, "stop", also="paused")
         self._discard(hosted)
         log.info("%s: stopped %s", self.rt.node_id, name)
@@ -269,6 +276,8 @@ class VMHost:
         else:
             hosted.state = "running" if outcome == "source" else "paused"
             hosted.since = self.rt.now()
+            if self.inventory is not None:  # the copy is here (the destination's record may have
+                self.inventory.started(hosted.spec.name)  # replaced this host's meanwhile)
         log.warning(
             "%s: the in-doubt migration of %s resolved: %s", self.rt.node_id, hosted.spec.name, outcome
         )

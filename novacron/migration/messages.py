@@ -68,3 +68,13 @@ class MigrationAborted(Message, tag="mig-aborted"):
     missed it would keep the VM it was filling)."""
 
     migration: str
+
+
+class MigrationGivenUp(Message, tag="mig-given-up"):
+    """The destination has given up a migration after it switched over (an operator stopped a
+    post-copy guest whose pages were late, say): the guest was the destination's, so the source's
+    paused copy is no longer the VM, and must not be resumed. Sent when it happens and again in
+    answer to every repeated switch-over."""
+
+    migration: str
+    state: str  # what became of the migration there: failed, aborted

@@ -46,6 +46,7 @@ from .messages import (
     MigrationAborted,
     MigrationBegin,
     MigrationDone,
+    MigrationGivenUp,
     MigrationReady,
     MigrationSwitch,
     MigrationSwitched,
@@ -227,6 +228,7 @@ class Migrator:
             (MigrationDone, self._on_reply),
             (MigrationAborted, self._on_reply),
             (PageRequest, self._on_page_request),
+            (MigrationGivenUp, self._on_given_up),
         ):
             rt.on_message(cls, handler)
 
@@ -305,6 +307,11 @@ class Migrator:
         future = self._waiters.get((type(reply), reply.migration))  # type: ignore[attr-defined]
         if future is not None and not future.done():
             future.set_result(reply)
+
+    def _on_given_up(self, src: str, msg: MigrationGivenUp) -> None:
+        run = self._sources.get(msg.migration)
+        if run is not None and run.peer == src:
+            run.given_up = msg.state
 
     def _on_page_request(self, src: str, request: PageRequest) -> None:
         run = self._sources.get(request.migration)
@@ -489,6 +496,13 @@ class Migrator:
         self.rt.send(src, incoming.switched)
         if incoming.done_reply is not None:  # post-copy finished: say so again (it may be lost)
             self.rt.send(src, incoming.done_reply)
+        self._tell_if_given_up(incoming)
+
+    def _tell_if_given_up(self, incoming: Incoming) -> None:
+        """A migration given up here after the switch-over: the source must hear it (its copy is
+        stale, see MigrationGivenUp)."""
+        if incoming.state in ("failed", "aborted") and incoming.switched is not None and incoming.switched.ok:
+            self.rt.send(incoming.src, MigrationGivenUp(incoming.id, incoming.state))
 
     def _switch(self, incoming: Incoming, switch: MigrationSwitch) -> MigrationSwitched:
         vm = incoming.vm
@@ -560,9 +574,18 @@ class Migrator:
             if timer is not None:
                 timer.cancel()
         incoming.retry = incoming.watchdog = None
+        self._tell_if_given_up(incoming)
         self._finished.append(incoming.id)
         while len(self._finished) > FINISHED_MEMORY:
             self.incoming.pop(self._finished.popleft(), None)
+
+    def abandon(self, migration: str) -> None:
+        """Give up an incoming migration here (an operator stopping a post-copy guest whose
+        source is gone with the pages it still lacks); its VM goes to ``on_settled`` as failed."""
+        incoming = self.incoming.get(migration)
+        if incoming is not None:
+            log.warning("migration %s from %s abandoned here (%s)", migration, incoming.src, incoming.state)
+            self._retire(incoming, "failed")
 
     def _on_abort(self, src: str, abort: MigrationAbort) -> None:
         incoming = self.incoming.get(abort.migration)

@@ -143,6 +143,7 @@ class SourceRun:
         self.switch: MigrationSwitch | None = None
         self.switched = False  # the destination answered the switch-over: it runs the guest
         self.unknowable = False  # the destination forgot the migration: nobody here can tell
+        self.given_up = ""  # the destination gave the migration up after switching (MigrationGivenUp)
         self.resolving = False  # in doubt, asking in the background (see MigrationInDoubt)
 
     # -- the whole migration -------------------------------------------------------------------
@@ -218,7 +219,13 @@ class SourceRun:
         deadline = rt.now() + s.resolve_timeout
         outcome = "unresolved"
         while rt.now() < deadline:
+            if self.given_up:  # it took the guest, then let it go: this copy is not the VM any more
+                outcome = "destination"
+                break
             try:
+                if self.switched and self.given_up == "":
+                    # (after a failed push: ask again, so that a destination that gave up says so)
+                    await self.svc.ask(self.peer, self.switch, MigrationSwitched, self.id, s.timeout)
                 if not self.switched:
                     assert self.switch is not None
                     await self._switch_over(self.switch)
@@ -238,7 +245,8 @@ class SourceRun:
                 await rt.sleep(min(4 * RETRY_INTERVAL, max(0.0, deadline - rt.now())))
         self.resolving = False
         self.svc._sources.pop(self.id, None)
-        log.warning("migration %s to %s resolved: %s", self.id, self.peer, _OUTCOMES[outcome])
+        said = f"{self.peer} took the guest, then gave it up ({self.given_up})" if self.given_up else ""
+        log.warning("migration %s to %s resolved: %s", self.id, self.peer, said or _OUTCOMES[outcome])
         resolution.set_result(outcome)
 
     def _abort(self, reason: str) -> None:

@@ -10,14 +10,17 @@ seconds of calm, and the checks:
 * **one running copy**: no VM ever ran on two hosts at once (a probe looks every 2 ms of
   simulated time at which guests are running, not at what the hosts believe);
 * **settled**: after the calm, no VM is still arriving, migrating or in doubt, and every hosted
-  guest runs;
-* **no lost VM**: a VM whose start was acknowledged, and that nobody asked to stop, is on exactly
-  one host; any other VM is on at most one;
+  guest runs (but a copy left paused because its destination crashed, for whether the guest ran
+  there before it died only an operator can say, and a post-copy guest whose source crashed with
+  the pages it still lacked);
+* **no lost VM**: a VM whose start was acknowledged, that nobody asked to stop and that was on no
+  host when that host crashed, is on exactly one host; any other VM is on at most one;
 * **inventory agrees**: every host's replica of the VM inventory (:mod:`novacron.hosting.inventory`,
   in the ASS map, hybrid settings) records each VM on the host that has it, and nothing more.
 
-Crashes are left out: the built-in hypervisor's guests live in the node process, so a crash loses
-them by design (a hypervisor outliving its management daemon would not). Names are never reused:
+A crash loses the guests of the crashed host (the built-in hypervisor's live in the node process;
+one outliving its management daemon would keep them), so the VMs a host held when it crashed,
+in any state, may be gone. Names are never reused:
 without a registry agreed by consensus, a name whose start went unanswered might exist on a host
 the controller cannot reach.
 """
@@ -48,8 +51,8 @@ from .checks import Verdict, Violation
 CAPACITY_MIB = 1024
 #: how often the probe looks for a VM running twice (simulated seconds)
 PROBE_INTERVAL = 0.002
-#: faults that apply: crashes lose a built-in guest by design (module docstring)
-KINDS = tuple(k for k in Nemesis.KNOWN if k != "crash")
+#: every kind of fault applies (a crash loses the crashed host's guests: module docstring)
+KINDS = Nemesis.KNOWN
 
 
 def sim_random(sim: Simulation, purpose: str):
@@ -125,6 +128,15 @@ def run_vm_seed(config, seed: int, topology) -> VMSeedResult:
     ctl = sim.runtime("ctl")
     ctl.spawn(_drive(ctl, controller, hosts, config.duration))
     ctl.spawn(_probe(sim, hosts, twice))
+    crashed_with: set[str] = set()  # VMs a host held when it crashed (they may be gone)
+    crash = sim.crash
+
+    def crash_recording(node: str) -> None:
+        if node in hosts and sim.runtime(node).alive:
+            crashed_with.update(sim.runtime(node).app.vms)
+        crash(node)
+
+    sim.crash = crash_recording  # type: ignore[method-assign]
     kinds = tuple(k for k in config.faults if k in KINDS)
     if kinds:
         config.nemesis(kinds, [*hosts, "ctl"]).schedule(sim)
@@ -134,7 +146,7 @@ def run_vm_seed(config, seed: int, topology) -> VMSeedResult:
 
     placed = {h: sim.runtime(h).app.vms for h in hosts}
     violations = [Violation("one running copy", detail) for detail in twice[:5]]
-    violations += check_hosts(placed, controller)
+    violations += check_hosts(placed, controller, crashed_with)
     violations += check_inventory(placed, {h: sim.runtime(h).app.inventory.sync for h in hosts})
     return VMSeedResult(
         seed=seed,
@@ -242,19 +254,25 @@ async def _probe(sim: Simulation, hosts: list[str], twice: list[str]) -> None:
                 twice.append(f"{name} ran on {' and '.join(where)} at t={rt.now():.3f}")
 
 
-def check_hosts(placed: dict[str, dict], controller: Controller) -> list[Violation]:
-    """Settled, and no lost VM (see the module docstring), from the hosts' final VMs."""
+def check_hosts(
+    placed: dict[str, dict], controller: Controller, crashed_with: set[str] = frozenset()
+) -> list[Violation]:
+    """Settled, and no lost VM (see the module docstring), from the hosts' final VMs;
+    ``crashed_with``: the VMs a host held when it crashed."""
     violations = []
     where: dict[str, list[str]] = {}
     for node, vms in placed.items():
         for name, hosted in vms.items():
             where.setdefault(name, []).append(node)
-            if hosted.state != "running" or not hosted.vm.running:
+            # for an operator: a copy left paused because its destination crashed (it may have run
+            # the guest), a post-copy guest whose source crashed with the pages it lacks
+            stranded = hosted.state in ("paused", "arriving") and name in crashed_with
+            if (hosted.state != "running" or not hosted.vm.running) and not stranded:
                 violations.append(Violation("settled", f"{name} on {node} is {hosted.state} after the calm"))
     for name, nodes in sorted(where.items()):
         if len(nodes) > 1:
             violations.append(Violation("no lost VM", f"{name} is on {' and '.join(nodes)}"))
-    for name in sorted(controller.started - controller.stopped - controller.maybe):
+    for name in sorted(controller.started - controller.stopped - controller.maybe - crashed_with):
         if name not in where:
             violations.append(Violation("no lost VM", f"{name} was started and never stopped, yet is gone"))
     for name in sorted(controller.stopped):
@@ -264,8 +282,9 @@ def check_hosts(placed: dict[str, dict], controller: Controller) -> list[Violati
 
 
 def check_inventory(placed: dict[str, dict], replicas: dict[str, StateSync]) -> list[Violation]:
-    """Every replica's inventory records each VM on the host that has it, and nothing else."""
-    truth = {name: [node] for node, vms in placed.items() for name in vms}
+    """Every replica's inventory records each VM on the host that has it, and nothing else (a VM
+    still arriving is recorded once it has arrived)."""
+    truth = {name: [node] for node, vms in placed.items() for name, h in vms.items() if h.state != "arriving"}
     violations = []
     for replica, sync in replicas.items():
         recorded = {

@@ -299,3 +299,23 @@ def test_the_status_says_what_an_operator_should_know_about_a_vm_between_two_hos
     c.run(lambda cl: cl.rt.sleep(60.0))
     (settled,) = c.host("h3").status().vms
     assert (settled.state, settled.detail) == ("running", "")
+
+
+def test_a_post_copy_guest_stopped_at_its_destination_takes_the_sources_paused_copy_with_it():
+    """The destination runs the guest (post-copy) with pages missing, its answer lost; an operator
+    stops it there. The source, in doubt, must not resume its stale copy: it hears that the
+    destination took the guest and gave it up, and drops its copy too."""
+    c = Cluster(settings=lambda engine: quick(engine, postcopy_after=0))
+    c.run(lambda cl: cl.start(VMSpec("web1", 128, dirty_rate=1000), host="h1"))
+    partition_when_h3_switches(c, duration=20.0)
+    with pytest.raises(MigrationInDoubt):
+        c.run(lambda cl: cl.migrate("web1", "h3", engine="postcopy"))
+    c.sim.run_until_complete("h3", lambda rt: _stop(rt.app, "web1"), timeout=10)  # behind the partition
+    assert "web1" not in c.host("h3").vms and c.host("h1").vms["web1"].state == "in-doubt"
+    c.run(lambda cl: cl.rt.sleep(60.0))
+    assert "web1" not in c.host("h1").vms  # not resumed: dropped
+    assert c.host("h1").stats.in_doubt == {"destination": 1}
+
+
+async def _stop(host, name):
+    host.stop(name)
